@@ -1,0 +1,256 @@
+//! Where the kube-apiserver and etcd binaries come from.
+//!
+//! In order of preference:
+//! 1. `TEST_ASSET_KUBE_APISERVER` and `TEST_ASSET_ETCD`, each naming a binary;
+//! 2. `KUBEBUILDER_ASSETS`, a directory holding `kube-apiserver` and `etcd`
+//!    (controller-runtime envtest's convention);
+//! 3. the cache, `$KUBE_TESTENV_CACHE` or `$XDG_CACHE_HOME/kube-testenv` or
+//!    `~/.cache/kube-testenv`, in a directory named after the pinned versions
+//!    and a hash of the Go module's go.mod and go.sum, so that changing the
+//!    pin builds anew and nothing else does;
+//! 4. building both with `go build` from the Go module in
+//!    `xtask/controlplane`, which pins `k8s.io/kubernetes` and etcd. The
+//!    result goes to the cache (written under a temporary name, then
+//!    renamed, so a crashed build never leaves a half binary behind).
+//!
+//! A build runs under a time limit and fails with the tail of its log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, io, log_tail};
+
+/// The Go module (in this repository) that pins the upstream sources.
+pub fn module_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/controlplane")
+}
+
+/// How long one `go build` may take before it is killed.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// Paths to the two server binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binaries {
+    /// The kube-apiserver binary.
+    pub kube_apiserver: PathBuf,
+    /// The etcd binary.
+    pub etcd: PathBuf,
+}
+
+/// Where [`ensure`] found the binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// Named by KUBEBUILDER_ASSETS or TEST_ASSET_*.
+    Environment,
+    /// Already in the cache: nothing was built.
+    Cached,
+    /// Built now; how long that took.
+    Built(Duration),
+}
+
+/// The upstream versions pinned by the Go module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pins {
+    /// `k8s.io/kubernetes`, e.g. `v1.37.2`.
+    pub kubernetes: String,
+    /// `go.etcd.io/etcd/server/v3`, e.g. `v3.7.0`.
+    pub etcd: String,
+    /// A hash of go.mod and go.sum, so that any change of pin changes the cache key.
+    pub module_hash: u64,
+}
+
+impl Pins {
+    /// Reads the pins from the Go module's go.mod.
+    pub fn read() -> Result<Self> {
+        let dir = module_dir();
+        let gomod_path = dir.join("go.mod");
+        let gomod = std::fs::read_to_string(&gomod_path).map_err(io("read", &gomod_path))?;
+        let gosum = std::fs::read(dir.join("go.sum")).map_err(io("read", dir.join("go.sum")))?;
+        let find = |module: &str| {
+            gomod
+                .lines()
+                .map(|l| l.trim().trim_start_matches("require").trim())
+                .find_map(|l| {
+                    let mut words = l.split_whitespace();
+                    (words.next() == Some(module)).then(|| words.next().map(str::to_string)).flatten()
+                })
+                .ok_or_else(|| Error::Pins { path: gomod_path.clone(), reason: format!("no version for {module}") })
+        };
+        Ok(Self {
+            kubernetes: find("k8s.io/kubernetes")?,
+            etcd: find("go.etcd.io/etcd/server/v3")?,
+            module_hash: fnv1a(gomod.as_bytes().iter().chain(gosum.iter())),
+        })
+    }
+
+    /// The cache directory's name for these pins.
+    pub fn cache_key(&self) -> String {
+        format!("kubernetes-{}-etcd-{}-{:08x}", self.kubernetes, self.etcd, self.module_hash as u32)
+    }
+
+    /// `-ldflags` that make `/version` report the pinned version.
+    fn ldflags(&self) -> String {
+        let v = self.kubernetes.trim_start_matches('v');
+        let mut parts = v.split('.');
+        let major = parts.next().unwrap_or_default();
+        let minor = parts.next().unwrap_or_default();
+        let pkg = "k8s.io/component-base/version";
+        format!(
+            "-s -w -X {pkg}.gitVersion={} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor} -X {pkg}.gitTreeState=clean",
+            self.kubernetes
+        )
+    }
+}
+
+fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The root of the binary cache.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBE_TESTENV_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|h| h.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("kube-testenv")
+}
+
+fn executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Binaries named by the environment (envtest's variables), if any.
+pub fn from_environment() -> Result<Option<Binaries>> {
+    let asset = |var: &'static str, fallback: Option<PathBuf>| -> Result<Option<PathBuf>> {
+        match std::env::var_os(var).map(PathBuf::from).or(fallback) {
+            None => Ok(None),
+            Some(path) if executable(&path) => Ok(Some(path)),
+            Some(path) => Err(Error::MissingAsset { var, path }),
+        }
+    };
+    let assets = std::env::var_os("KUBEBUILDER_ASSETS").map(PathBuf::from).filter(|d| !d.as_os_str().is_empty());
+    let (api_var, etcd_var) = ("TEST_ASSET_KUBE_APISERVER", "TEST_ASSET_ETCD");
+    let api = if std::env::var_os(api_var).is_some() {
+        asset(api_var, None)?
+    } else {
+        asset("KUBEBUILDER_ASSETS", assets.as_ref().map(|d| d.join("kube-apiserver")))?
+    };
+    let etcd = if std::env::var_os(etcd_var).is_some() {
+        asset(etcd_var, None)?
+    } else {
+        asset("KUBEBUILDER_ASSETS", assets.as_ref().map(|d| d.join("etcd")))?
+    };
+    Ok(match (api, etcd) {
+        (Some(kube_apiserver), Some(etcd)) => Some(Binaries { kube_apiserver, etcd }),
+        _ => None,
+    })
+}
+
+/// The cache directory for the current pins.
+pub fn cache_dir() -> Result<PathBuf> {
+    Ok(cache_root().join(Pins::read()?.cache_key()))
+}
+
+/// Finds the binaries, building them if needed. `progress` receives one line
+/// per step, for people watching a first build.
+pub fn ensure(mut progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> {
+    if let Some(found) = from_environment()? {
+        return Ok((found, Provenance::Environment));
+    }
+    let pins = Pins::read()?;
+    let dir = cache_root().join(pins.cache_key());
+    let wanted = Binaries { kube_apiserver: dir.join("kube-apiserver"), etcd: dir.join("etcd") };
+    if executable(&wanted.kube_apiserver) && executable(&wanted.etcd) {
+        return Ok((wanted, Provenance::Cached));
+    }
+    std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+    // One builder at a time per cache entry, across processes.
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+    lock.lock().map_err(io("lock", &lock_path))?;
+    if executable(&wanted.kube_apiserver) && executable(&wanted.etcd) {
+        return Ok((wanted, Provenance::Cached));
+    }
+    let started = Instant::now();
+    for (binary, package, target) in [
+        ("etcd", "go.etcd.io/etcd/server/v3", &wanted.etcd),
+        ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", &wanted.kube_apiserver),
+    ] {
+        if executable(target) {
+            continue;
+        }
+        progress(&format!(
+            "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
+            pins.kubernetes, pins.etcd
+        ));
+        go_build(binary, package, target, &pins)?;
+    }
+    Ok((wanted, Provenance::Built(started.elapsed())))
+}
+
+fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let log = dir.join(format!("{binary}.build.log"));
+    let tmp = dir.join(format!(".{binary}.partial"));
+    let log_file = std::fs::File::create(&log).map_err(io("create", &log))?;
+    let log_err = log_file.try_clone().map_err(io("open", &log))?;
+    let failed = |reason: String| Error::Build { binary, reason, log: log.clone(), tail: log_tail(&log, 30) };
+    let mut child = Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()))
+        .args(["build", "-ldflags", &pins.ldflags(), "-o"])
+        .arg(&tmp)
+        .arg(package)
+        .current_dir(module_dir())
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| failed(format!("cannot run `go` (is Go installed and on PATH?): {e}")))?;
+    let deadline = Instant::now() + BUILD_TIMEOUT;
+    let status = loop {
+        match child.try_wait().map_err(|e| failed(e.to_string()))? {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("timed out after {} minutes", BUILD_TIMEOUT.as_secs() / 60)));
+            }
+            None => std::thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    if !status.success() {
+        return Err(failed(format!("go build exited with {status}")));
+    }
+    std::fs::rename(&tmp, target).map_err(io("rename", &tmp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_come_from_the_go_module() {
+        let pins = Pins::read().unwrap();
+        assert!(pins.kubernetes.starts_with("v1."), "{pins:?}");
+        assert!(pins.etcd.starts_with("v3."), "{pins:?}");
+        assert!(pins.cache_key().contains(&pins.kubernetes));
+    }
+
+    #[test]
+    fn ldflags_stamp_the_version() {
+        let pins = Pins { kubernetes: "v1.37.2".into(), etcd: "v3.7.0".into(), module_hash: 1 };
+        let flags = pins.ldflags();
+        assert!(flags.contains("gitVersion=v1.37.2"));
+        assert!(flags.contains("gitMajor=1 "));
+        assert!(flags.contains("gitMinor=37 "));
+    }
+
+    #[test]
+    fn hash_changes_with_content() {
+        assert_ne!(fnv1a(b"a".iter()), fnv1a(b"b".iter()));
+    }
+}

@@ -1,0 +1,103 @@
+//! Certificates for a local control plane, generated fresh for every start.
+//!
+//! Guarantees: the serving certificate is valid for `localhost`, `127.0.0.1`
+//! and `::1` and chains to [`Certs::ca_pem`]; the admin client certificate has
+//! CN `kube-testenv-admin` and O `system:masters` (so RBAC allows it
+//! everything) and chains to a separate client CA given to kube-apiserver as
+//! `--client-ca-file`; the service-account key pair is ECDSA P-256, which
+//! kube-apiserver accepts for signing tokens. Nothing is written to disk here:
+//! [`crate::ControlPlane`] decides where the files go.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+use crate::error::{Error, Result};
+
+/// PEM material for one control plane.
+pub struct Certs {
+    /// The CA that signed the serving certificate (what clients trust).
+    pub ca_pem: String,
+    /// kube-apiserver's serving certificate.
+    pub serving_cert_pem: String,
+    /// kube-apiserver's serving key.
+    pub serving_key_pem: String,
+    /// The CA kube-apiserver trusts for client certificates.
+    pub client_ca_pem: String,
+    /// The admin user's client certificate (group `system:masters`).
+    pub admin_cert_pem: String,
+    /// The admin user's private key (PKCS#8).
+    pub admin_key_pem: String,
+    /// The service-account signing key (PKCS#8, ECDSA P-256).
+    pub sa_key_pem: String,
+    /// Its public half, for `--service-account-key-file`.
+    pub sa_pub_pem: String,
+}
+
+impl std::fmt::Debug for Certs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certs").finish_non_exhaustive()
+    }
+}
+
+fn key(what: &'static str) -> Result<KeyPair> {
+    KeyPair::generate().map_err(|source| Error::Certs { what, source })
+}
+
+fn ca_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params
+}
+
+impl Certs {
+    /// Generates a complete, fresh set.
+    pub fn generate() -> Result<Self> {
+        let err = |what| move |source| Error::Certs { what, source };
+
+        let ca_key = key("serving CA key")?;
+        let serving_ca = ca_params("kube-testenv serving CA");
+        let ca_cert = serving_ca.self_signed(&ca_key).map_err(err("serving CA"))?;
+        let ca = Issuer::new(serving_ca, ca_key);
+
+        let serving_key = key("serving key")?;
+        let mut serving = CertificateParams::new(vec!["localhost".to_string()]).map_err(err("serving cert"))?;
+        serving.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+        serving.subject_alt_names.push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let serving_cert = serving.signed_by(&serving_key, &ca).map_err(err("serving cert"))?;
+
+        let client_ca_key = key("client CA key")?;
+        let client_ca_params = ca_params("kube-testenv client CA");
+        let client_ca_cert = client_ca_params.self_signed(&client_ca_key).map_err(err("client CA"))?;
+        let client_ca = Issuer::new(client_ca_params, client_ca_key);
+
+        let admin_key = key("admin key")?;
+        let mut admin = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "kube-testenv-admin");
+        dn.push(DnType::OrganizationName, "system:masters");
+        admin.distinguished_name = dn;
+        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let admin_cert = admin.signed_by(&admin_key, &client_ca).map_err(err("admin cert"))?;
+
+        let sa_key = key("service-account key")?;
+
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            serving_cert_pem: serving_cert.pem(),
+            serving_key_pem: serving_key.serialize_pem(),
+            client_ca_pem: client_ca_cert.pem(),
+            admin_cert_pem: admin_cert.pem(),
+            admin_key_pem: admin_key.serialize_pem(),
+            sa_pub_pem: sa_key.public_key_pem(),
+            sa_key_pem: sa_key.serialize_pem(),
+        })
+    }
+}

@@ -1,0 +1,312 @@
+//! A local control plane: etcd and kube-apiserver on 127.0.0.1, started the
+//! way controller-runtime's envtest starts them.
+//!
+//! Guarantees once [`ControlPlane::start`] returns `Ok`:
+//! - etcd answers `/health` and kube-apiserver answers `/readyz` with 200;
+//! - both listen on free 127.0.0.1 ports and keep their data in a fresh
+//!   directory under `$TMPDIR/kube-testenv/` (etcd with `--unsafe-no-fsync`);
+//! - [`ControlPlane::kubeconfig`] is a kubeconfig (cluster, user, context
+//!   `kube-testenv`) for an admin in group `system:masters`, authenticating
+//!   with a client certificate and verifying the server against its own CA;
+//! - the servers stop when the `ControlPlane` is dropped or stopped, and in
+//!   any case when this process exits (see [`crate::process`]).
+//!
+//! Start-up is bounded: etcd gets 60 s and kube-apiserver 120 s to become
+//! ready; a server that exits or times out fails the start with the tail of
+//! its log. A directory left behind by a dead process is removed by the next
+//! start.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use std::sync::Mutex;
+
+use crate::access::Access;
+use crate::binaries::Binaries;
+use crate::certs::Certs;
+use crate::error::{Result, io};
+use crate::process::{ServerProcess, free_port};
+
+
+const ETCD_READY: Duration = Duration::from_secs(60);
+const APISERVER_READY: Duration = Duration::from_secs(120);
+
+/// A running etcd + kube-apiserver pair.
+#[derive(Debug)]
+pub struct ControlPlane {
+    dir: PathBuf,
+    binaries: Binaries,
+    etcd: Mutex<ServerProcess>,
+    apiserver: Mutex<ServerProcess>,
+    apiserver_args: Vec<String>,
+    etcd_url: String,
+    access: Access,
+    kubeconfig: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver from `binaries` and waits until both
+    /// are ready. Blocking; safe to call from inside an async runtime.
+    pub fn start(binaries: &Binaries) -> Result<Self> {
+        let root = std::env::temp_dir().join("kube-testenv");
+        remove_stale_dirs(&root);
+        let dir = root.join(format!("{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+
+        let certs = Certs::generate()?;
+        let write = |name: &str, contents: &str| -> Result<String> {
+            let path = dir.join(name);
+            std::fs::write(&path, contents).map_err(io("write", &path))?;
+            Ok(path.display().to_string())
+        };
+        let ca = write("ca.crt", &certs.ca_pem)?;
+        let serving_cert = write("apiserver.crt", &certs.serving_cert_pem)?;
+        let serving_key = write("apiserver.key", &certs.serving_key_pem)?;
+        let client_ca = write("client-ca.crt", &certs.client_ca_pem)?;
+        let sa_key = write("sa.key", &certs.sa_key_pem)?;
+        let sa_pub = write("sa.pub", &certs.sa_pub_pem)?;
+        let _ = ca;
+
+        let (client_port, peer_port) = (free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_args: Vec<String> = vec![
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ];
+        let mut etcd = ServerProcess::spawn("etcd", &binaries.etcd, &etcd_args, &dir.join("etcd.log"))?;
+        wait_ready(&mut etcd, ETCD_READY, || etcd_healthy(client_port))?;
+
+        let port = free_port()?;
+        let server = format!("https://127.0.0.1:{port}");
+        let apiserver_args: Vec<String> = vec![
+            "--advertise-address=127.0.0.1".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--etcd-servers={etcd_url}"),
+            format!("--cert-dir={}", dir.display()),
+            format!("--tls-cert-file={serving_cert}"),
+            format!("--tls-private-key-file={serving_key}"),
+            format!("--client-ca-file={client_ca}"),
+            format!("--service-account-issuer={server}/"),
+            format!("--service-account-key-file={sa_pub}"),
+            format!("--service-account-signing-key-file={sa_key}"),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=RBAC".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            // The default reconciler refuses a loopback advertise address.
+            "--endpoint-reconciler-type=none".into(),
+            "--allow-privileged=true".into(),
+            "--v=1".into(),
+        ];
+        let access = Access {
+            server,
+            ca_pem: certs.ca_pem.clone(),
+            client_identity: Some((certs.admin_cert_pem.clone(), certs.admin_key_pem.clone())),
+            bearer_token: None,
+        };
+        let mut apiserver =
+            ServerProcess::spawn("kube-apiserver", &binaries.kube_apiserver, &apiserver_args, &dir.join("kube-apiserver.log"))?;
+        wait_apiserver(&mut apiserver, &access)?;
+
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_yaml(&access, &certs)).map_err(io("write", &kubeconfig))?;
+        Ok(Self {
+            dir,
+            binaries: binaries.clone(),
+            etcd: Mutex::new(etcd),
+            apiserver: Mutex::new(apiserver),
+            apiserver_args,
+            etcd_url,
+            access,
+            kubeconfig,
+        })
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// How this crate reaches the API server as admin.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// `https://127.0.0.1:PORT` of kube-apiserver.
+    pub fn server_url(&self) -> &str {
+        &self.access.server
+    }
+
+    /// `http://127.0.0.1:PORT` of etcd (for compaction in tests).
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
+    }
+
+    /// The directory holding certificates, logs and etcd's data.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Process ids of etcd and kube-apiserver, in that order.
+    pub fn pids(&self) -> (u32, u32) {
+        (lock(&self.etcd).pid(), lock(&self.apiserver).pid())
+    }
+
+    /// Stops kube-apiserver only (etcd keeps the data); watches break.
+    pub fn stop_apiserver(&self) {
+        lock(&self.apiserver).stop();
+    }
+
+    /// Starts kube-apiserver again on the same port with the same data, and
+    /// waits until it is ready. Call after [`ControlPlane::stop_apiserver`]
+    /// (it stops a running one first).
+    pub fn start_apiserver(&self) -> Result<()> {
+        let mut guard = lock(&self.apiserver);
+        guard.stop();
+        let mut fresh = ServerProcess::spawn(
+            "kube-apiserver",
+            &self.binaries.kube_apiserver,
+            &self.apiserver_args,
+            &self.dir.join("kube-apiserver.log"),
+        )?;
+        wait_apiserver(&mut fresh, &self.access)?;
+        *guard = fresh;
+        Ok(())
+    }
+
+    /// Stops both servers and removes the directory.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        lock(&self.apiserver).stop();
+        lock(&self.etcd).stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn unique() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Removes `root/<pid>-<n>` directories whose process no longer exists.
+fn remove_stale_dirs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_string_lossy().split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Polls `check` until it says ready, the server exits, or `limit` passes.
+fn wait_ready(server: &mut ServerProcess, limit: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = server.exited() {
+            return Err(server.start_error(exit));
+        }
+        if check() {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            let err = server.start_error(format!("not ready after {} s", limit.as_secs()));
+            server.stop();
+            return Err(err);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_apiserver(server: &mut ServerProcess, access: &Access) -> Result<()> {
+    let client = block_on(async { access.http_client() })?;
+    wait_ready(server, APISERVER_READY, || {
+        block_on(async {
+            matches!(access.request(&client, "GET", "/readyz", None).await, Ok((200, _)))
+        })
+    })
+}
+
+/// etcd's `/health`, over plain HTTP/1.0 on loopback.
+fn etcd_healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+}
+
+/// Runs a future to completion on a private runtime in a scoped thread, so
+/// that it works whether or not the caller is inside a tokio runtime.
+pub(crate) fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread tokio runtime can always be built")
+                .block_on(future)
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn kubeconfig_yaml(access: &Access, certs: &Certs) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: kube-testenv
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: kube-testenv-admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: kube-testenv
+  context:
+    cluster: kube-testenv
+    user: kube-testenv-admin
+    namespace: default
+current-context: kube-testenv
+",
+        server = access.server,
+        ca = b64(&certs.ca_pem),
+        cert = b64(&certs.admin_cert_pem),
+        key = b64(&certs.admin_key_pem),
+    )
+}

@@ -1,0 +1,123 @@
+//! `cargo xtask controlplane …`: a control plane that outlives the command.
+//!
+//! `up` starts `xtask controlplane serve` in its own process group, with its
+//! output in `<cache>/run/serve.log`; `serve` starts etcd and kube-apiserver
+//! (which die with it), copies the kubeconfig to `<cache>/run/kubeconfig`
+//! and waits for SIGTERM or SIGINT, then stops them cleanly. `down` sends
+//! SIGTERM to `serve` and waits for it to go; `env` prints the export line.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube_testenv::{Binaries, ControlPlane, Provenance, binaries};
+
+fn run_dir() -> PathBuf {
+    binaries::cache_root().join("run")
+}
+
+/// Builds or reuses the binaries, saying which.
+pub fn build() -> Result<Binaries> {
+    let (found, provenance) = binaries::ensure(|line| println!("    {line}"))?;
+    let dir = found.kube_apiserver.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    match provenance {
+        Provenance::Environment => println!("    using binaries from KUBEBUILDER_ASSETS / TEST_ASSET_*: {dir}"),
+        Provenance::Cached => println!("    reused cached binaries in {dir} (no rebuild)"),
+        Provenance::Built(took) => {
+            println!("    built kube-apiserver and etcd in {:.1} min into {dir}", took.as_secs_f64() / 60.0)
+        }
+    }
+    Ok(found)
+}
+
+fn serve_pid() -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(run_dir().join("serve.pid")).ok()?.trim().parse().ok()?;
+    std::path::Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn export_line() -> String {
+    format!("export KUBECONFIG={}", run_dir().join("kubeconfig").display())
+}
+
+pub fn up() -> Result<()> {
+    if let Some(pid) = serve_pid() {
+        println!("a control plane is already running (pid {pid})\n{}", export_line());
+        return Ok(());
+    }
+    build()?;
+    let dir = run_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join("kubeconfig"));
+    let log = dir.join("serve.log");
+    let out = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["controlplane", "serve"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .context("start `xtask controlplane serve`")?;
+    std::fs::write(dir.join("serve.pid"), child.id().to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while Instant::now() < deadline {
+        if dir.join("kubeconfig").exists() {
+            println!("control plane is up (pid {}); its log: {}", child.id(), log.display());
+            println!("{}", export_line());
+            return Ok(());
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+    bail!("the control plane did not come up; {}:\n{tail}", log.display())
+}
+
+pub fn serve() -> Result<()> {
+    let (found, _) = binaries::ensure(|line| println!("{line}"))?;
+    let plane = ControlPlane::start(&found)?;
+    let target = run_dir().join("kubeconfig");
+    std::fs::copy(plane.kubeconfig(), &target).with_context(|| format!("write {}", target.display()))?;
+    println!("ready: {} (etcd {})", plane.server_url(), plane.etcd_url());
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        anyhow::Ok(())
+    })?;
+    println!("stopping");
+    let _ = std::fs::remove_file(&target);
+    plane.stop();
+    Ok(())
+}
+
+pub fn down() -> Result<()> {
+    let Some(pid) = serve_pid() else {
+        println!("no control plane is running");
+        return Ok(());
+    };
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serve_pid().is_some() {
+        if Instant::now() > deadline {
+            bail!("control plane (pid {pid}) still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(run_dir().join("serve.pid"));
+    println!("control plane stopped");
+    Ok(())
+}
+
+pub fn env() -> Result<()> {
+    match serve_pid() {
+        Some(_) => println!("{}", export_line()),
+        None => bail!("no control plane is running; start one with `cargo xtask controlplane up`"),
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! Project automation. `cargo xtask <command>`:
+//!
+//! - `test` — every check CI runs: rustfmt, clippy, the control-plane
+//!   binaries (built once, then reused), and all tests against them;
+//! - `controlplane up | down | env | build` — a local etcd + kube-apiserver
+//!   for people, examples and benchmarks.
+
+mod controlplane;
+mod test;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test                    fmt, clippy, control-plane binaries, all tests (what CI runs)
+  controlplane build      build (or reuse) kube-apiserver and etcd
+  controlplane up         start a control plane in the background; prints `export KUBECONFIG=...`
+  controlplane env        print `export KUBECONFIG=...` for the running control plane
+  controlplane down       stop it";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["test"] => test::run(),
+        ["controlplane", "build"] => controlplane::build().map(|_| ()),
+        ["controlplane", "up"] => controlplane::up(),
+        ["controlplane", "down"] => controlplane::down(),
+        ["controlplane", "env"] => controlplane::env(),
+        ["controlplane", "serve"] => controlplane::serve(),
+        ["help" | "--help" | "-h"] | [] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("unknown command `{}`\n\n{USAGE}", args.join(" ")),
+    }
+}

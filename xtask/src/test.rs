@@ -1,0 +1,43 @@
+//! `cargo xtask test`: the one command that checks everything, in order,
+//! stopping at the first failing step and naming it.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Runs one step, printing its name and duration; fails naming the step.
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    println!("==> xtask test: {name}");
+    let started = Instant::now();
+    let status = cmd.status().with_context(|| format!("step `{name}`: cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("step `{name}` failed ({status}); command: {cmd:?}");
+    }
+    println!("==> xtask test: {name}: ok in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+pub fn run() -> Result<()> {
+    let started = Instant::now();
+    step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
+    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+
+    println!("==> xtask test: control-plane binaries");
+    let binaries = crate::controlplane::build().context("step `control-plane binaries` failed")?;
+    let assets = binaries.kube_apiserver.parent().context("binary path has no parent")?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    if std::env::var_os("USE_EXISTING_CLUSTER").is_none() {
+        // The tests find the binaries the same way envtest users would.
+        test.env("KUBEBUILDER_ASSETS", assets);
+    }
+    step("tests (unit, doc, integration against the control plane)", &mut test)?;
+    println!("==> xtask test: all steps passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
