@@ -6,8 +6,9 @@
 //! - A user is validated when it is selected: a token (`token` or
 //!   `tokenFile`) together with basic auth, a certificate without its key
 //!   (or the reverse), a `*-data` field together with its file field, `exec`
-//!   together with `auth-provider`, or `as-uid`/`as-groups`/`as-user-extra`
-//!   without `as` are errors naming the user and file.
+//!   together with `auth-provider`, a `password` without `username`, or
+//!   `as-uid`/`as-groups`/`as-user-extra` without `as` are errors naming the
+//!   user and file.
 //! - Precedence: `token` > `tokenFile` > `username`/`password` > client
 //!   certificate alone > `exec` > `auth-provider`. As in client-go, an exec
 //!   plugin is not run when the user already has a token, basic auth or a
@@ -228,13 +229,17 @@ pub(crate) fn resolve_user(
     let has_token = u.token.as_ref().is_some_and(|t| !t.is_empty()) || set(&u.token_file);
     let has_basic = set(&u.username) || u.password.as_ref().is_some_and(|p| !p.is_empty());
     if has_token && has_basic {
-        return Err(invalid("more than one authentication method found (token and basic auth); only one is allowed"));
+        return Err(invalid(
+            "more than one authentication method found (token and basic auth); only one is allowed",
+        ));
     }
     if has_basic && !set(&u.username) {
         return Err(invalid("password is set without username"));
     }
     if set(&u.client_certificate) && set(&u.client_certificate_data) {
-        return Err(invalid("both client-certificate and client-certificate-data are set"));
+        return Err(invalid(
+            "both client-certificate and client-certificate-data are set",
+        ));
     }
     let has_key_data = u.client_key_data.as_ref().is_some_and(|k| !k.is_empty());
     if set(&u.client_key) && has_key_data {
@@ -254,9 +259,13 @@ pub(crate) fn resolve_user(
     }
     let has_impersonate_details = set(&u.impersonate_uid)
         || u.impersonate_groups.as_ref().is_some_and(|g| !g.is_empty())
-        || u.impersonate_user_extra.as_ref().is_some_and(|e| !e.is_empty());
+        || u.impersonate_user_extra
+            .as_ref()
+            .is_some_and(|e| !e.is_empty());
     if has_impersonate_details && !set(&u.impersonate) {
-        return Err(invalid("as-uid, as-groups or as-user-extra is set without as"));
+        return Err(invalid(
+            "as-uid, as-groups or as-user-extra is set without as",
+        ));
     }
 
     let identity = if has_cert {
@@ -311,7 +320,10 @@ pub(crate) fn resolve_user(
         }
     } else if identity.is_some() {
         if u.exec.is_some() {
-            tracing::debug!(user = name, "user has a client certificate; its exec plugin is not used");
+            tracing::debug!(
+                user = name,
+                "user has a client certificate; its exec plugin is not used"
+            );
         }
         Auth::None
     } else if let Some(exec) = &u.exec {
@@ -361,7 +373,9 @@ fn oidc(config: &BTreeMap<String, String>) -> Option<Auth> {
             "idp-issuer-url" => provider.issuer_url = Some(v.clone()),
             "refresh-token" => provider.refresh_token = Some(SecretString::new(v.as_str())),
             _ => {
-                provider.other.insert(k.clone(), SecretString::new(v.as_str()));
+                provider
+                    .other
+                    .insert(k.clone(), SecretString::new(v.as_str()));
             }
         }
     }
@@ -401,7 +415,10 @@ mod tests {
             err("{token: a, username: b}"),
             "user `u` in /k/config: more than one authentication method found (token and basic auth); only one is allowed"
         );
-        assert_eq!(err("{password: p}"), "user `u` in /k/config: password is set without username");
+        assert_eq!(
+            err("{password: p}"),
+            "user `u` in /k/config: password is set without username"
+        );
         assert_eq!(
             err("{client-certificate: a, client-certificate-data: b, client-key: c}"),
             "user `u` in /k/config: both client-certificate and client-certificate-data are set"
@@ -435,7 +452,10 @@ mod tests {
         let r = resolve("{username: a, password: p}").expect("basic");
         assert_eq!(r.auth.kind(), "basic");
         let cred = r.auth.current_credential().expect("cred").expect("some");
-        assert_eq!(cred.authorization_header().expect("hdr").expose(), "Basic YTpw");
+        assert_eq!(
+            cred.authorization_header().expect("hdr").expose(),
+            "Basic YTpw"
+        );
         let r = resolve("{}").expect("none");
         assert_eq!(r.auth.kind(), "none");
         assert!(r.auth.current_credential().expect("cred").is_none());
@@ -454,11 +474,20 @@ mod tests {
         assert_eq!(id_token.expose(), "idt");
         assert_eq!(provider.client_id.as_deref(), Some("cid"));
         assert_eq!(provider.issuer_url.as_deref(), Some("https://issuer"));
-        assert_eq!(provider.refresh_token.as_ref().map(|s| s.expose()), Some("rt"));
-        assert_eq!(provider.client_secret.as_ref().map(|s| s.expose()), Some("cs"));
+        assert_eq!(
+            provider.refresh_token.as_ref().map(|s| s.expose()),
+            Some("rt")
+        );
+        assert_eq!(
+            provider.client_secret.as_ref().map(|s| s.expose()),
+            Some("cs")
+        );
         assert!(provider.other.contains_key("extra-scopes"));
         let cred = r.auth.current_credential().expect("cred").expect("some");
-        assert_eq!(cred.authorization_header().expect("hdr").expose(), "Bearer idt");
+        assert_eq!(
+            cred.authorization_header().expect("hdr").expose(),
+            "Bearer idt"
+        );
         let dbg = format!("{:?}", r.auth);
         for s in ["idt", "\"rt\"", "\"cs\""] {
             assert!(!dbg.contains(s), "{dbg}");

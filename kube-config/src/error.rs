@@ -62,7 +62,7 @@ fn hint(install_hint: &Option<String>) -> String {
     }
 }
 
-fn tried(tried: &[String]) -> String {
+fn join_tried(tried: &[String]) -> String {
     if tried.is_empty() {
         "nothing to try".to_owned()
     } else {
@@ -156,6 +156,15 @@ pub enum Error {
         context: String,
         /// The cluster name it refers to.
         cluster: String,
+        /// The kubeconfig files that were searched.
+        files: FileList,
+    },
+
+    /// The selected context names no cluster (and none was given).
+    #[error("context `{context}` names no cluster (in {files})")]
+    ContextWithoutCluster {
+        /// The context name.
+        context: String,
         /// The kubeconfig files that were searched.
         files: FileList,
     },
@@ -290,7 +299,9 @@ pub enum Error {
     },
 
     /// The exec plugin printed something that is not a valid ExecCredential.
-    #[error("exec plugin `{command}` of user `{user}` returned an invalid ExecCredential: {reason}")]
+    #[error(
+        "exec plugin `{command}` of user `{user}` returned an invalid ExecCredential: {reason}"
+    )]
     ExecOutput {
         /// The command.
         command: String,
@@ -329,7 +340,7 @@ pub enum Error {
     },
 
     /// No kubeconfig was found and the process is not in a cluster.
-    #[error("no Kubernetes configuration found; tried: {}", tried(.tried))]
+    #[error("no Kubernetes configuration found; tried: {}", join_tried(.tried))]
     NoConfig {
         /// Each source that was tried and why it was not usable.
         tried: Vec<String>,

@@ -80,7 +80,11 @@ impl ExecProvider {
     /// Checks an exec configuration of user `user`. `cluster` is the
     /// `spec.cluster` to pass (when `provideClusterInfo` is set). The error
     /// is the reason, to be wrapped with the user and file.
-    pub(crate) fn new(user: &str, config: &ExecConfig, cluster: Option<Value>) -> Result<Self, String> {
+    pub(crate) fn new(
+        user: &str,
+        config: &ExecConfig,
+        cluster: Option<Value>,
+    ) -> Result<Self, String> {
         if config.command.is_empty() {
             return Err("exec: command must be specified".to_owned());
         }
@@ -100,7 +104,9 @@ impl ExecProvider {
             Some("Always") => InteractiveMode::Always,
             None | Some("") if api_version == EXEC_API_V1BETA1 => InteractiveMode::IfAvailable,
             None | Some("") => {
-                return Err(format!("exec: interactiveMode must be specified for {EXEC_API_V1}"));
+                return Err(format!(
+                    "exec: interactiveMode must be specified for {EXEC_API_V1}"
+                ));
             }
             Some(other) => {
                 return Err(format!(
@@ -240,7 +246,7 @@ impl ExecProvider {
             });
         }
         if !output.stderr.is_empty() {
-            tracing::info!(
+            tracing::debug!(
                 command = %inner.command,
                 stderr = %bounded_stderr(&output.stderr),
                 "exec credential plugin wrote to stderr"
@@ -261,7 +267,10 @@ impl fmt::Debug for ExecProvider {
             .field("user", &i.user)
             .field("command", &i.command)
             .field("args", &i.args)
-            .field("env_names", &i.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "env_names",
+                &i.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("api_version", &i.api_version)
             .field("interactive_mode", &i.interactive_mode)
             .field("provide_cluster_info", &i.cluster.is_some())
@@ -299,7 +308,11 @@ fn parse_output(stdout: &[u8], api_version: &str) -> Result<Credential, String> 
     }
     match obj.get("apiVersion").and_then(Value::as_str) {
         Some(v) if v == api_version => {}
-        Some(v) => return Err(format!("apiVersion is `{v}`, but the kubeconfig asks for `{api_version}`")),
+        Some(v) => {
+            return Err(format!(
+                "apiVersion is `{v}`, but the kubeconfig asks for `{api_version}`"
+            ));
+        }
         None => return Err("apiVersion is missing".to_owned()),
     }
     let Some(Value::Object(status)) = obj.get("status") else {
@@ -338,7 +351,9 @@ fn parse_output(stdout: &[u8], api_version: &str) -> Result<Credential, String> 
         }
     };
     if token.is_none() && identity.is_none() {
-        return Err("status has neither a token nor clientCertificateData and clientKeyData".to_owned());
+        return Err(
+            "status has neither a token nor clientCertificateData and clientKeyData".to_owned(),
+        );
     }
     Ok(Credential {
         token: token.map(SecretString::new),
@@ -370,11 +385,15 @@ mod tests {
             "exec: interactiveMode must be specified for client.authentication.k8s.io/v1"
         );
         assert_eq!(
-            err("{command: c, apiVersion: client.authentication.k8s.io/v1, interactiveMode: Sometimes}"),
+            err(
+                "{command: c, apiVersion: client.authentication.k8s.io/v1, interactiveMode: Sometimes}"
+            ),
             "exec: invalid interactiveMode `Sometimes` (use Never, IfAvailable or Always)"
         );
         assert_eq!(
-            err("{command: c, apiVersion: client.authentication.k8s.io/v1beta1, env: [{name: '', value: v}]}"),
+            err(
+                "{command: c, apiVersion: client.authentication.k8s.io/v1beta1, env: [{name: '', value: v}]}"
+            ),
             "exec: env variable name must be specified"
         );
         let p = ExecProvider::new(
@@ -397,11 +416,16 @@ mod tests {
         assert_eq!(cred.token.as_ref().map(|t| t.expose()), Some("t"));
         assert!(cred.expires_at.is_some());
         let e = |out: &str| parse_output(out.as_bytes(), v1).unwrap_err();
-        assert_eq!(e("secret-ish garbage"), "output is not JSON (expected value at line 1 column 1)");
+        assert_eq!(
+            e("secret-ish garbage"),
+            "output is not JSON (expected value at line 1 column 1)"
+        );
         assert_eq!(e("[]"), "output is not a JSON object");
         assert_eq!(e(r#"{"kind":"Other"}"#), "kind is not `ExecCredential`");
         assert_eq!(
-            e(r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","status":{"token":"t"}}"#),
+            e(
+                r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","status":{"token":"t"}}"#
+            ),
             "apiVersion is `client.authentication.k8s.io/v1beta1`, but the kubeconfig asks for `client.authentication.k8s.io/v1`"
         );
         assert_eq!(
@@ -409,19 +433,27 @@ mod tests {
             "status is missing or not an object"
         );
         assert_eq!(
-            e(r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{}}"#),
+            e(
+                r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{}}"#
+            ),
             "status has neither a token nor clientCertificateData and clientKeyData"
         );
         assert_eq!(
-            e(r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":5}}"#),
+            e(
+                r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":5}}"#
+            ),
             "status.token is not a string"
         );
         assert_eq!(
-            e(r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"clientKeyData":"k"}}"#),
+            e(
+                r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"clientKeyData":"k"}}"#
+            ),
             "status has only one of clientCertificateData and clientKeyData; both are needed"
         );
         assert_eq!(
-            e(r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"t","expirationTimestamp":"soon"}}"#),
+            e(
+                r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"t","expirationTimestamp":"soon"}}"#
+            ),
             "status.expirationTimestamp: `soon` is not an RFC 3339 timestamp: too short"
         );
     }

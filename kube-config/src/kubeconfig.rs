@@ -45,7 +45,11 @@ fn is_false(b: &bool) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Kubeconfig {
     /// `apiVersion` (normally `v1`).
-    #[serde(rename = "apiVersion", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "apiVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub api_version: Option<String>,
     /// `kind` (normally `Config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,7 +67,11 @@ pub struct Kubeconfig {
     #[serde(default, deserialize_with = "null_as_default")]
     pub contexts: Vec<NamedContext>,
     /// `current-context`.
-    #[serde(rename = "current-context", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "current-context",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub current_context: Option<String>,
     /// `extensions`, kept as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +106,11 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
     /// `insecure-skip-tls-verify`.
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_false"
+    )]
     pub insecure_skip_tls_verify: bool,
     /// `certificate-authority`: path to a PEM CA bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +122,11 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_url: Option<String>,
     /// `disable-compression`.
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_false"
+    )]
     pub disable_compression: bool,
     /// `extensions`, kept as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,7 +178,11 @@ pub struct AuthInfo {
     #[serde(rename = "as-groups", default, skip_serializing_if = "Option::is_none")]
     pub impersonate_groups: Option<Vec<String>>,
     /// `as-user-extra`: extra fields of the impersonated user.
-    #[serde(rename = "as-user-extra", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "as-user-extra",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub impersonate_user_extra: Option<BTreeMap<String, Vec<String>>>,
     /// `username` for basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,7 +244,11 @@ pub struct ExecConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install_hint: Option<String>,
     /// `provideClusterInfo`: pass the cluster in `KUBERNETES_EXEC_INFO`.
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_false"
+    )]
     pub provide_cluster_info: bool,
     /// `interactiveMode`: `Never`, `IfAvailable` or `Always` (checked when
     /// the user is selected, as in client-go).
@@ -370,11 +394,12 @@ impl Kubeconfig {
     /// Makes the relative file references absolute against `dir`.
     fn resolve_paths(&mut self, dir: &Path) {
         fn resolve(field: &mut Option<String>, dir: &Path) {
-            if let Some(p) = field.as_mut() {
-                if !p.is_empty() && Path::new(p.as_str()).is_relative() {
-                    let joined: PathBuf = dir.join(&*p).components().collect();
-                    *p = joined.to_string_lossy().into_owned();
-                }
+            if let Some(p) = field.as_mut()
+                && !p.is_empty()
+                && Path::new(p.as_str()).is_relative()
+            {
+                let joined: PathBuf = dir.join(&*p).components().collect();
+                *p = joined.to_string_lossy().into_owned();
             }
         }
         for c in &mut self.clusters {
@@ -385,12 +410,12 @@ impl Kubeconfig {
             resolve(&mut user.client_certificate, dir);
             resolve(&mut user.client_key, dir);
             resolve(&mut user.token_file, dir);
-            if let Some(exec) = user.exec.as_mut() {
-                if exec.command.contains(std::path::MAIN_SEPARATOR) {
-                    let mut cmd = Some(std::mem::take(&mut exec.command));
-                    resolve(&mut cmd, dir);
-                    exec.command = cmd.unwrap_or_default();
-                }
+            if let Some(exec) = user.exec.as_mut()
+                && exec.command.contains(std::path::MAIN_SEPARATOR)
+            {
+                let mut cmd = Some(std::mem::take(&mut exec.command));
+                resolve(&mut cmd, dir);
+                exec.command = cmd.unwrap_or_default();
             }
         }
     }
@@ -462,18 +487,35 @@ extensions:
         assert_eq!(u.token_file.as_deref(), Some("./token"));
         assert_eq!(u.impersonate.as_deref(), Some("bob"));
         assert_eq!(u.impersonate_uid.as_deref(), Some("1000"));
-        assert_eq!(u.impersonate_groups.as_deref(), Some(&["admins".to_owned()][..]));
+        assert_eq!(
+            u.impersonate_groups.as_deref(),
+            Some(&["admins".to_owned()][..])
+        );
         let exec = u.exec.as_ref().expect("exec");
         assert!(exec.provide_cluster_info);
         assert_eq!(exec.interactive_mode.as_deref(), Some("Never"));
-        assert_eq!(kc.context("prod").expect("ctx").context.namespace.as_deref(), Some("apps"));
+        assert_eq!(
+            kc.context("prod")
+                .expect("ctx")
+                .context
+                .namespace
+                .as_deref(),
+            Some("apps")
+        );
     }
 
     #[test]
     fn debug_hides_secrets() {
         let kc = Kubeconfig::from_yaml(FULL).expect("parse");
         let dbg = format!("{kc:?}{kc:#?}");
-        for s in ["tok-SECRET-1", "pw-SECRET-2", "key-SECRET-3", "idt-SECRET-4", "cs-SECRET-5", "env-SECRET-6"] {
+        for s in [
+            "tok-SECRET-1",
+            "pw-SECRET-2",
+            "key-SECRET-3",
+            "idt-SECRET-4",
+            "cs-SECRET-5",
+            "env-SECRET-6",
+        ] {
             assert!(!dbg.contains(s), "{s} leaked in {dbg}");
         }
     }
@@ -491,8 +533,14 @@ extensions:
 
     #[test]
     fn empty_and_null() {
-        assert_eq!(Kubeconfig::from_yaml("").expect("empty"), Kubeconfig::default());
-        assert_eq!(Kubeconfig::from_yaml("# hi\n").expect("comment"), Kubeconfig::default());
+        assert_eq!(
+            Kubeconfig::from_yaml("").expect("empty"),
+            Kubeconfig::default()
+        );
+        assert_eq!(
+            Kubeconfig::from_yaml("# hi\n").expect("comment"),
+            Kubeconfig::default()
+        );
         let kc = Kubeconfig::from_yaml(
             "clusters: null\nusers: null\ncontexts:\n- name: a\n  context: null\ncurrent-context: \"\"\n",
         )
@@ -505,7 +553,10 @@ extensions:
     fn bad_yaml_names_line() {
         let err = Kubeconfig::from_yaml("clusters:\n- name: a\n  cluster: [\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("kubeconfig string: invalid kubeconfig: "), "{msg}");
+        assert!(
+            msg.starts_with("kubeconfig string: invalid kubeconfig: "),
+            "{msg}"
+        );
         assert!(msg.contains("line"), "{msg}");
         let err = Kubeconfig::from_yaml("clusters: 5").unwrap_err();
         assert!(err.to_string().contains("invalid type"), "{err}");
@@ -514,7 +565,10 @@ extensions:
     #[test]
     fn duplicate_names_rejected() {
         let err = Kubeconfig::from_yaml("users:\n- name: a\n- name: a\n").unwrap_err();
-        assert_eq!(err.to_string(), "kubeconfig string: duplicate user name `a`");
+        assert_eq!(
+            err.to_string(),
+            "kubeconfig string: duplicate user name `a`"
+        );
     }
 
     #[test]
@@ -527,6 +581,9 @@ extensions:
         assert_eq!(u.client_certificate.as_deref(), Some("/abs/cert"));
         assert_eq!(u.client_key.as_deref(), Some("/base/key.pem"));
         assert_eq!(u.token_file.as_deref(), Some("/base/token"));
-        assert_eq!(u.exec.as_ref().map(|e| e.command.as_str()), Some("/base/bin/plugin"));
+        assert_eq!(
+            u.exec.as_ref().map(|e| e.command.as_str()),
+            Some("/base/bin/plugin")
+        );
     }
 }

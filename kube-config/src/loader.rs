@@ -124,7 +124,14 @@ impl KubeconfigLoader {
             tried.push("KUBECONFIG is not set and HOME is not set".to_owned());
         }
         let mut merged: Option<Kubeconfig> = None;
-        for path in self.candidate_paths() {
+        let candidates: Vec<PathBuf> = self.candidate_paths().collect();
+        if from_env && candidates.is_empty() {
+            tried.push(format!(
+                "KUBECONFIG={:?} names no file",
+                self.kubeconfig_env.as_deref().unwrap_or_default()
+            ));
+        }
+        for path in candidates {
             let label = if from_env {
                 format!("KUBECONFIG entry {}", path.display())
             } else {
@@ -176,10 +183,10 @@ impl Kubeconfig {
                 self.users.push(u);
             }
         }
-        if self.current_context.as_deref().unwrap_or("").is_empty() {
-            if let Some(cc) = lower.current_context.filter(|c| !c.is_empty()) {
-                self.current_context = Some(cc);
-            }
+        if self.current_context.as_deref().unwrap_or("").is_empty()
+            && let Some(cc) = lower.current_context.filter(|c| !c.is_empty())
+        {
+            self.current_context = Some(cc);
         }
         self.api_version = self.api_version.or(lower.api_version);
         self.kind = self.kind.or(lower.kind);
@@ -218,15 +225,29 @@ mod tests {
     #[test]
     fn candidates() {
         let l = KubeconfigLoader::new().with_home("/h");
-        assert_eq!(l.candidate_paths().collect::<Vec<_>>(), [PathBuf::from("/h/.kube/config")]);
+        assert_eq!(
+            l.candidate_paths().collect::<Vec<_>>(),
+            [PathBuf::from("/h/.kube/config")]
+        );
         let l = l.with_kubeconfig_env("");
-        assert_eq!(l.candidate_paths().collect::<Vec<_>>(), [PathBuf::from("/h/.kube/config")]);
+        assert_eq!(
+            l.candidate_paths().collect::<Vec<_>>(),
+            [PathBuf::from("/h/.kube/config")]
+        );
         let l = KubeconfigLoader::new().with_kubeconfig_env(":/a::/b:/a:");
         assert_eq!(
             l.candidate_paths().collect::<Vec<_>>(),
             [PathBuf::from("/a"), PathBuf::from("/b")]
         );
         assert_eq!(KubeconfigLoader::new().candidate_paths().count(), 0);
+        let err = KubeconfigLoader::new()
+            .with_kubeconfig_env("::")
+            .load()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no Kubernetes configuration found; tried: KUBECONFIG=\"::\" names no file"
+        );
     }
 
     #[test]
@@ -258,7 +279,10 @@ mod tests {
         .expect("b");
         let m = a.merge(b);
         assert_eq!(m.clusters.len(), 2);
-        assert_eq!(m.cluster("c").and_then(|c| c.cluster.server.as_deref()), Some("https://a"));
+        assert_eq!(
+            m.cluster("c").and_then(|c| c.cluster.server.as_deref()),
+            Some("https://a")
+        );
         assert_eq!(m.current_context.as_deref(), Some("x"));
         assert_eq!(m.preferences, Some(serde_json::json!({"colors": true})));
         let ext = m.extensions.expect("ext");

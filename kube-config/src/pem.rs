@@ -20,6 +20,21 @@ use rustls_pki_types::{
 
 use crate::{Error, SecretBytes};
 
+/// Describes a PEM syntax error without quoting the content.
+fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "missing `-----END {}-----` line",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { .. } => "malformed `-----BEGIN ...-----` line".to_owned(),
+        E::Base64Decode(detail) => format!("invalid base64 in a PEM block: {detail}"),
+        E::NoItemsFound => "no PEM block found".to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// Parses every certificate of a PEM bundle into DER.
 pub(crate) fn parse_cert_bundle(
     pem: &[u8],
@@ -33,7 +48,7 @@ pub(crate) fn parse_cert_bundle(
     };
     let mut out = Vec::new();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        let cert = cert.map_err(|e| bad(pem_error(&e)))?;
         out.push(cert.as_ref().to_vec());
     }
     if out.is_empty() {
@@ -73,7 +88,10 @@ impl ClientIdentity {
     ///
     /// Errors if the chain holds no certificate or the key is not an RSA
     /// (PKCS#1), PKCS#8 or EC (SEC1) private key.
-    pub fn from_pem(cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Result<Self, Error> {
+    pub fn from_pem(
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Result<Self, Error> {
         Self::from_pem_with_origin(
             cert_pem.into(),
             "client certificate PEM",
@@ -95,10 +113,10 @@ impl ClientIdentity {
             reason,
         };
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-            rustls_pki_types::pem::Error::NoItemsFound => bad_key(
-                "no RSA PRIVATE KEY, PRIVATE KEY or EC PRIVATE KEY block found".to_owned(),
-            ),
-            other => bad_key(other.to_string()),
+            rustls_pki_types::pem::Error::NoItemsFound => {
+                bad_key("no RSA PRIVATE KEY, PRIVATE KEY or EC PRIVATE KEY block found".to_owned())
+            }
+            other => bad_key(pem_error(&other)),
         })?;
         let (key_format, der) = match &key {
             PrivateKeyDer::Pkcs1(k) => (KeyFormat::Pkcs1, k.secret_pkcs1_der().to_vec()),
@@ -184,7 +202,11 @@ mod tests {
             "file /ca",
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("invalid certificate authority in file /ca: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid certificate authority in file /ca: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -177,7 +177,9 @@ impl TokenFile {
 
 impl fmt::Debug for TokenFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenFile").field("path", &self.inner.path).finish()
+        f.debug_struct("TokenFile")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -199,7 +201,10 @@ mod tests {
 
         // Same length, and the mtime moved explicitly: still detected.
         std::fs::write(&path, "third-xlonger").expect("write");
-        let f = std::fs::File::options().write(true).open(&path).expect("open");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
         f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
             .expect("set mtime");
         assert_eq!(src.token().expect("token").expose(), "third-xlonger");
@@ -220,12 +225,16 @@ mod tests {
         let path = dir.path().join("token");
         let err = TokenFile::new(&path).unwrap_err();
         assert!(
-            err.to_string().starts_with(&format!("cannot read token file {}: ", path.display())),
+            err.to_string()
+                .starts_with(&format!("cannot read token file {}: ", path.display())),
             "{err}"
         );
         std::fs::write(&path, " \n").expect("write");
         let err = TokenFile::new(&path).unwrap_err();
-        assert_eq!(err.to_string(), format!("token file {}: the file is empty", path.display()));
+        assert_eq!(
+            err.to_string(),
+            format!("token file {}: the file is empty", path.display())
+        );
     }
 
     #[test]

@@ -1,0 +1,155 @@
+//! The resolved [`Config`] a client turns into HTTP, and inferring it from
+//! the environment.
+//!
+//! Guarantees:
+//!
+//! - A `Config` is fully checked: the URL is `http(s)` with a host, CA and
+//!   client certificates parsed, token files readable, the user's settings
+//!   consistent. What can still fail later is only what must be fetched per
+//!   request (a rotated token file, an exec plugin run).
+//! - [`Config::infer`] uses the kubeconfig if one is found (`KUBECONFIG`, else
+//!   `~/.kube/config`), else the in-cluster service account, else fails with
+//!   [`Error::NoConfig`] listing every place tried and why it failed. A
+//!   kubeconfig that exists but is broken is an error, not a reason to fall
+//!   back to in-cluster. In-cluster is not used when a context, cluster or
+//!   user was requested.
+//! - `Debug` shows no secret.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::{
+    Auth, ClientIdentity, Error, Impersonation, InClusterEnv, KubeconfigLoader, KubeconfigOptions,
+};
+
+/// Everything needed to talk to one API server as one user.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The API server's URL (`http` or `https`, with a host; may have a path
+    /// prefix).
+    pub cluster_url: Url,
+    /// The namespace to use when a request does not name one.
+    pub default_namespace: String,
+    /// The DER of every certificate of the cluster's CA bundle, or `None` to
+    /// use the platform's roots.
+    pub root_certs: Option<Vec<Vec<u8>>>,
+    /// `insecure-skip-tls-verify`: do not verify the server certificate.
+    pub accept_invalid_certs: bool,
+    /// The name to verify the server certificate against, instead of the
+    /// URL's host.
+    pub tls_server_name: Option<String>,
+    /// The proxy to connect through (`http`, `https` or `socks5`).
+    pub proxy_url: Option<Url>,
+    /// Do not ask for compressed responses.
+    pub disable_compression: bool,
+    /// How requests authenticate (besides [`identity`](Self::identity)).
+    pub auth: Auth,
+    /// The TLS client certificate chain and key from the kubeconfig.
+    pub identity: Option<ClientIdentity>,
+    /// Whom to impersonate.
+    pub impersonate: Option<Impersonation>,
+    /// How long to wait for a connection (`None`: the client's default;
+    /// kubeconfigs do not set it).
+    pub connect_timeout: Option<Duration>,
+    /// How long to wait for a response (`None`: the client's default;
+    /// kubeconfigs do not set it).
+    pub read_timeout: Option<Duration>,
+}
+
+impl Config {
+    /// The kubeconfig from `KUBECONFIG` or `~/.kube/config`, else the
+    /// in-cluster configuration, else [`Error::NoConfig`].
+    pub fn infer() -> Result<Config, Error> {
+        Self::infer_with(
+            &KubeconfigLoader::from_env(),
+            &InClusterEnv::from_env(),
+            &KubeconfigOptions::default(),
+        )
+    }
+
+    /// [`infer`](Self::infer) with an explicit environment and kubeconfig
+    /// options (the namespace option also applies in-cluster).
+    pub fn infer_with(
+        loader: &KubeconfigLoader,
+        incluster: &InClusterEnv,
+        options: &KubeconfigOptions,
+    ) -> Result<Config, Error> {
+        let (kubeconfig, mut tried) = loader.load_reporting()?;
+        if let Some(kc) = kubeconfig {
+            return Config::from_kubeconfig(&kc, options);
+        }
+        let requested = [&options.context, &options.cluster, &options.user]
+            .iter()
+            .any(|o| o.as_deref().is_some_and(|s| !s.is_empty()));
+        if requested {
+            tried.push("in-cluster configuration: not used because a context, cluster or user was requested".to_owned());
+            return Err(Error::NoConfig { tried });
+        }
+        match Config::incluster_with(incluster) {
+            Ok(mut config) => {
+                if let Some(ns) = options.namespace.as_ref().filter(|n| !n.is_empty()) {
+                    config.default_namespace = ns.clone();
+                }
+                Ok(config)
+            }
+            Err(e) => {
+                tried.push(e.to_string());
+                Err(Error::NoConfig { tried })
+            }
+        }
+    }
+
+    /// The kubeconfig from `KUBECONFIG` or `~/.kube/config`, with options
+    /// (never in-cluster).
+    pub fn from_default_kubeconfig(options: &KubeconfigOptions) -> Result<Config, Error> {
+        let kc = KubeconfigLoader::from_env().load()?;
+        Config::from_kubeconfig(&kc, options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_types_are_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Config>();
+        check::<Auth>();
+        check::<crate::ExecProvider>();
+        check::<crate::TokenSource>();
+        check::<crate::Credential>();
+        check::<crate::Kubeconfig>();
+    }
+
+    #[test]
+    fn infer_with_nothing_lists_tries() {
+        let err = Config::infer_with(
+            &KubeconfigLoader::new().with_kubeconfig_env("/nonexistent/a:/nonexistent/b"),
+            &InClusterEnv::default(),
+            &KubeconfigOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no Kubernetes configuration found; tried: KUBECONFIG entry /nonexistent/a: not found; \
+             KUBECONFIG entry /nonexistent/b: not found; \
+             in-cluster configuration: KUBERNETES_SERVICE_HOST is not set"
+        );
+        let err = Config::infer_with(
+            &KubeconfigLoader::new(),
+            &InClusterEnv::default(),
+            &KubeconfigOptions {
+                context: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no Kubernetes configuration found; tried: KUBECONFIG is not set and HOME is not set; \
+             in-cluster configuration: not used because a context, cluster or user was requested"
+        );
+    }
+}
