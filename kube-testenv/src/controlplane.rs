@@ -43,6 +43,7 @@ pub struct ControlPlane {
     etcd_url: String,
     access: Access,
     kubeconfig: PathBuf,
+    token: String,
 }
 
 impl ControlPlane {
@@ -67,6 +68,10 @@ impl ControlPlane {
         let sa_key = write("sa.key", &certs.sa_key_pem)?;
         let sa_pub = write("sa.pub", &certs.sa_pub_pem)?;
         let _ = ca;
+        // A static bearer token for tests of token-based credentials (exec
+        // plugins, token files): user `kube-testenv-token`, group system:masters.
+        let token = format!("kube-testenv-{:016x}{:08x}", random_u64(), std::process::id());
+        let tokens = write("tokens.csv", &format!("{token},kube-testenv-token,kube-testenv-token-uid,\"system:masters\"\n"))?;
 
         let (client_port, peer_port) = (free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{client_port}");
@@ -95,6 +100,7 @@ impl ControlPlane {
             format!("--tls-cert-file={serving_cert}"),
             format!("--tls-private-key-file={serving_key}"),
             format!("--client-ca-file={client_ca}"),
+            format!("--token-auth-file={tokens}"),
             format!("--service-account-issuer={server}/"),
             format!("--service-account-key-file={sa_pub}"),
             format!("--service-account-signing-key-file={sa_key}"),
@@ -127,6 +133,7 @@ impl ControlPlane {
             etcd_url,
             access,
             kubeconfig,
+            token,
         })
     }
 
@@ -138,6 +145,12 @@ impl ControlPlane {
     /// How this crate reaches the API server as admin.
     pub fn access(&self) -> &Access {
         &self.access
+    }
+
+    /// A bearer token that kube-apiserver accepts for user
+    /// `kube-testenv-token` in group `system:masters`.
+    pub fn admin_token(&self) -> &str {
+        &self.token
     }
 
     /// `https://127.0.0.1:PORT` of kube-apiserver.
@@ -198,6 +211,13 @@ impl Drop for ControlPlane {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
 }
 
 fn unique() -> u32 {

@@ -94,14 +94,39 @@ pub fn shared() -> std::result::Result<&'static TestEnv, &'static Error> {
 }
 
 fn existing_cluster() -> Result<TestEnv> {
-    let path = std::env::var_os("KUBECONFIG")
-        .map(PathBuf::from)
-        .ok_or_else(|| Error::ExistingCluster("KUBECONFIG is not set".into()))?;
-    let first = std::env::split_paths(&path).find(|p| p.exists()).ok_or_else(|| {
-        Error::ExistingCluster(format!("no file of KUBECONFIG={} exists", path.display()))
-    })?;
-    Err(Error::ExistingCluster(format!(
-        "{} cannot be used yet: existing clusters need kube-config support in kube-testenv",
-        first.display()
-    )))
+    let bad = |what: String| Error::ExistingCluster(what);
+    let loader = kube_config::KubeconfigLoader::from_env();
+    let kubeconfig = loader
+        .candidate_paths()
+        .find(|p| p.exists())
+        .ok_or_else(|| bad("no kubeconfig file found (set KUBECONFIG)".into()))?;
+    let config = kube_config::Config::from_default_kubeconfig(&kube_config::KubeconfigOptions::default())
+        .map_err(|e| bad(e.to_string()))?;
+    let ca_pem = config.root_certs.iter().flatten().map(|der| der_to_pem(der)).collect::<String>();
+    let credential = config.auth.current_credential().map_err(|e| bad(e.to_string()))?;
+    let identity = credential.as_ref().and_then(|c| c.identity.clone()).or(config.identity.clone());
+    let access = Access {
+        server: config.cluster_url.as_str().trim_end_matches('/').to_string(),
+        ca_pem,
+        client_identity: identity.map(|id| {
+            (
+                String::from_utf8_lossy(id.cert_pem()).into_owned(),
+                String::from_utf8_lossy(id.key_pem().expose()).into_owned(),
+            )
+        }),
+        bearer_token: credential.and_then(|c| c.token).map(|t| t.expose().to_string()),
+    };
+    Ok(TestEnv { kubeconfig, access, control_plane: None })
+}
+
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
