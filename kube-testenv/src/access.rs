@@ -27,15 +27,25 @@ impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
             .field("server", &self.server)
-            .field("client_identity", &self.client_identity.as_ref().map(|_| "[redacted]"))
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_identity",
+                &self.client_identity.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl Access {
     fn err(&self, method: &'static str, path: &str, reason: impl ToString) -> Error {
-        Error::Http { method, url: format!("{}{path}", self.server), reason: reason.to_string() }
+        Error::Http {
+            method,
+            url: format!("{}{path}", self.server),
+            reason: reason.to_string(),
+        }
     }
 
     /// A reqwest client that trusts `ca_pem` and presents the admin identity.
@@ -44,7 +54,9 @@ impl Access {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
             let cert = cert.map_err(|e| bad(format!("bad CA PEM: {e}")))?;
-            roots.add(cert).map_err(|e| bad(format!("bad CA certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("bad CA certificate: {e}")))?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -58,7 +70,9 @@ impl Access {
                     .map_err(|e| bad(format!("bad client certificate PEM: {e}")))?;
                 let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
                     .map_err(|e| bad(format!("bad client key PEM: {e}")))?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| bad(e.to_string()))?
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad(e.to_string()))?
             }
             None => builder.with_no_client_auth(),
         };
@@ -78,19 +92,32 @@ impl Access {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, serde_json::Value)> {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| self.err(method, path, e))?;
-        let mut req = client.request(m, format!("{}{path}", self.server)).header("Accept", "application/json");
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| self.err(method, path, e))?;
+        let mut req = client
+            .request(m, format!("{}{path}", self.server))
+            .header("Accept", "application/json");
         if let Some(token) = &self.bearer_token {
             req = req.bearer_auth(token);
         }
         if let Some(body) = body {
-            req = req.header("Content-Type", "application/json").body(body.to_string());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
-        let resp = req.send().await.map_err(|e| self.err(method, path, error_chain(&e)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.err(method, path, error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| self.err(method, path, error_chain(&e)))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.err(method, path, error_chain(&e)))?;
         let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned())
+            serde_json::Value::String(
+                String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            )
         });
         Ok((status, value))
     }
@@ -115,10 +142,18 @@ impl Access {
     pub async fn create_namespace(&self, prefix: &str) -> Result<String> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let prefix: String = prefix
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .take(40)
             .collect();
         let name = format!(
@@ -129,7 +164,8 @@ impl Access {
         );
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         let client = self.http_client()?;
-        self.request_ok(&client, "POST", "/api/v1/namespaces", Some(&body)).await?;
+        self.request_ok(&client, "POST", "/api/v1/namespaces", Some(&body))
+            .await?;
         Ok(name)
     }
 }

@@ -73,9 +73,14 @@ impl Pins {
                 .map(|l| l.trim().trim_start_matches("require").trim())
                 .find_map(|l| {
                     let mut words = l.split_whitespace();
-                    (words.next() == Some(module)).then(|| words.next().map(str::to_string)).flatten()
+                    (words.next() == Some(module))
+                        .then(|| words.next().map(str::to_string))
+                        .flatten()
                 })
-                .ok_or_else(|| Error::Pins { path: gomod_path.clone(), reason: format!("no version for {module}") })
+                .ok_or_else(|| Error::Pins {
+                    path: gomod_path.clone(),
+                    reason: format!("no version for {module}"),
+                })
         };
         Ok(Self {
             kubernetes: find("k8s.io/kubernetes")?,
@@ -86,7 +91,10 @@ impl Pins {
 
     /// The cache directory's name for these pins.
     pub fn cache_key(&self) -> String {
-        format!("kubernetes-{}-etcd-{}-{:08x}", self.kubernetes, self.etcd, self.module_hash as u32)
+        format!(
+            "kubernetes-{}-etcd-{}-{:08x}",
+            self.kubernetes, self.etcd, self.module_hash as u32
+        )
     }
 
     /// `-ldflags` that make `/version` report the pinned version.
@@ -104,7 +112,9 @@ impl Pins {
 }
 
 fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
-    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The root of the binary cache.
@@ -133,20 +143,31 @@ pub fn from_environment() -> Result<Option<Binaries>> {
             Some(path) => Err(Error::MissingAsset { var, path }),
         }
     };
-    let assets = std::env::var_os("KUBEBUILDER_ASSETS").map(PathBuf::from).filter(|d| !d.as_os_str().is_empty());
+    let assets = std::env::var_os("KUBEBUILDER_ASSETS")
+        .map(PathBuf::from)
+        .filter(|d| !d.as_os_str().is_empty());
     let (api_var, etcd_var) = ("TEST_ASSET_KUBE_APISERVER", "TEST_ASSET_ETCD");
     let api = if std::env::var_os(api_var).is_some() {
         asset(api_var, None)?
     } else {
-        asset("KUBEBUILDER_ASSETS", assets.as_ref().map(|d| d.join("kube-apiserver")))?
+        asset(
+            "KUBEBUILDER_ASSETS",
+            assets.as_ref().map(|d| d.join("kube-apiserver")),
+        )?
     };
     let etcd = if std::env::var_os(etcd_var).is_some() {
         asset(etcd_var, None)?
     } else {
-        asset("KUBEBUILDER_ASSETS", assets.as_ref().map(|d| d.join("etcd")))?
+        asset(
+            "KUBEBUILDER_ASSETS",
+            assets.as_ref().map(|d| d.join("etcd")),
+        )?
     };
     Ok(match (api, etcd) {
-        (Some(kube_apiserver), Some(etcd)) => Some(Binaries { kube_apiserver, etcd }),
+        (Some(kube_apiserver), Some(etcd)) => Some(Binaries {
+            kube_apiserver,
+            etcd,
+        }),
         _ => None,
     })
 }
@@ -164,7 +185,10 @@ pub fn ensure(mut progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> 
     }
     let pins = Pins::read()?;
     let dir = cache_root().join(pins.cache_key());
-    let wanted = Binaries { kube_apiserver: dir.join("kube-apiserver"), etcd: dir.join("etcd") };
+    let wanted = Binaries {
+        kube_apiserver: dir.join("kube-apiserver"),
+        etcd: dir.join("etcd"),
+    };
     if executable(&wanted.kube_apiserver) && executable(&wanted.etcd) {
         return Ok((wanted, Provenance::Cached));
     }
@@ -179,7 +203,11 @@ pub fn ensure(mut progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> 
     let started = Instant::now();
     for (binary, package, target) in [
         ("etcd", "go.etcd.io/etcd/server/v3", &wanted.etcd),
-        ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", &wanted.kube_apiserver),
+        (
+            "kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            &wanted.kube_apiserver,
+        ),
     ] {
         if executable(target) {
             continue;
@@ -199,7 +227,12 @@ fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> 
     let tmp = dir.join(format!(".{binary}.partial"));
     let log_file = std::fs::File::create(&log).map_err(io("create", &log))?;
     let log_err = log_file.try_clone().map_err(io("open", &log))?;
-    let failed = |reason: String| Error::Build { binary, reason, log: log.clone(), tail: log_tail(&log, 30) };
+    let failed = |reason: String| Error::Build {
+        binary,
+        reason,
+        log: log.clone(),
+        tail: log_tail(&log, 30),
+    };
     let mut child = Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()))
         .args(["build", "-ldflags", &pins.ldflags(), "-o"])
         .arg(&tmp)
@@ -209,7 +242,11 @@ fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> 
         .stdout(log_file)
         .stderr(log_err)
         .spawn()
-        .map_err(|e| failed(format!("cannot run `go` (is Go installed and on PATH?): {e}")))?;
+        .map_err(|e| {
+            failed(format!(
+                "cannot run `go` (is Go installed and on PATH?): {e}"
+            ))
+        })?;
     let deadline = Instant::now() + BUILD_TIMEOUT;
     let status = loop {
         match child.try_wait().map_err(|e| failed(e.to_string()))? {
@@ -217,7 +254,10 @@ fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> 
             None if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(failed(format!("timed out after {} minutes", BUILD_TIMEOUT.as_secs() / 60)));
+                return Err(failed(format!(
+                    "timed out after {} minutes",
+                    BUILD_TIMEOUT.as_secs() / 60
+                )));
             }
             None => std::thread::sleep(Duration::from_millis(250)),
         }
@@ -242,7 +282,11 @@ mod tests {
 
     #[test]
     fn ldflags_stamp_the_version() {
-        let pins = Pins { kubernetes: "v1.37.2".into(), etcd: "v3.7.0".into(), module_hash: 1 };
+        let pins = Pins {
+            kubernetes: "v1.37.2".into(),
+            etcd: "v3.7.0".into(),
+            module_hash: 1,
+        };
         let flags = pins.ldflags();
         assert!(flags.contains("gitVersion=v1.37.2"));
         assert!(flags.contains("gitMajor=1 "));

@@ -48,7 +48,11 @@ fn key(what: &'static str) -> Result<KeyPair> {
 fn ca_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
@@ -66,16 +70,27 @@ impl Certs {
         let ca = Issuer::new(serving_ca, ca_key);
 
         let serving_key = key("serving key")?;
-        let mut serving = CertificateParams::new(vec!["localhost".to_string()]).map_err(err("serving cert"))?;
-        serving.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
-        serving.subject_alt_names.push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
-        serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        let mut serving =
+            CertificateParams::new(vec!["localhost".to_string()]).map_err(err("serving cert"))?;
+        serving
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        serving
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        serving
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let serving_cert = serving.signed_by(&serving_key, &ca).map_err(err("serving cert"))?;
+        let serving_cert = serving
+            .signed_by(&serving_key, &ca)
+            .map_err(err("serving cert"))?;
 
         let client_ca_key = key("client CA key")?;
         let client_ca_params = ca_params("kube-testenv client CA");
-        let client_ca_cert = client_ca_params.self_signed(&client_ca_key).map_err(err("client CA"))?;
+        let client_ca_cert = client_ca_params
+            .self_signed(&client_ca_key)
+            .map_err(err("client CA"))?;
         let client_ca = Issuer::new(client_ca_params, client_ca_key);
 
         let admin_key = key("admin key")?;
@@ -85,7 +100,9 @@ impl Certs {
         dn.push(DnType::OrganizationName, "system:masters");
         admin.distinguished_name = dn;
         admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let admin_cert = admin.signed_by(&admin_key, &client_ca).map_err(err("admin cert"))?;
+        let admin_cert = admin
+            .signed_by(&admin_key, &client_ca)
+            .map_err(err("admin cert"))?;
 
         let sa_key = key("service-account key")?;
 

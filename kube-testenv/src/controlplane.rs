@@ -28,7 +28,6 @@ use crate::certs::Certs;
 use crate::error::{Result, io};
 use crate::process::{ServerProcess, free_port};
 
-
 const ETCD_READY: Duration = Duration::from_secs(60);
 const APISERVER_READY: Duration = Duration::from_secs(120);
 
@@ -70,8 +69,15 @@ impl ControlPlane {
         let _ = ca;
         // A static bearer token for tests of token-based credentials (exec
         // plugins, token files): user `kube-testenv-token`, group system:masters.
-        let token = format!("kube-testenv-{:016x}{:08x}", random_u64(), std::process::id());
-        let tokens = write("tokens.csv", &format!("{token},kube-testenv-token,kube-testenv-token-uid,\"system:masters\"\n"))?;
+        let token = format!(
+            "kube-testenv-{:016x}{:08x}",
+            random_u64(),
+            std::process::id()
+        );
+        let tokens = write(
+            "tokens.csv",
+            &format!("{token},kube-testenv-token,kube-testenv-token-uid,\"system:masters\"\n"),
+        )?;
 
         let (client_port, peer_port) = (free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{client_port}");
@@ -86,7 +92,8 @@ impl ControlPlane {
             "--unsafe-no-fsync=true".into(),
             "--log-level=warn".into(),
         ];
-        let mut etcd = ServerProcess::spawn("etcd", &binaries.etcd, &etcd_args, &dir.join("etcd.log"))?;
+        let mut etcd =
+            ServerProcess::spawn("etcd", &binaries.etcd, &etcd_args, &dir.join("etcd.log"))?;
         wait_ready(&mut etcd, ETCD_READY, || etcd_healthy(client_port))?;
 
         let port = free_port()?;
@@ -118,12 +125,17 @@ impl ControlPlane {
             client_identity: Some((certs.admin_cert_pem.clone(), certs.admin_key_pem.clone())),
             bearer_token: None,
         };
-        let mut apiserver =
-            ServerProcess::spawn("kube-apiserver", &binaries.kube_apiserver, &apiserver_args, &dir.join("kube-apiserver.log"))?;
+        let mut apiserver = ServerProcess::spawn(
+            "kube-apiserver",
+            &binaries.kube_apiserver,
+            &apiserver_args,
+            &dir.join("kube-apiserver.log"),
+        )?;
         wait_apiserver(&mut apiserver, &access)?;
 
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&access, &certs)).map_err(io("write", &kubeconfig))?;
+        std::fs::write(&kubeconfig, kubeconfig_yaml(&access, &certs))
+            .map_err(io("write", &kubeconfig))?;
         Ok(Self {
             dir,
             binaries: binaries.clone(),
@@ -166,6 +178,35 @@ impl ControlPlane {
     /// The directory holding certificates, logs and etcd's data.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Compacts etcd's history up to its current revision, as kube-apiserver
+    /// does every few minutes: afterwards any older resourceVersion is gone
+    /// from storage (a list at an exact old version, or a watch that cannot
+    /// be served from the watch cache, answers 410). Returns the revision.
+    pub fn compact_etcd(&self) -> Result<i64> {
+        let port: u16 = self
+            .etcd_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default();
+        let err = |reason: String| crate::Error::Http {
+            method: "POST",
+            url: format!("{}/v3/kv", self.etcd_url),
+            reason,
+        };
+        // The revision is in every response header; a range read is the cheapest.
+        let range = etcd_post(port, "/v3/kv/range", r#"{"key":"AA=="}"#).map_err(err)?;
+        let reply: serde_json::Value =
+            serde_json::from_str(&range).map_err(|e| err(format!("{e}: {range}")))?;
+        let revision: i64 = reply["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| err(format!("no revision in {range}")))?;
+        let body = format!(r#"{{"revision":"{revision}","physical":true}}"#);
+        etcd_post(port, "/v3/kv/compaction", &body).map_err(err)?;
+        Ok(revision)
     }
 
     /// Process ids of etcd and kube-apiserver, in that order.
@@ -216,7 +257,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }
 
@@ -228,10 +273,16 @@ fn unique() -> u32 {
 
 /// Removes `root/<pid>-<n>` directories whose process no longer exists.
 fn remove_stale_dirs(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let pid = name.to_string_lossy().split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let pid = name
+            .to_string_lossy()
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
@@ -241,7 +292,11 @@ fn remove_stale_dirs(root: &Path) {
 }
 
 /// Polls `check` until it says ready, the server exits, or `limit` passes.
-fn wait_ready(server: &mut ServerProcess, limit: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+fn wait_ready(
+    server: &mut ServerProcess,
+    limit: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<()> {
     let started = Instant::now();
     loop {
         if let Some(exit) = server.exited() {
@@ -263,7 +318,10 @@ fn wait_apiserver(server: &mut ServerProcess, access: &Access) -> Result<()> {
     let client = block_on(async { access.http_client() })?;
     wait_ready(server, APISERVER_READY, || {
         block_on(async {
-            matches!(access.request(&client, "GET", "/readyz", None).await, Ok((200, _)))
+            matches!(
+                access.request(&client, "GET", "/readyz", None).await,
+                Ok((200, _))
+            )
         })
     })
 }
@@ -271,14 +329,42 @@ fn wait_apiserver(server: &mut ServerProcess, access: &Access) -> Result<()> {
 /// etcd's `/health`, over plain HTTP/1.0 on loopback.
 fn etcd_healthy(port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
     reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+}
+
+/// POSTs JSON to etcd's HTTP gateway and returns the body of a 200 answer.
+fn etcd_post(port: u16, path: &str, body: &str) -> std::result::Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
+        Ok(body.to_string())
+    } else {
+        Err(format!(
+            "{}: {body}",
+            head.lines().next().unwrap_or_default()
+        ))
+    }
 }
 
 /// Runs a future to completion on a private runtime in a scoped thread, so

@@ -100,13 +100,29 @@ fn existing_cluster() -> Result<TestEnv> {
         .candidate_paths()
         .find(|p| p.exists())
         .ok_or_else(|| bad("no kubeconfig file found (set KUBECONFIG)".into()))?;
-    let config = kube_config::Config::from_default_kubeconfig(&kube_config::KubeconfigOptions::default())
+    let config =
+        kube_config::Config::from_default_kubeconfig(&kube_config::KubeconfigOptions::default())
+            .map_err(|e| bad(e.to_string()))?;
+    let ca_pem = config
+        .root_certs
+        .iter()
+        .flatten()
+        .map(|der| der_to_pem(der))
+        .collect::<String>();
+    let credential = config
+        .auth
+        .current_credential()
         .map_err(|e| bad(e.to_string()))?;
-    let ca_pem = config.root_certs.iter().flatten().map(|der| der_to_pem(der)).collect::<String>();
-    let credential = config.auth.current_credential().map_err(|e| bad(e.to_string()))?;
-    let identity = credential.as_ref().and_then(|c| c.identity.clone()).or(config.identity.clone());
+    let identity = credential
+        .as_ref()
+        .and_then(|c| c.identity.clone())
+        .or(config.identity.clone());
     let access = Access {
-        server: config.cluster_url.as_str().trim_end_matches('/').to_string(),
+        server: config
+            .cluster_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
         ca_pem,
         client_identity: identity.map(|id| {
             (
@@ -114,9 +130,15 @@ fn existing_cluster() -> Result<TestEnv> {
                 String::from_utf8_lossy(id.key_pem().expose()).into_owned(),
             )
         }),
-        bearer_token: credential.and_then(|c| c.token).map(|t| t.expose().to_string()),
+        bearer_token: credential
+            .and_then(|c| c.token)
+            .map(|t| t.expose().to_string()),
     };
-    Ok(TestEnv { kubeconfig, access, control_plane: None })
+    Ok(TestEnv {
+        kubeconfig,
+        access,
+        control_plane: None,
+    })
 }
 
 fn der_to_pem(der: &[u8]) -> String {

@@ -54,7 +54,11 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary args…` with output appended to `log`.
     pub fn spawn(name: &'static str, binary: &Path, args: &[String], log: &Path) -> Result<Self> {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(io("open", log))?;
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io("open", log))?;
         let log_err = log_file.try_clone().map_err(io("open", log))?;
         let pidfile = log.with_extension("pid");
         let _ = std::fs::remove_file(&pidfile);
@@ -79,7 +83,10 @@ impl ServerProcess {
         // The watchdog writes the server's pid at once; wait for it briefly.
         let deadline = Instant::now() + Duration::from_secs(5);
         let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse().ok()) {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
                 break pid;
             }
             if Instant::now() > deadline {
@@ -93,7 +100,13 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        Ok(Self { name, watchdog, lifeline, log: log.to_path_buf(), pid })
+        Ok(Self {
+            name,
+            watchdog,
+            lifeline,
+            log: log.to_path_buf(),
+            pid,
+        })
     }
 
     /// The server's process id (not the watchdog's).
@@ -121,7 +134,12 @@ impl ServerProcess {
 
     /// A start-up error for this server, with its log tail.
     pub fn start_error(&self, reason: String) -> Error {
-        Error::Start { binary: self.name, reason, log: self.log.clone(), tail: log_tail(&self.log, 30) }
+        Error::Start {
+            binary: self.name,
+            reason,
+            log: self.log.clone(),
+            tail: log_tail(&self.log, 30),
+        }
     }
 
     /// Stops the server and waits for it (at most ~15 s).
@@ -134,7 +152,9 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .status();
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
     }
@@ -151,7 +171,10 @@ impl Drop for ServerProcess {
 /// A free TCP port on 127.0.0.1 (bound, read, released: the usual small race).
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("bind", "127.0.0.1:0"))?;
-    listener.local_addr().map(|a| a.port()).map_err(io("bind", "127.0.0.1:0"))
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(io("bind", "127.0.0.1:0"))
 }
 
 #[cfg(test)]
@@ -160,15 +183,20 @@ mod tests {
 
     fn alive(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
     }
 
     #[test]
     fn stop_kills_the_server() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p =
-            ServerProcess::spawn("sleeper", Path::new("/bin/sleep"), &["600".into()], &dir.path().join("s.log"))
-                .unwrap();
+        let mut p = ServerProcess::spawn(
+            "sleeper",
+            Path::new("/bin/sleep"),
+            &["600".into()],
+            &dir.path().join("s.log"),
+        )
+        .unwrap();
         let pid = p.pid();
         assert!(alive(pid));
         assert!(p.exited().is_none());

@@ -19,28 +19,66 @@ async fn namespace_and_configmap_crud_over_https_with_the_admin_cert() {
 
     // Namespace: create, read, list, delete.
     let ns = env().namespace("crud").await.unwrap();
-    let got = access.request_ok(&http, "GET", &format!("/api/v1/namespaces/{ns}"), None).await.unwrap();
+    let got = access
+        .request_ok(&http, "GET", &format!("/api/v1/namespaces/{ns}"), None)
+        .await
+        .unwrap();
     assert_eq!(got["metadata"]["name"], ns);
-    let list = access.request_ok(&http, "GET", "/api/v1/namespaces", None).await.unwrap();
-    let names: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
+    let list = access
+        .request_ok(&http, "GET", "/api/v1/namespaces", None)
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
     assert!(names.contains(&ns.as_str()), "{names:?}");
 
     // ConfigMap: create, read, list, delete.
     let cms = format!("/api/v1/namespaces/{ns}/configmaps");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one"}, "data": {"k": "v"}});
-    let created = access.request_ok(&http, "POST", &cms, Some(&cm)).await.unwrap();
-    assert!(created["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()));
-    let got = access.request_ok(&http, "GET", &format!("{cms}/one"), None).await.unwrap();
+    let created = access
+        .request_ok(&http, "POST", &cms, Some(&cm))
+        .await
+        .unwrap();
+    assert!(
+        created["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+    );
+    let got = access
+        .request_ok(&http, "GET", &format!("{cms}/one"), None)
+        .await
+        .unwrap();
     assert_eq!(got["data"]["k"], "v");
     let list = access.request_ok(&http, "GET", &cms, None).await.unwrap();
-    assert!(list["items"].as_array().unwrap().iter().any(|i| i["metadata"]["name"] == "one"));
-    access.request_ok(&http, "DELETE", &format!("{cms}/one"), None).await.unwrap();
-    let (status, body) = access.request(&http, "GET", &format!("{cms}/one"), None).await.unwrap();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["metadata"]["name"] == "one")
+    );
+    access
+        .request_ok(&http, "DELETE", &format!("{cms}/one"), None)
+        .await
+        .unwrap();
+    let (status, body) = access
+        .request(&http, "GET", &format!("{cms}/one"), None)
+        .await
+        .unwrap();
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["reason"], "NotFound");
 
-    access.request_ok(&http, "DELETE", &format!("/api/v1/namespaces/{ns}"), None).await.unwrap();
-    let got = access.request_ok(&http, "GET", &format!("/api/v1/namespaces/{ns}"), None).await;
+    access
+        .request_ok(&http, "DELETE", &format!("/api/v1/namespaces/{ns}"), None)
+        .await
+        .unwrap();
+    let got = access
+        .request_ok(&http, "GET", &format!("/api/v1/namespaces/{ns}"), None)
+        .await;
     // Namespace deletion is asynchronous: it is gone or terminating.
     if let Ok(got) = got {
         assert_eq!(got["status"]["phase"], "Terminating");
@@ -54,7 +92,10 @@ async fn version_reports_the_pinned_release() {
     }
     let access = env().access();
     let http = access.http_client().unwrap();
-    let version = access.request_ok(&http, "GET", "/version", None).await.unwrap();
+    let version = access
+        .request_ok(&http, "GET", "/version", None)
+        .await
+        .unwrap();
     let pins = Pins::read().unwrap();
     assert_eq!(version["gitVersion"], pins.kubernetes, "{version}");
     let minor = pins.kubernetes.split('.').nth(1).unwrap();
@@ -67,7 +108,10 @@ async fn a_client_without_the_admin_cert_is_refused() {
     anonymous.client_identity = None;
     anonymous.bearer_token = None;
     let http = anonymous.http_client().unwrap();
-    let (status, body) = anonymous.request(&http, "GET", "/api/v1/namespaces", None).await.unwrap();
+    let (status, body) = anonymous
+        .request(&http, "GET", "/api/v1/namespaces", None)
+        .await
+        .unwrap();
     assert!(status == 401 || status == 403, "{status} {body}");
 }
 
@@ -88,14 +132,22 @@ fn servers_die_with(mode: &str) {
     let pids: Vec<u32> = stdout
         .lines()
         .find_map(|l| l.split_once("PIDS ").map(|(_, pids)| pids.trim()))
-        .unwrap_or_else(|| panic!("child printed no pids:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no pids:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .split(' ')
         .map(|p| p.parse().unwrap())
         .collect();
     assert_eq!(pids.len(), 2);
     let deadline = Instant::now() + Duration::from_secs(20);
     while pids.iter().any(|&p| alive(p)) {
-        assert!(Instant::now() < deadline, "servers {pids:?} outlived a test process that {mode}");
+        assert!(
+            Instant::now() < deadline,
+            "servers {pids:?} outlived a test process that {mode}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -113,9 +165,14 @@ fn servers_die_when_the_test_process_is_killed() {
 /// Not a test on its own: the child half of the orphan tests.
 #[test]
 fn orphan_child() {
-    let Ok(mode) = std::env::var("KUBE_TESTENV_ORPHAN_CHILD") else { return };
+    let Ok(mode) = std::env::var("KUBE_TESTENV_ORPHAN_CHILD") else {
+        return;
+    };
     let env: &'static TestEnv = env();
-    let (etcd, apiserver) = env.control_plane().expect("orphan test needs our own control plane").pids();
+    let (etcd, apiserver) = env
+        .control_plane()
+        .expect("orphan test needs our own control plane")
+        .pids();
     println!("PIDS {etcd} {apiserver}");
     match mode.as_str() {
         // A shared control plane lives in a static and is never dropped:
@@ -129,12 +186,25 @@ fn orphan_child() {
 fn a_server_that_fails_to_start_is_reported_with_its_log_in_bounded_time() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("kube-apiserver");
-    std::fs::write(&fake, "#!/bin/sh\necho 'F1125 fake apiserver: flag provided but not defined' >&2\nexit 255\n").unwrap();
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'F1125 fake apiserver: flag provided but not defined' >&2\nexit 255\n",
+    )
+    .unwrap();
     Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
     let (real, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();
     let started = Instant::now();
-    let err = ControlPlane::start(&Binaries { kube_apiserver: fake, etcd: real.etcd }).unwrap_err().to_string();
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    let err = ControlPlane::start(&Binaries {
+        kube_apiserver: fake,
+        etcd: real.etcd,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(err.contains("kube-apiserver did not start"), "{err}");
     assert!(err.contains("exit status: 255"), "{err}");
     assert!(err.contains("flag provided but not defined"), "{err}");
@@ -142,26 +212,50 @@ fn a_server_that_fails_to_start_is_reported_with_its_log_in_bounded_time() {
 
 #[test]
 fn a_missing_asset_is_named() {
-    let err = kube_testenv::Error::MissingAsset { var: "KUBEBUILDER_ASSETS", path: Path::new("/nope/etcd").into() };
-    assert_eq!(err.to_string(), "KUBEBUILDER_ASSETS points at /nope/etcd, which is not an executable file");
+    let err = kube_testenv::Error::MissingAsset {
+        var: "KUBEBUILDER_ASSETS",
+        path: Path::new("/nope/etcd").into(),
+    };
+    assert_eq!(
+        err.to_string(),
+        "KUBEBUILDER_ASSETS points at /nope/etcd, which is not an executable file"
+    );
 }
 
 #[test]
 fn the_apiserver_restarts_on_the_same_port_with_its_data() {
     let plane = ControlPlane::start(&kube_testenv::binaries::ensure(|_| {}).unwrap().0).unwrap();
     let access = plane.access().clone();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let http = access.http_client().unwrap();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "survivor"}});
-    rt.block_on(access.request_ok(&http, "POST", "/api/v1/namespaces/default/configmaps", Some(&cm))).unwrap();
+    rt.block_on(access.request_ok(
+        &http,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&cm),
+    ))
+    .unwrap();
     let (_, old_pid) = plane.pids();
     plane.stop_apiserver();
-    assert!(rt.block_on(access.request(&http, "GET", "/readyz", None)).is_err(), "still answering after stop");
+    assert!(
+        rt.block_on(access.request(&http, "GET", "/readyz", None))
+            .is_err(),
+        "still answering after stop"
+    );
     plane.start_apiserver().unwrap();
     let (_, new_pid) = plane.pids();
     assert_ne!(old_pid, new_pid);
     let http = access.http_client().unwrap();
-    let got = rt.block_on(access.request_ok(&http, "GET", "/api/v1/namespaces/default/configmaps/survivor", None));
+    let got = rt.block_on(access.request_ok(
+        &http,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/survivor",
+        None,
+    ));
     assert_eq!(got.unwrap()["metadata"]["name"], "survivor");
     let dir = plane.dir().to_path_buf();
     plane.stop();

@@ -1,0 +1,215 @@
+//! Subresources: `status`, `scale`, Pod `log` and Pod `eviction`.
+//!
+//! - status: read, patch or replace only the status of an object, as
+//!   controllers do (the main endpoint ignores status changes for kinds
+//!   with a status subresource);
+//! - scale: the autoscaling/v1 `Scale` of Deployments, StatefulSets,
+//!   ReplicaSets and custom resources that declare one;
+//! - log: a Pod container's log, whole or followed as a stream of lines;
+//! - eviction: a policy/v1 `Eviction`, which respects PodDisruptionBudgets
+//!   (429 when a budget forbids it).
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Api, JSON, to_body};
+use crate::client::ObjectOrStatus;
+use crate::error::{Error, Result};
+use crate::params::{DeleteParams, Patch, PatchParams, PostParams, push_query};
+
+impl<K> Api<K>
+where
+    K: Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+{
+    /// Reads an object through its `status` subresource.
+    pub async fn get_status(&self, name: &str) -> Result<K> {
+        let req = self.request(
+            http::Method::GET,
+            self.path(Some(name), Some("status"), "")?,
+            None,
+            vec![],
+            false,
+        )?;
+        self.client.request(req).await
+    }
+
+    /// Patches only the status.
+    pub async fn patch_status<P: Serialize + Debug>(
+        &self,
+        name: &str,
+        pp: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<K> {
+        let req = self.patch_request(Some(name), Some("status"), pp, patch)?;
+        self.client.request(req).await
+    }
+
+    /// Replaces only the status (the object's resourceVersion must be current).
+    pub async fn replace_status(&self, name: &str, pp: &PostParams, obj: &K) -> Result<K> {
+        let path = self.path(Some(name), Some("status"), &pp.query())?;
+        let req = self.request(http::Method::PUT, path, Some(JSON), to_body(obj)?, false)?;
+        self.client.request(req).await
+    }
+
+    /// Reads the `scale` subresource.
+    pub async fn get_scale(&self, name: &str) -> Result<Scale> {
+        let req = self.request(
+            http::Method::GET,
+            self.path(Some(name), Some("scale"), "")?,
+            None,
+            vec![],
+            false,
+        )?;
+        self.client.request(req).await
+    }
+
+    /// Patches the `scale` subresource (e.g. `{"spec":{"replicas":3}}`).
+    pub async fn patch_scale<P: Serialize + Debug>(
+        &self,
+        name: &str,
+        pp: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<Scale> {
+        let req = self.patch_request(Some(name), Some("scale"), pp, patch)?;
+        self.client.request(req).await
+    }
+}
+
+/// Options of a Pod log read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogParams {
+    /// The container (required when the Pod has several).
+    pub container: Option<String>,
+    /// Keep the stream open and send new lines as they are written.
+    pub follow: bool,
+    /// Only the last N lines.
+    pub tail_lines: Option<i64>,
+    /// Only lines newer than this many seconds.
+    pub since_seconds: Option<i64>,
+    /// Prefix each line with its RFC3339 timestamp.
+    pub timestamps: bool,
+    /// The previous (terminated) instance of the container.
+    pub previous: bool,
+    /// Stop after this many bytes.
+    pub limit_bytes: Option<i64>,
+}
+
+impl LogParams {
+    fn query(&self) -> String {
+        let mut q = String::new();
+        if let Some(c) = &self.container {
+            push_query(&mut q, "container", c);
+        }
+        if self.follow {
+            push_query(&mut q, "follow", "true");
+        }
+        if let Some(n) = self.tail_lines {
+            push_query(&mut q, "tailLines", &n.to_string());
+        }
+        if let Some(s) = self.since_seconds {
+            push_query(&mut q, "sinceSeconds", &s.to_string());
+        }
+        if self.timestamps {
+            push_query(&mut q, "timestamps", "true");
+        }
+        if self.previous {
+            push_query(&mut q, "previous", "true");
+        }
+        if let Some(b) = self.limit_bytes {
+            push_query(&mut q, "limitBytes", &b.to_string());
+        }
+        q
+    }
+}
+
+impl Api<Pod> {
+    /// A container's log, whole.
+    pub async fn logs(&self, name: &str, lp: &LogParams) -> Result<String> {
+        let mut lp = lp.clone();
+        lp.follow = false;
+        let req = self.request(
+            http::Method::GET,
+            self.path(Some(name), Some("log"), &lp.query())?,
+            None,
+            vec![],
+            false,
+        )?;
+        self.client.request_text(req).await
+    }
+
+    /// A container's log as a stream of lines (without the newline),
+    /// following new output when `lp.follow` is set.
+    pub async fn log_lines(
+        &self,
+        name: &str,
+        lp: &LogParams,
+    ) -> Result<impl Stream<Item = Result<String>> + Send + use<>> {
+        let path = self.path(Some(name), Some("log"), &lp.query())?;
+        let url = format!("{}{path}", self.client.server_url());
+        let req = self.request(http::Method::GET, path, None, vec![], false)?;
+        let resp = self.client.request_streaming(req).await?;
+        let chunk_url = url.clone();
+        let chunks = resp
+            .bytes_stream()
+            .map(move |r| r.map_err(|e| crate::client::transport_error("GET", &chunk_url, &e)))
+            .boxed();
+        Ok(crate::watch::lines(url, chunks))
+    }
+
+    /// Evicts a Pod (policy/v1 `Eviction`): like a delete, but refused with
+    /// 429 when a PodDisruptionBudget does not allow it.
+    pub async fn evict(&self, name: &str, dp: &DeleteParams) -> Result<Status> {
+        let delete_options: serde_json::Value = serde_json::from_slice(&dp.body())
+            .map_err(|e| Error::InvalidRequest(format!("delete options: {e}")))?;
+        let eviction = serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": self.namespace()},
+            "deleteOptions": delete_options,
+        });
+        let path = self.path(Some(name), Some("eviction"), "")?;
+        let req = self.request(
+            http::Method::POST,
+            path,
+            Some(JSON),
+            to_body(&eviction)?,
+            false,
+        )?;
+        match self
+            .client
+            .request_object_or_status::<serde_json::Value>(req)
+            .await?
+        {
+            ObjectOrStatus::Status(status) => Ok(*status),
+            ObjectOrStatus::Object(other) => Ok(Status {
+                message: Some(format!(
+                    "eviction accepted: {}",
+                    crate::error::body_prefix(other.to_string().as_bytes())
+                )),
+                ..Status::default()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_query() {
+        let lp = LogParams {
+            container: Some("app".into()),
+            follow: true,
+            tail_lines: Some(10),
+            ..LogParams::default()
+        };
+        assert_eq!(lp.query(), "?container=app&follow=true&tailLines=10");
+    }
+}

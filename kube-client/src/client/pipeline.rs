@@ -1,0 +1,368 @@
+//! The request pipeline of [`Client`]: rate limit, credentials,
+//! impersonation, send, retry, and the mapping of answers to errors.
+
+use std::time::Instant;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use reqwest::header::{HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::{Client, http_client, retry, tls};
+use crate::error::{Error, Result, body_prefix, error_chain, is_tls_error};
+
+/// A decoded answer, or the `Status` the server sent instead (DELETE may
+/// answer either).
+#[derive(Debug, Clone)]
+pub enum ObjectOrStatus<T> {
+    /// The object.
+    Object(T),
+    /// A success `Status`.
+    Status(Box<Status>),
+}
+
+impl Client {
+    /// Sends `req` (its URI is the path and query) and decodes the JSON answer.
+    pub async fn request<T: DeserializeOwned>(&self, req: http::Request<Vec<u8>>) -> Result<T> {
+        let (url, bytes) = self.request_bytes(req).await?;
+        decode(&url, &bytes)
+    }
+
+    /// Sends `req` and returns the body as text (e.g. Pod logs).
+    pub async fn request_text(&self, req: http::Request<Vec<u8>>) -> Result<String> {
+        let (_, bytes) = self.request_bytes(req).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends `req` and decodes the answer as `T`, or as a `Status` when the
+    /// server sent one (`kind: Status`).
+    pub async fn request_object_or_status<T: DeserializeOwned>(
+        &self,
+        req: http::Request<Vec<u8>>,
+    ) -> Result<ObjectOrStatus<T>> {
+        let (url, bytes) = self.request_bytes(req).await?;
+        #[derive(serde::Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            kind: String,
+        }
+        match serde_json::from_slice::<Kind>(&bytes) {
+            Ok(k) if k.kind == "Status" => {
+                Ok(ObjectOrStatus::Status(Box::new(decode(&url, &bytes)?)))
+            }
+            _ => Ok(ObjectOrStatus::Object(decode(&url, &bytes)?)),
+        }
+    }
+
+    /// Sends `req` and returns the open response for streaming (watches,
+    /// followed logs). No total timeout applies.
+    pub async fn request_streaming(
+        &self,
+        req: http::Request<Vec<u8>>,
+    ) -> Result<reqwest::Response> {
+        self.send(&req, true).await.map(|(resp, _)| resp)
+    }
+
+    async fn request_bytes(&self, req: http::Request<Vec<u8>>) -> Result<(String, bytes::Bytes)> {
+        let (resp, url) = self.send(&req, false).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(req.method().as_str(), &url, &e))?;
+        Ok((url, bytes))
+    }
+
+    /// Runs the pipeline; returns a 2xx response and the full URL.
+    async fn send(
+        &self,
+        req: &http::Request<Vec<u8>>,
+        streaming: bool,
+    ) -> Result<(reqwest::Response, String)> {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let url = format!("{}{path}", self.inner.base);
+        let method = req.method().as_str().to_string();
+        let span = tracing::debug_span!(
+            "kube.request",
+            method = %method,
+            path = %req.uri().path(),
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self
+            .send_with_retries(req, &url, streaming)
+            .instrument(span.clone())
+            .await;
+        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        match &result {
+            Ok(resp) => span.record("status", resp.status().as_u16()),
+            Err(e) => span.record("status", e.code().unwrap_or(0)),
+        };
+        let resp = result?;
+        Ok((resp, url))
+    }
+
+    async fn send_with_retries(
+        &self,
+        req: &http::Request<Vec<u8>>,
+        url: &str,
+        streaming: bool,
+    ) -> Result<reqwest::Response> {
+        let method = req.method().as_str();
+        let mut backoff = self.inner.retry.backoff();
+        let mut refreshed_after_401 = false;
+        loop {
+            if let Some(limit) = &self.inner.rate_limit {
+                limit.acquire().await;
+            }
+            let http = self.http_for_request().await?;
+            let mut builder = http
+                .request(req.method().clone(), url)
+                .headers(req.headers().clone());
+            if !streaming {
+                builder = builder.timeout(self.inner.timeout);
+            }
+            builder = self.authenticate(builder).await?;
+            let outcome = builder.body(req.body().clone()).send().await;
+            match outcome {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    if code == 401 && !refreshed_after_401 && self.can_refresh() {
+                        tracing::debug!("401: refreshing credentials and retrying once");
+                        refreshed_after_401 = true;
+                        self.inner.config.auth.invalidate();
+                        continue;
+                    }
+                    if retry::retryable_status(code) {
+                        let after = retry::retry_after(resp.headers());
+                        if let Some(delay) = self.inner.retry.next_delay(&mut backoff, after) {
+                            tracing::debug!(code, ?delay, "retrying");
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    }
+                    return Err(error_from_response(method, url, resp).await);
+                }
+                Err(e) if e.is_connect() && !is_tls_error(&e) => {
+                    if let Some(delay) = self.inner.retry.next_delay(&mut backoff, None) {
+                        tracing::debug!(?delay, "connection failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(transport_error(method, url, &e));
+                }
+                Err(e) => return Err(transport_error(method, url, &e)),
+            }
+        }
+    }
+
+    fn can_refresh(&self) -> bool {
+        matches!(
+            self.inner.config.auth,
+            kube_config::Auth::Exec(_)
+                | kube_config::Auth::Bearer(kube_config::TokenSource::File(_))
+        )
+    }
+
+    async fn credential(&self) -> Result<Option<kube_config::Credential>> {
+        let auth = self.inner.config.auth.clone();
+        let url = self.inner.base.clone();
+        let result = match auth {
+            // An exec plugin may run a process: keep it off the async threads.
+            kube_config::Auth::Exec(_) => {
+                tokio::task::spawn_blocking(move || auth.current_credential())
+                    .await
+                    .map_err(|e| Error::Config(format!("credential plugin task failed: {e}")))?
+            }
+            _ => auth.current_credential(),
+        };
+        result.map_err(|source| Error::Auth { url, source })
+    }
+
+    /// The HTTP client to use now: rebuilt when an exec plugin hands out a
+    /// new client certificate.
+    async fn http_for_request(&self) -> Result<reqwest::Client> {
+        if !matches!(self.inner.config.auth, kube_config::Auth::Exec(_)) {
+            return Ok(self.inner.http.read().0.clone());
+        }
+        let Some(identity) = self.credential().await?.and_then(|c| c.identity) else {
+            return Ok(self.inner.http.read().0.clone());
+        };
+        let leaf = identity.cert_chain_der().first().map(|c| c.to_vec());
+        {
+            let current = self.inner.http.read();
+            if current.1 == leaf {
+                return Ok(current.0.clone());
+            }
+        }
+        let fresh = http_client(
+            &self.inner.config,
+            Some(tls::Identity {
+                chain: identity.cert_chain_der(),
+                key: identity.key_der(),
+            }),
+            &self.inner.user_agent,
+        )?;
+        *self.inner.http.write() = (fresh.clone(), leaf);
+        Ok(fresh)
+    }
+
+    async fn authenticate(
+        &self,
+        mut builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder> {
+        if let Some(header) = self
+            .credential()
+            .await?
+            .and_then(|c| c.authorization_header())
+        {
+            let mut value = HeaderValue::from_str(header.expose())
+                .map_err(|_| Error::Config("the credential is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(imp) = &self.inner.config.impersonate {
+            builder = builder.header("Impersonate-User", &imp.user);
+            if let Some(uid) = &imp.uid {
+                builder = builder.header("Impersonate-Uid", uid);
+            }
+            for group in &imp.groups {
+                builder = builder.header("Impersonate-Group", group);
+            }
+            for (key, values) in &imp.extra {
+                let name = HeaderName::from_bytes(
+                    format!("Impersonate-Extra-{}", percent_encode(key)).as_bytes(),
+                )
+                .map_err(|e| Error::Config(format!("as-user-extra key `{key}`: {e}")))?;
+                for v in values {
+                    builder = builder.header(name.clone(), v);
+                }
+            }
+        }
+        Ok(builder)
+    }
+}
+
+/// Percent-encodes what may not appear in a header name (client-go does the same).
+fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-!#$&'*+.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+        url: url.to_string(),
+        message: e.to_string(),
+        body: body_prefix(bytes),
+    })
+}
+
+pub(crate) fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> Error {
+    if is_tls_error(e) {
+        Error::Tls {
+            url: url.to_string(),
+            message: error_chain(e),
+        }
+    } else {
+        Error::Transport {
+            method: method.to_string(),
+            url: url.to_string(),
+            message: error_chain(e),
+        }
+    }
+}
+
+/// Turns a non-2xx answer into an error, decoding a `Status` if there is one.
+async fn error_from_response(method: &str, url: &str, resp: reqwest::Response) -> Error {
+    let code = resp.status().as_u16();
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => return transport_error(method, url, &e),
+    };
+    status_error(method, url, code, &bytes)
+}
+
+pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> Error {
+    match serde_json::from_slice::<Status>(bytes) {
+        Ok(mut status)
+            if status.code.is_some() || status.reason.is_some() || status.message.is_some() =>
+        {
+            status.code.get_or_insert(i32::from(code));
+            Error::Api {
+                method: method.to_string(),
+                url: url.to_string(),
+                status: Box::new(status),
+            }
+        }
+        _ => Error::HttpStatus {
+            method: method.to_string(),
+            url: url.to_string(),
+            code,
+            body: body_prefix(bytes),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_keys_are_percent_encoded() {
+        assert_eq!(percent_encode("scopes"), "scopes");
+        assert_eq!(
+            percent_encode("example.com/key one"),
+            "example.com%2Fkey%20one"
+        );
+    }
+
+    #[test]
+    fn a_status_body_becomes_an_api_error() {
+        let body = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"configmaps \"x\" not found","reason":"NotFound","details":{"name":"x","kind":"configmaps"},"code":404}"#;
+        let e = status_error(
+            "GET",
+            "https://h/api/v1/namespaces/d/configmaps/x",
+            404,
+            body,
+        );
+        assert!(e.is_not_found());
+        assert_eq!(
+            e.status()
+                .unwrap()
+                .details
+                .as_ref()
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            e.to_string(),
+            "GET https://h/api/v1/namespaces/d/configmaps/x: 404 NotFound: configmaps \"x\" not found"
+        );
+    }
+
+    #[test]
+    fn a_non_json_error_keeps_its_first_bytes() {
+        let body = "<html>bad gateway</html>".repeat(100);
+        let e = status_error("GET", "https://h/x", 502, body.as_bytes());
+        match &e {
+            Error::HttpStatus {
+                code: 502, body, ..
+            } => {
+                assert!(body.starts_with("<html>bad gateway"));
+                assert_eq!(body.len(), crate::error::BODY_PREFIX);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.code(), Some(502));
+    }
+}

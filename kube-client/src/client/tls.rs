@@ -1,0 +1,173 @@
+//! rustls configuration from a [`kube_config::Config`].
+//!
+//! Guarantees: the server is verified against the kubeconfig's CA bundle
+//! (or, without one, the webpki roots are not used: a cluster without a CA is
+//! verified against nothing and fails, as kubectl does with no system roots
+//! configured); `tls-server-name` replaces the host name in verification;
+//! verification is skipped only when `insecure-skip-tls-verify` says so;
+//! ALPN offers h2 then http/1.1, so that many watches share one connection
+//! when the server speaks HTTP/2.
+
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::error::{Error, Result};
+
+/// A client certificate chain and key, in DER.
+pub(crate) struct Identity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the rustls config for `config`, presenting `identity` if any.
+pub(crate) fn client_config(
+    config: &kube_config::Config,
+    identity: Option<Identity>,
+) -> Result<rustls::ClientConfig> {
+    let url = config.cluster_url.to_string();
+    let tls_err = |message: String| Error::Tls {
+        url: url.clone(),
+        message,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?;
+
+    // Plain http:// never does TLS; the verifier is never called.
+    let plain_http = config.cluster_url.scheme() == "http";
+    let verifier: Arc<dyn ServerCertVerifier> = if config.accept_invalid_certs || plain_http {
+        Arc::new(AcceptAnything(provider()))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in config.root_certs.iter().flatten() {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| tls_err(format!("certificate-authority: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(Error::Config(format!(
+                "cluster {url} has no certificate-authority and insecure-skip-tls-verify is not set: \
+                 nothing to verify the server against"
+            )));
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| tls_err(e.to_string()))?;
+        match &config.tls_server_name {
+            Some(name) => {
+                let name = ServerName::try_from(name.clone())
+                    .map_err(|e| Error::Config(format!("tls-server-name `{name}`: {e}")))?;
+                Arc::new(FixedName {
+                    inner: webpki,
+                    name,
+                })
+            }
+            None => webpki,
+        }
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut tls = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.chain, id.key)
+            .map_err(|e| tls_err(format!("client certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// Verifies against a configured name instead of the URL's host.
+#[derive(Debug)]
+struct FixedName {
+    inner: Arc<WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for FixedName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `insecure-skip-tls-verify: true`: any certificate, still a real handshake.
+#[derive(Debug)]
+struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,229 @@
+//! The client's one error type.
+//!
+//! An answer from the API server that is an error carries the decoded
+//! `Status` ([`Error::Api`]); use the helpers (`is_not_found`, `is_conflict`,
+//! `is_gone`, …) rather than matching codes. Failures that never reached a
+//! decoded answer are distinct variants, each naming the URL: transport,
+//! TLS, authentication, decoding, and a non-JSON error body (whose first
+//! bytes are kept).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+
+/// How many bytes of an unexpected body an error keeps.
+pub(crate) const BODY_PREFIX: usize = 512;
+
+/// Everything that can go wrong talking to the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with a Kubernetes `Status` error.
+    #[error("{method} {url}: {} {}: {}", status.code.unwrap_or_default(), status.reason.as_deref().unwrap_or("Unknown"), status.message.as_deref().unwrap_or_default())]
+    Api {
+        /// Request method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// The decoded Status (code, reason, message, details).
+        status: Box<Status>,
+    },
+    /// The server answered an error status whose body is not a `Status`.
+    #[error("{method} {url}: HTTP {code}, body: {body}")]
+    HttpStatus {
+        /// Request method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// HTTP status code.
+        code: u16,
+        /// The first bytes of the body (lossy UTF-8).
+        body: String,
+    },
+    /// The connection failed, was refused, timed out or was cut.
+    #[error("{method} {url}: {message}")]
+    Transport {
+        /// Request method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// The whole error chain.
+        message: String,
+    },
+    /// TLS failed: untrusted certificate, wrong name, bad client identity.
+    #[error("TLS with {url} failed: {message}")]
+    Tls {
+        /// Request URL (or server URL when building the client).
+        url: String,
+        /// The whole error chain.
+        message: String,
+    },
+    /// Credentials could not be obtained (token file, exec plugin, …).
+    #[error("credentials for {url}: {source}")]
+    Auth {
+        /// The server the credentials were for.
+        url: String,
+        /// What kube-config said.
+        #[source]
+        source: kube_config::Error,
+    },
+    /// A body could not be decoded into the expected type.
+    #[error("decoding the answer of {url}: {message}; body starts with: {body}")]
+    Decode {
+        /// Request URL.
+        url: String,
+        /// The serde error.
+        message: String,
+        /// The first bytes of what was being decoded.
+        body: String,
+    },
+    /// The configuration cannot make a client (bad CA, bad proxy URL, …).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// The request itself is invalid (e.g. an object without a name).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A watch stream sent an `ERROR` event.
+    #[error("watch of {url} failed: {} {}: {}", status.code.unwrap_or_default(), status.reason.as_deref().unwrap_or("Unknown"), status.message.as_deref().unwrap_or_default())]
+    WatchError {
+        /// The watch URL.
+        url: String,
+        /// The Status the server sent.
+        status: Box<Status>,
+    },
+}
+
+impl Error {
+    /// The API `Status`, if the server answered with one.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Error::Api { status, .. } | Error::WatchError { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The HTTP code of an answered error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::HttpStatus { code, .. } => Some(*code),
+            _ => self
+                .status()
+                .and_then(|s| s.code)
+                .and_then(|c| u16::try_from(c).ok()),
+        }
+    }
+
+    fn reason_is(&self, reason: &str) -> bool {
+        self.status().and_then(|s| s.reason.as_deref()) == Some(reason)
+    }
+
+    /// 404 NotFound.
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(404)
+    }
+    /// 409 Conflict (including `AlreadyExists`).
+    pub fn is_conflict(&self) -> bool {
+        self.code() == Some(409)
+    }
+    /// 409 AlreadyExists.
+    pub fn is_already_exists(&self) -> bool {
+        self.reason_is("AlreadyExists")
+    }
+    /// 410 Gone / Expired: the resourceVersion is too old; relist.
+    pub fn is_gone(&self) -> bool {
+        self.code() == Some(410) || self.reason_is("Expired") || self.reason_is("Gone")
+    }
+    /// 403 Forbidden.
+    pub fn is_forbidden(&self) -> bool {
+        self.code() == Some(403)
+    }
+    /// 401 Unauthorized.
+    pub fn is_unauthorized(&self) -> bool {
+        self.code() == Some(401)
+    }
+    /// 422 Invalid.
+    pub fn is_invalid(&self) -> bool {
+        self.code() == Some(422)
+    }
+    /// 429 TooManyRequests.
+    pub fn is_too_many_requests(&self) -> bool {
+        self.code() == Some(429)
+    }
+    /// 504 / a server-side timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.code() == Some(504) || self.reason_is("Timeout")
+    }
+    /// "Too large resource version": the server has not seen that version yet.
+    pub fn is_resource_version_too_large(&self) -> bool {
+        self.status().is_some_and(|s| {
+            s.details
+                .as_ref()
+                .and_then(|d| d.causes.as_ref())
+                .is_some_and(|causes| {
+                    causes
+                        .iter()
+                        .any(|c| c.reason.as_deref() == Some("ResourceVersionTooLarge"))
+                })
+                || s.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("Too large resource version"))
+        })
+    }
+    /// The connection could not be made or was lost.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport { .. })
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The first [`BODY_PREFIX`] bytes of a body, as lossy UTF-8.
+pub(crate) fn body_prefix(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(BODY_PREFIX)]).into_owned()
+}
+
+/// An error and all its sources, joined with ": ".
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+/// True if TLS failed: a rustls error somewhere in the chain. Connectors
+/// may box the rustls error in ways that hide its type, so the texts rustls
+/// gives its errors are recognised too.
+pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    const RUSTLS_TEXTS: [&str; 6] = [
+        "invalid peer certificate",
+        "received fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+        "no server certificate chain resolved",
+        "tls handshake eof",
+    ];
+    let text = error_chain(e).to_lowercase();
+    if RUSTLS_TEXTS.iter().any(|t| text.contains(t)) {
+        return true;
+    }
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

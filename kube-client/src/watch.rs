@@ -1,0 +1,293 @@
+//! Watch events and the decoder of a watch stream.
+//!
+//! A watch answer is a chunked body of JSON documents, one per line:
+//! `{"type":"ADDED","object":{…}}`. The decoder reads chunks as they arrive
+//! and yields each complete line as a [`WatchEvent`]; it never holds more
+//! than the current incomplete line plus one chunk:
+//! - an event split across chunks is joined;
+//! - a line that is not a valid event yields an `Err` item and decoding goes
+//!   on with the next line;
+//! - a clean end of the body ends the stream; a body cut mid-line ends it
+//!   with an `Err` naming how many bytes were left over;
+//! - a transport error ends the stream with that error.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result, body_prefix};
+
+/// The annotation on the bookmark that ends a streaming list's initial events.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// One event of a watch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "object",
+    bound(deserialize = "K: DeserializeOwned")
+)]
+pub enum WatchEvent<K> {
+    /// An object was created (or is part of a streaming list's initial state).
+    #[serde(rename = "ADDED")]
+    Added(K),
+    /// An object changed.
+    #[serde(rename = "MODIFIED")]
+    Modified(K),
+    /// An object was deleted; this is its last state.
+    #[serde(rename = "DELETED")]
+    Deleted(K),
+    /// Progress: everything up to this resourceVersion has been sent.
+    #[serde(rename = "BOOKMARK")]
+    Bookmark(Bookmark),
+    /// The server reports an error in-stream (410 Gone when the version is too old).
+    #[serde(rename = "ERROR")]
+    Error(Box<Status>),
+}
+
+/// The body of a BOOKMARK event: only a resourceVersion and annotations.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Bookmark {
+    /// Bookmark metadata.
+    pub metadata: BookmarkMeta,
+}
+
+/// Metadata of a bookmark.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookmarkMeta {
+    /// Everything up to this version has been delivered.
+    pub resource_version: String,
+    /// `k8s.io/initial-events-end: "true"` ends a streaming list.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Bookmark {
+    /// True for the bookmark that ends a streaming list's initial events.
+    pub fn is_initial_events_end(&self) -> bool {
+        self.metadata
+            .annotations
+            .get(INITIAL_EVENTS_END)
+            .is_some_and(|v| v == "true")
+    }
+}
+
+/// Splits a stream of body chunks into lines (without `\n` or `\r\n`),
+/// with the same guarantees as the event decoder: bounded buffering, a cut
+/// mid-line reported as an error, a transport error ending the stream.
+pub fn lines<S, E>(url: String, chunks: S) -> impl Stream<Item = Result<String>> + Send
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
+    raw_lines(url, chunks, true).map(|r| r.map(|line| String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// Decodes a stream of body chunks into watch events (see module docs).
+pub fn decode_events<K, S, E>(
+    url: String,
+    chunks: S,
+) -> impl Stream<Item = Result<WatchEvent<K>>> + Send
+where
+    K: DeserializeOwned + Send,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
+    let decode_url = url.clone();
+    raw_lines(url, chunks, false).filter_map(move |line| {
+        let item =
+            match line {
+                Ok(line) if line.iter().all(u8::is_ascii_whitespace) => None,
+                Ok(line) => Some(serde_json::from_slice::<WatchEvent<K>>(&line).map_err(|e| {
+                    Error::Decode {
+                        url: decode_url.clone(),
+                        message: format!("watch event: {e}"),
+                        body: body_prefix(&line),
+                    }
+                })),
+                Err(e) => Some(Err(e)),
+            };
+        futures::future::ready(item)
+    })
+}
+
+/// The line splitter under [`decode_events`] and [`lines`]. With
+/// `tail_is_line`, bytes after the last newline at a clean end are one more
+/// line (logs); without, they mean the body was cut mid-event (watches).
+fn raw_lines<S, E>(
+    url: String,
+    chunks: S,
+    tail_is_line: bool,
+) -> impl Stream<Item = Result<Bytes>> + Send
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
+    struct State<S> {
+        chunks: S,
+        buf: BytesMut,
+        scanned: usize,
+        done: bool,
+    }
+    let init = State {
+        chunks,
+        buf: BytesMut::new(),
+        scanned: 0,
+        done: false,
+    };
+    futures::stream::unfold(init, move |mut st| {
+        let url = url.clone();
+        async move {
+            loop {
+                if let Some(pos) = st.buf[st.scanned..].iter().position(|&b| b == b'\n') {
+                    let mut line = st.buf.split_to(st.scanned + pos + 1).freeze();
+                    st.scanned = 0;
+                    line.truncate(line.len() - 1);
+                    if line.last() == Some(&b'\r') {
+                        line.truncate(line.len() - 1);
+                    }
+                    return Some((Ok(line), st));
+                }
+                st.scanned = st.buf.len();
+                if st.done {
+                    return None;
+                }
+                match st.chunks.next().await {
+                    Some(Ok(chunk)) => st.buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => {
+                        st.done = true;
+                        st.buf.clear();
+                        st.scanned = 0;
+                        return Some((Err(e.into()), st));
+                    }
+                    None => {
+                        st.done = true;
+                        let rest = st.buf.split().freeze();
+                        st.scanned = 0;
+                        if rest.is_empty()
+                            || (!tail_is_line && rest.iter().all(u8::is_ascii_whitespace))
+                        {
+                            return None;
+                        }
+                        if tail_is_line {
+                            return Some((Ok(rest), st));
+                        }
+                        let message = format!(
+                            "stream ended in the middle of an event ({} bytes left: {})",
+                            rest.len(),
+                            body_prefix(&rest)
+                        );
+                        return Some((
+                            Err(Error::Transport {
+                                method: "GET".into(),
+                                url,
+                                message,
+                            }),
+                            st,
+                        ));
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn chunks(
+        parts: &[&str],
+    ) -> impl Stream<Item = std::result::Result<Bytes, Error>> + Send + Unpin {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from(p.to_string())))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    async fn collect(parts: &[&str]) -> Vec<Result<WatchEvent<ConfigMap>>> {
+        decode_events("https://h/w".into(), chunks(parts))
+            .collect()
+            .await
+    }
+
+    const ADDED: &str = r#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","resourceVersion":"1"}}}"#;
+
+    #[tokio::test]
+    async fn split_events_are_joined() {
+        let (a, b) = ADDED.split_at(17);
+        let second = r#"{"type":"DELETED","object":{"metadata":{"name":"a"}}}"#;
+        let events = collect(&[a, b, "\n", second, "\n"]).await;
+        assert_eq!(events.len(), 2);
+        match &events[0] {
+            Ok(WatchEvent::Added(cm)) => assert_eq!(cm.metadata.name.as_deref(), Some("a")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(events[1], Ok(WatchEvent::Deleted(_))));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_line_is_an_error_item_and_decoding_goes_on() {
+        let events = collect(&["{not json\n", ADDED, "\n"]).await;
+        assert_eq!(events.len(), 2);
+        let err = events[0].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("https://h/w") && err.contains("{not json"),
+            "{err}"
+        );
+        assert!(matches!(events[1], Ok(WatchEvent::Added(_))));
+    }
+
+    #[tokio::test]
+    async fn a_cut_mid_event_ends_with_an_error() {
+        let events = collect(&[ADDED, "\n", &ADDED[..30]]).await;
+        assert_eq!(events.len(), 2);
+        let err = events[1].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("ended in the middle of an event (30 bytes left"),
+            "{err}"
+        );
+        assert!(err.contains("https://h/w"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bookmarks_and_errors_decode() {
+        let bookmark = r#"{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"77","annotations":{"k8s.io/initial-events-end":"true"}}}}"#;
+        let error = r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#;
+        let events = collect(&[bookmark, "\n", error, "\n"]).await;
+        match &events[0] {
+            Ok(WatchEvent::Bookmark(b)) => {
+                assert_eq!(b.metadata.resource_version, "77");
+                assert!(b.is_initial_events_end());
+            }
+            other => panic!("{other:?}"),
+        }
+        match &events[1] {
+            Ok(WatchEvent::Error(s)) => assert_eq!(s.code, Some(410)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn log_lines_keep_blank_lines_and_the_tail() {
+        let got: Vec<String> = lines("u".into(), chunks(&["a\r\n\nb", "c\nlast"]))
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(got, ["a", "", "bc", "last"]);
+    }
+
+    #[tokio::test]
+    async fn a_clean_end_ends_the_stream() {
+        assert!(collect(&[]).await.is_empty());
+        assert_eq!(collect(&[ADDED, "\n", "\n"]).await.len(), 1);
+    }
+}
