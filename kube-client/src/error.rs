@@ -12,8 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 /// How many bytes of an unexpected body an error keeps.
 pub(crate) const BODY_PREFIX: usize = 512;
 
-/// Everything that can go wrong talking to the API server.
-#[derive(Debug, thiserror::Error)]
+/// Everything that can go wrong talking to the API server. Cheap to clone,
+/// so that one error can be both returned and queued.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The server answered with a Kubernetes `Status` error.
     #[error("{method} {url}: {} {}: {}", status.code.unwrap_or_default(), status.reason.as_deref().unwrap_or("Unknown"), status.message.as_deref().unwrap_or_default())]
@@ -62,7 +63,7 @@ pub enum Error {
         url: String,
         /// What kube-config said.
         #[source]
-        source: kube_config::Error,
+        source: std::sync::Arc<kube_config::Error>,
     },
     /// A body could not be decoded into the expected type.
     #[error("decoding the answer of {url}: {message}; body starts with: {body}")]

@@ -1,9 +1,52 @@
-//! `kube-runtime`: caches that stay current.
+//! `kube-runtime`: caches of Kubernetes objects that stay current.
 //!
-//! This crate will hold the `Reflector`: a cache of one resource kept current
-//! by list + watch, resuming from the last resourceVersion and relisting on
-//! 410 Gone, with an event queue (`poll()`, `read()`, `events()`). It is being
-//! built in the kube-runtime issue; today it only re-exports the client layer
-//! it stands on.
+//! Controllers and operators rarely want single requests; they want to
+//! *know* the current state of some kind and to *react* to its changes. The
+//! API server offers lists and watches; this crate turns them into:
+//!
+//! - [`Watcher`]: list, then watch forever, resuming from the last
+//!   resourceVersion after timeouts and cut connections, relisting after
+//!   410 Gone, backing off after errors (client-go's Reflector semantics);
+//! - [`Store`]: a concurrent cache keyed by namespace/name, holding
+//!   `Arc<K>`, with a ready signal;
+//! - [`Reflector`]: both together, with the event queue the original kube
+//!   README had — `poll()`, `read()`, `events()`.
+//!
+//! ```no_run
+//! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+//! use kube_client::{Api, ApiResource, Client, Object};
+//! use kube_runtime::{Reflector, WatchEvent};
+//!
+//! # async fn demo() -> Result<(), kube_client::Error> {
+//! let client = Client::try_default().await?;
+//! let pods: Api<Object<PodSpec, PodStatus>> =
+//!     Api::namespaced_with(client, "kube-system", &ApiResource::of::<Pod>());
+//! let mut rf = Reflector::new(pods);
+//! rf.poll().await?; // the initial list
+//! for pod in rf.read() {
+//!     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("?");
+//!     println!("{} is {phase}", pod.metadata.name.as_deref().unwrap_or_default());
+//! }
+//! rf.poll().await?; // the next change(s)
+//! for event in rf.events() {
+//!     match event {
+//!         WatchEvent::Added(p) | WatchEvent::Modified(p) => println!("upsert {:?}", p.metadata.name),
+//!         WatchEvent::Deleted(p) => println!("gone {:?}", p.metadata.name),
+//!         WatchEvent::Error(e) => println!("error: {e}"),
+//!         WatchEvent::Desynced { dropped } => println!("{dropped} events lost; re-read the store"),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
-pub use kube_client as client;
+pub mod backoff;
+pub mod queue;
+pub mod reflector;
+pub mod store;
+pub mod watcher;
+
+pub use backoff::BackoffConfig;
+pub use queue::WatchEvent;
+pub use reflector::{Reflector, ReflectorConfig};
+pub use store::Store;
+pub use watcher::{Event, Watcher, WatcherConfig};

@@ -87,7 +87,7 @@ impl Client {
             .map_err(|e| Error::Config(format!("inferring the configuration panicked: {e}")))?
             .map_err(|source| Error::Auth {
                 url: "(inferred configuration)".into(),
-                source,
+                source: source.into(),
             })?;
         Self::try_from(config)
     }

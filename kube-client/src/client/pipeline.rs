@@ -177,7 +177,10 @@ impl Client {
             }
             _ => auth.current_credential(),
         };
-        result.map_err(|source| Error::Auth { url, source })
+        result.map_err(|source| Error::Auth {
+            url,
+            source: source.into(),
+        })
     }
 
     /// The HTTP client to use now: rebuilt when an exec plugin hands out a

@@ -1,0 +1,440 @@
+//! The watcher: list once, then watch forever, resuming where it left off.
+//!
+//! Kubernetes offers two primitives: a *list* returns every object at some
+//! `resourceVersion`, and a *watch* streams every change after a given
+//! `resourceVersion`. A watcher stitches them together so that its consumer
+//! sees the full state once and then each change, with no gap:
+//!
+//! 1. **Initial list**, paginated (`limit`, 500 by default, following
+//!    `continue` tokens), the first at `resourceVersion=0` so that the API
+//!    server can serve it from its cache, as client-go does. Its objects
+//!    come out between [`Event::Init`] and [`Event::InitDone`].
+//! 2. **Watch** from the list's resourceVersion, with bookmarks on. Every
+//!    event and bookmark advances the last-seen resourceVersion.
+//! 3. When a watch **ends** — the server's `timeoutSeconds`, a cut
+//!    connection, or no event at all for longer than the watch timeout plus
+//!    a margin — the watcher watches again **from the last-seen version**:
+//!    no relist, nothing missed, nothing repeated.
+//! 4. When the server says that version is **gone** (410 Gone / Expired, or
+//!    "too large resource version"), the watcher **relists** (a consistent
+//!    read) and emits a new `Init … InitDone` sequence; the
+//!    [`Store`](crate::Store) turns it into Added / Modified / Deleted
+//!    events for what changed meanwhile.
+//! 5. Other **errors** (refused connections, 429, 5xx, a cut mid-list) are
+//!    returned from [`Watcher::next`] and the next call waits out a backoff
+//!    ([`BackoffConfig`], client-go's defaults) before trying again from the
+//!    same place.
+//!
+//! Optionally the initial state comes from a **streaming list**
+//! (`sendInitialEvents=true`): one watch that first replays the current
+//! objects and marks the end with a bookmark annotated
+//! `k8s.io/initial-events-end`. If the server refuses it, the watcher falls
+//! back to list + watch for good.
+
+use std::fmt::Debug;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube_client::params::{ListParams, Selector, WatchParams};
+use kube_client::{Api, Error, Resource, WatchEvent};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backoff::{Backoff, BackoffConfig};
+
+/// What a watcher reports, one at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<K> {
+    /// A (re)list starts: what follows until [`Event::InitDone`] is the
+    /// complete state.
+    Init,
+    /// One object of the complete state.
+    InitApply(K),
+    /// The complete state has been delivered; anything not in it is gone.
+    InitDone,
+    /// An object was created or changed.
+    Apply(K),
+    /// An object was deleted (its last state).
+    Delete(K),
+}
+
+/// How a watcher lists and watches.
+#[derive(Debug, Clone)]
+pub struct WatcherConfig {
+    /// Label selector.
+    pub label_selector: Option<Selector>,
+    /// Field selector.
+    pub field_selector: Option<Selector>,
+    /// Page size of lists (default 500).
+    pub page_size: u32,
+    /// Server-side timeout of each watch (default 290 s).
+    pub watch_timeout: Duration,
+    /// A watch silent for `watch_timeout + idle_margin` is presumed dead.
+    pub idle_margin: Duration,
+    /// Use a streaming list (`sendInitialEvents`) for the initial state.
+    pub streaming_list: bool,
+    /// Backoff after errors.
+    pub backoff: BackoffConfig,
+}
+
+impl Default for WatcherConfig {
+    fn default() -> Self {
+        Self {
+            label_selector: None,
+            field_selector: None,
+            page_size: 500,
+            watch_timeout: Duration::from_secs(290),
+            idle_margin: Duration::from_secs(30),
+            streaming_list: false,
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+impl WatcherConfig {
+    /// Sets the label selector.
+    pub fn labels(mut self, selector: impl Into<Selector>) -> Self {
+        self.label_selector = Some(selector.into());
+        self
+    }
+    /// Sets the field selector.
+    pub fn fields(mut self, selector: impl Into<Selector>) -> Self {
+        self.field_selector = Some(selector.into());
+        self
+    }
+    /// Uses a streaming list for the initial state.
+    pub fn streaming_list(mut self) -> Self {
+        self.streaming_list = true;
+        self
+    }
+}
+
+type EventStream<K> = Pin<Box<dyn Stream<Item = kube_client::Result<WatchEvent<K>>> + Send>>;
+
+enum State<K> {
+    /// Nothing in hand: list (first time at rv "0", after a 410 at "").
+    Empty { consistent: bool },
+    /// Between pages of a list.
+    Listing {
+        continue_token: String,
+        pending: std::vec::IntoIter<K>,
+        list_rv: String,
+        last_page: bool,
+    },
+    /// Between a list and its watch, or after a watch ended.
+    Listed { rv: String },
+    /// A watch is open.
+    Watching {
+        rv: String,
+        stream: EventStream<K>,
+        initial: bool,
+    },
+}
+
+/// List + watch with resumption; see the module docs.
+pub struct Watcher<K> {
+    api: Api<K>,
+    config: WatcherConfig,
+    state: State<K>,
+    backoff: Backoff,
+    wait_before_next: Option<Duration>,
+    streaming_refused: bool,
+}
+
+impl<K> Debug for Watcher<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("api", &self.api)
+            .field("rv", &self.resource_version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> Watcher<K> {
+    /// The last resourceVersion seen, if any.
+    pub fn resource_version(&self) -> Option<&str> {
+        match &self.state {
+            State::Empty { .. } | State::Listing { .. } => None,
+            State::Listed { rv } | State::Watching { rv, .. } => Some(rv),
+        }
+    }
+}
+
+impl<K> Watcher<K>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+{
+    /// A watcher over `api` (its namespace, or all).
+    pub fn new(api: Api<K>, config: WatcherConfig) -> Self {
+        let backoff = Backoff::new(config.backoff.clone());
+        Self {
+            api,
+            config,
+            state: State::Empty { consistent: false },
+            backoff,
+            wait_before_next: None,
+            streaming_refused: false,
+        }
+    }
+
+    fn list_params(&self) -> ListParams {
+        ListParams {
+            label_selector: self.config.label_selector.clone(),
+            field_selector: self.config.field_selector.clone(),
+            limit: Some(self.config.page_size),
+            ..ListParams::default()
+        }
+    }
+
+    fn watch_params(&self) -> WatchParams {
+        WatchParams {
+            label_selector: self.config.label_selector.clone(),
+            field_selector: self.config.field_selector.clone(),
+            timeout_seconds: Some(self.config.watch_timeout.as_secs().max(1) as u32),
+            bookmarks: true,
+            send_initial_events: false,
+        }
+    }
+
+    /// The next event. Errors are returned once; the call after an error
+    /// first waits out the backoff, then resumes from the same place (or
+    /// relists, when the error said the version is gone).
+    pub async fn next(&mut self) -> Result<Event<K>, Error> {
+        if let Some(delay) = self.wait_before_next.take() {
+            tracing::debug!(?delay, "watcher backing off");
+            tokio::time::sleep(delay).await;
+        }
+        let result = self.step().await;
+        if let Err(e) = &result {
+            let delay = self.backoff.next_delay();
+            tracing::warn!(error = %e, ?delay, "watcher error");
+            self.wait_before_next = Some(delay);
+        }
+        result
+    }
+
+    /// Turns the watcher into an endless stream of results.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Event<K>, Error>> + Send {
+        futures::stream::unfold(self, |mut w| async move { Some((w.next().await, w)) })
+    }
+
+    async fn step(&mut self) -> Result<Event<K>, Error> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Empty { consistent: false }) {
+                State::Empty { consistent } => {
+                    if self.config.streaming_list && !self.streaming_refused {
+                        match self.open_watch("", true).await {
+                            Ok(stream) => {
+                                self.state = State::Watching {
+                                    rv: String::new(),
+                                    stream,
+                                    initial: true,
+                                };
+                                return Ok(Event::Init);
+                            }
+                            Err(e) if refuses_streaming(&e) => {
+                                tracing::info!(error = %e, "streaming list refused; using list + watch");
+                                self.streaming_refused = true;
+                                self.state = State::Empty { consistent };
+                                continue;
+                            }
+                            Err(e) => {
+                                self.state = State::Empty { consistent };
+                                return Err(e);
+                            }
+                        }
+                    }
+                    let mut lp = self.list_params();
+                    // The first list may come from the API server's cache;
+                    // after a 410 it must be a consistent read.
+                    lp.resource_version = if consistent { None } else { Some("0".into()) };
+                    let api = self.api.clone();
+                    match api.list(&lp).await {
+                        Ok(page) => {
+                            let continue_token =
+                                page.metadata.continue_.clone().unwrap_or_default();
+                            self.state = State::Listing {
+                                last_page: continue_token.is_empty(),
+                                continue_token,
+                                pending: page.items.into_iter(),
+                                list_rv: page.metadata.resource_version.unwrap_or_default(),
+                            };
+                            return Ok(Event::Init);
+                        }
+                        Err(e) => {
+                            self.state = State::Empty {
+                                consistent: consistent || e.is_gone(),
+                            };
+                            return Err(e);
+                        }
+                    }
+                }
+                State::Listing {
+                    continue_token,
+                    mut pending,
+                    list_rv,
+                    last_page,
+                } => {
+                    if let Some(obj) = pending.next() {
+                        self.state = State::Listing {
+                            continue_token,
+                            pending,
+                            list_rv,
+                            last_page,
+                        };
+                        return Ok(Event::InitApply(obj));
+                    }
+                    if last_page {
+                        self.state = State::Listed { rv: list_rv };
+                        return Ok(Event::InitDone);
+                    }
+                    let mut lp = self.list_params();
+                    lp.continue_token = Some(continue_token.clone());
+                    let api = self.api.clone();
+                    match api.list(&lp).await {
+                        Ok(page) => {
+                            let next = page.metadata.continue_.clone().unwrap_or_default();
+                            self.state = State::Listing {
+                                last_page: next.is_empty(),
+                                continue_token: next,
+                                pending: page.items.into_iter(),
+                                list_rv: page.metadata.resource_version.unwrap_or(list_rv),
+                            };
+                        }
+                        Err(e) if e.is_gone() => {
+                            // The snapshot the pages came from was compacted:
+                            // start the list over, consistently. The store
+                            // sees a fresh Init and forgets the partial one.
+                            self.state = State::Empty { consistent: true };
+                            return Err(e);
+                        }
+                        Err(e) => {
+                            self.state = State::Listing {
+                                continue_token,
+                                pending,
+                                list_rv,
+                                last_page,
+                            };
+                            return Err(e);
+                        }
+                    }
+                }
+                State::Listed { rv } => match self.open_watch(&rv, false).await {
+                    Ok(stream) => {
+                        self.state = State::Watching {
+                            rv,
+                            stream,
+                            initial: false,
+                        }
+                    }
+                    Err(e) if e.is_gone() || e.is_resource_version_too_large() => {
+                        self.state = State::Empty { consistent: true };
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        self.state = State::Listed { rv };
+                        return Err(e);
+                    }
+                },
+                State::Watching {
+                    rv,
+                    mut stream,
+                    initial,
+                } => {
+                    let idle = self.config.watch_timeout + self.config.idle_margin;
+                    let item = match tokio::time::timeout(idle, stream.next()).await {
+                        Ok(item) => item,
+                        Err(_) => {
+                            tracing::info!(?idle, "watch silent for too long; watching again");
+                            self.state = State::Listed { rv };
+                            continue;
+                        }
+                    };
+                    match item {
+                        None => {
+                            // Server timeout or clean close: resume.
+                            self.state = self.after_watch_end(rv, initial);
+                        }
+                        Some(Ok(WatchEvent::Added(obj) | WatchEvent::Modified(obj))) => {
+                            let rv = obj.meta().resource_version.clone().unwrap_or(rv);
+                            self.state = State::Watching {
+                                rv,
+                                stream,
+                                initial,
+                            };
+                            return Ok(if initial {
+                                Event::InitApply(obj)
+                            } else {
+                                Event::Apply(obj)
+                            });
+                        }
+                        Some(Ok(WatchEvent::Deleted(obj))) => {
+                            let rv = obj.meta().resource_version.clone().unwrap_or(rv);
+                            self.state = State::Watching {
+                                rv,
+                                stream,
+                                initial,
+                            };
+                            return Ok(Event::Delete(obj));
+                        }
+                        Some(Ok(WatchEvent::Bookmark(b))) => {
+                            let end = initial && b.is_initial_events_end();
+                            self.state = State::Watching {
+                                rv: b.metadata.resource_version,
+                                stream,
+                                initial: initial && !end,
+                            };
+                            if end {
+                                return Ok(Event::InitDone);
+                            }
+                        }
+                        Some(Ok(WatchEvent::Error(status))) => {
+                            let err = Error::WatchError {
+                                url: self.api.resource().collection_path(self.api.namespace()),
+                                status,
+                            };
+                            self.state = if err.is_gone() || err.is_resource_version_too_large() {
+                                State::Empty { consistent: true }
+                            } else {
+                                self.after_watch_end(rv, initial)
+                            };
+                            return Err(err);
+                        }
+                        Some(Err(e)) => {
+                            // A cut connection or an undecodable event: resume
+                            // from the last good version.
+                            self.state = self.after_watch_end(rv, initial);
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where to go when a watch ends: resume from `rv`, unless it was a
+    /// streaming list that never finished (then start it over).
+    fn after_watch_end(&self, rv: String, initial: bool) -> State<K> {
+        if initial || rv.is_empty() {
+            State::Empty { consistent: false }
+        } else {
+            State::Listed { rv }
+        }
+    }
+
+    async fn open_watch(&mut self, rv: &str, streaming: bool) -> Result<EventStream<K>, Error> {
+        let mut wp = self.watch_params();
+        wp.send_initial_events = streaming;
+        let api = self.api.clone();
+        Ok(Box::pin(api.watch(&wp, rv).await?))
+    }
+}
+
+/// The server does not do streaming lists (older, or the feature is off).
+fn refuses_streaming(e: &Error) -> bool {
+    matches!(e.code(), Some(400 | 403 | 422 | 501))
+        || e.status()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("sendInitialEvents"))
+}

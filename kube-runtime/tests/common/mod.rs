@@ -1,0 +1,83 @@
+//! Shared set-up: the real control plane, clients, and a TCP proxy that can
+//! cut connections.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use kube_client::config::{Config, Kubeconfig};
+use kube_client::params::ListParams;
+use kube_client::{Api, Client, Resource, ResourceExt};
+use kube_runtime::Store;
+
+pub fn env() -> &'static kube_testenv::TestEnv {
+    kube_testenv::shared().unwrap_or_else(|e| panic!("control plane: {e}"))
+}
+
+pub fn config_of(kubeconfig: &Path) -> Config {
+    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
+    Config::from_kubeconfig(&kc, &Default::default()).unwrap()
+}
+
+pub fn client() -> Client {
+    Client::try_from(config_of(env().kubeconfig())).unwrap()
+}
+
+/// `(namespace/name, resourceVersion)` of every object, sorted.
+pub fn snapshot<K: Resource>(
+    objects: impl IntoIterator<Item = impl std::ops::Deref<Target = K>>,
+) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = objects
+        .into_iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
+                o.resource_version().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits (bounded) until the store equals a fresh list of `api`.
+pub async fn converges<K>(store: &Store<K>, api: &Api<K>)
+where
+    K: Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let fresh: Vec<K> = api
+            .list_stream(&ListParams::default())
+            .try_collect()
+            .await
+            .unwrap();
+        let want = snapshot::<K>(fresh.iter());
+        let have = snapshot::<K>(store.read());
+        if want == have {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "store did not converge: {} cached vs {} listed; first differences: {:?}",
+                have.len(),
+                want.len(),
+                want.iter()
+                    .filter(|w| !have.contains(w))
+                    .take(5)
+                    .collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

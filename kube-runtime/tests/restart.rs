@@ -1,0 +1,164 @@
+//! The Reflector survives its API server: a restart mid-watch, and etcd
+//! compacted past its resourceVersion while it was disconnected. Each test
+//! runs its own control plane, since it stops servers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube_client::params::{DeleteParams, PostParams};
+use kube_client::{Api, Client, ResourceExt};
+use kube_runtime::{BackoffConfig, Reflector, ReflectorConfig, WatchEvent, WatcherConfig};
+use kube_testenv::ControlPlane;
+
+fn cm(name: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([("k".into(), name.into())])),
+        ..ConfigMap::default()
+    }
+}
+
+fn fast() -> ReflectorConfig {
+    ReflectorConfig {
+        watcher: WatcherConfig {
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+                ..BackoffConfig::default()
+            },
+            ..WatcherConfig::default()
+        },
+        ..ReflectorConfig::default()
+    }
+}
+
+async fn own_control_plane() -> ControlPlane {
+    let (binaries, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();
+    tokio::task::spawn_blocking(move || ControlPlane::start(&binaries).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn restart_apiserver(plane: ControlPlane) -> ControlPlane {
+    tokio::task::spawn_blocking(move || {
+        plane.stop_apiserver();
+        plane.start_apiserver().unwrap();
+        plane
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_reflector_resumes_after_an_apiserver_restart() {
+    let plane = own_control_plane().await;
+    let api: Api<ConfigMap> = Api::namespaced(
+        Client::try_from(common::config_of(plane.kubeconfig())).unwrap(),
+        "default",
+    );
+    for i in 0..10 {
+        api.create(&PostParams::default(), &cm(&format!("r-{i}")))
+            .await
+            .unwrap();
+    }
+    let rf = Reflector::with_config(api.clone(), fast());
+    let reader = rf.reader();
+    tokio::spawn(rf.run());
+    reader.wait_until_ready().await;
+    common::converges(&reader, &api).await;
+
+    let plane = restart_apiserver(plane).await;
+    api.create(&PostParams::default(), &cm("after-restart"))
+        .await
+        .unwrap();
+    api.delete("r-0", &DeleteParams::default()).await.unwrap();
+    common::converges(&reader, &api).await;
+    assert!(reader.get(Some("default"), "after-restart").is_some());
+    assert!(reader.get(Some("default"), "r-0").is_none());
+    tokio::task::spawn_blocking(move || plane.stop())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn compaction_while_disconnected_relists_and_reports_deletions() {
+    let plane = own_control_plane().await;
+    let direct: Api<ConfigMap> = Api::namespaced(
+        Client::try_from(common::config_of(plane.kubeconfig())).unwrap(),
+        "default",
+    );
+    for i in 0..10 {
+        direct
+            .create(&PostParams::default(), &cm(&format!("k-{i}")))
+            .await
+            .unwrap();
+    }
+    let upstream: std::net::SocketAddr = plane
+        .server_url()
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let mut config = common::config_of(plane.kubeconfig());
+    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
+    let via_proxy: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+
+    let mut rf = Reflector::with_config(via_proxy, fast());
+    rf.poll().await.unwrap();
+    rf.events();
+
+    // Disconnected: objects change, etcd is compacted, and a restart empties
+    // the API server's watch cache, so the old version cannot be served.
+    proxy.disconnect();
+    for i in 0..4 {
+        direct
+            .delete(&format!("k-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    direct
+        .create(&PostParams::default(), &cm("born-while-away"))
+        .await
+        .unwrap();
+    plane.compact_etcd().unwrap();
+    let plane = restart_apiserver(plane).await;
+    proxy.resume();
+
+    let mut seen = vec![];
+    let mut saw_gone = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events so far: {seen:?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), rf.poll()).await;
+        for e in rf.events() {
+            match e {
+                WatchEvent::Deleted(o) => seen.push(format!("-{}", o.name_any())),
+                WatchEvent::Added(o) => seen.push(format!("+{}", o.name_any())),
+                WatchEvent::Modified(o) => seen.push(format!("~{}", o.name_any())),
+                WatchEvent::Error(err) => saw_gone |= err.is_gone(),
+                WatchEvent::Desynced { .. } => {}
+            }
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["+born-while-away", "-k-0", "-k-1", "-k-2", "-k-3"]);
+    assert!(
+        saw_gone,
+        "the resume was refused with 410 and the reflector relisted"
+    );
+    common::converges(&rf.reader(), &direct).await;
+    tokio::task::spawn_blocking(move || plane.stop())
+        .await
+        .unwrap();
+}
