@@ -21,29 +21,50 @@ fn run_dir() -> PathBuf {
 /// Builds or reuses the binaries, saying which.
 pub fn build() -> Result<Binaries> {
     let (found, provenance) = binaries::ensure(|line| println!("    {line}"))?;
-    let dir = found.kube_apiserver.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let dir = found
+        .kube_apiserver
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     match provenance {
-        Provenance::Environment => println!("    using binaries from KUBEBUILDER_ASSETS / TEST_ASSET_*: {dir}"),
+        Provenance::Environment => {
+            println!("    using binaries from KUBEBUILDER_ASSETS / TEST_ASSET_*: {dir}")
+        }
         Provenance::Cached => println!("    reused cached binaries in {dir} (no rebuild)"),
         Provenance::Built(took) => {
-            println!("    built kube-apiserver and etcd in {:.1} min into {dir}", took.as_secs_f64() / 60.0)
+            println!(
+                "    built kube-apiserver and etcd in {:.1} min into {dir}",
+                took.as_secs_f64() / 60.0
+            )
         }
     }
     Ok(found)
 }
 
 fn serve_pid() -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(run_dir().join("serve.pid")).ok()?.trim().parse().ok()?;
-    std::path::Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    let pid: u32 = std::fs::read_to_string(run_dir().join("serve.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(pid)
 }
 
 fn export_line() -> String {
-    format!("export KUBECONFIG={}", run_dir().join("kubeconfig").display())
+    format!(
+        "export KUBECONFIG={}",
+        run_dir().join("kubeconfig").display()
+    )
 }
 
 pub fn up() -> Result<()> {
     if let Some(pid) = serve_pid() {
-        println!("a control plane is already running (pid {pid})\n{}", export_line());
+        println!(
+            "a control plane is already running (pid {pid})\n{}",
+            export_line()
+        );
         return Ok(());
     }
     build()?;
@@ -64,7 +85,11 @@ pub fn up() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(240);
     while Instant::now() < deadline {
         if dir.join("kubeconfig").exists() {
-            println!("control plane is up (pid {}); its log: {}", child.id(), log.display());
+            println!(
+                "control plane is up (pid {}); its log: {}",
+                child.id(),
+                log.display()
+            );
             println!("{}", export_line());
             return Ok(());
         }
@@ -74,22 +99,29 @@ pub fn up() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let tail = std::fs::read_to_string(&log).unwrap_or_default();
-    bail!("the control plane did not come up; {}:\n{tail}", log.display())
+    bail!(
+        "the control plane did not come up; {}:\n{tail}",
+        log.display()
+    )
 }
 
 pub fn serve() -> Result<()> {
     let (found, _) = binaries::ensure(|line| println!("{line}"))?;
     let plane = ControlPlane::start(&found)?;
     let target = run_dir().join("kubeconfig");
-    std::fs::copy(plane.kubeconfig(), &target).with_context(|| format!("write {}", target.display()))?;
+    std::fs::copy(plane.kubeconfig(), &target)
+        .with_context(|| format!("write {}", target.display()))?;
     println!("ready: {} (etcd {})", plane.server_url(), plane.etcd_url());
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        anyhow::Ok(())
-    })?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            anyhow::Ok(())
+        })?;
     println!("stopping");
     let _ = std::fs::remove_file(&target);
     plane.stop();
@@ -101,7 +133,9 @@ pub fn down() -> Result<()> {
         println!("no control plane is running");
         return Ok(());
     };
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while serve_pid().is_some() {
         if Instant::now() > deadline {

@@ -10,11 +10,16 @@ use anyhow::{Context, Result, bail};
 fn step(name: &str, cmd: &mut Command) -> Result<()> {
     println!("==> xtask test: {name}");
     let started = Instant::now();
-    let status = cmd.status().with_context(|| format!("step `{name}`: cannot run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("step `{name}`: cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("step `{name}` failed ({status}); command: {cmd:?}");
     }
-    println!("==> xtask test: {name}: ok in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "==> xtask test: {name}: ok in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -25,11 +30,24 @@ fn cargo() -> Command {
 pub fn run() -> Result<()> {
     let started = Instant::now();
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
-    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
 
     println!("==> xtask test: control-plane binaries");
     let binaries = crate::controlplane::build().context("step `control-plane binaries` failed")?;
-    let assets = binaries.kube_apiserver.parent().context("binary path has no parent")?;
+    let assets = binaries
+        .kube_apiserver
+        .parent()
+        .context("binary path has no parent")?;
 
     let mut test = cargo();
     test.args(["test", "--workspace"]);
@@ -37,7 +55,13 @@ pub fn run() -> Result<()> {
         // The tests find the binaries the same way envtest users would.
         test.env("KUBEBUILDER_ASSETS", assets);
     }
-    step("tests (unit, doc, integration against the control plane)", &mut test)?;
-    println!("==> xtask test: all steps passed in {:.0} s", started.elapsed().as_secs_f64());
+    step(
+        "tests (unit, doc, integration against the control plane)",
+        &mut test,
+    )?;
+    println!(
+        "==> xtask test: all steps passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
