@@ -39,6 +39,7 @@ pub struct Store<K> {
 
 struct Inner<K> {
     objects: DashMap<String, Arc<K>>,
+    lists: std::sync::atomic::AtomicU64,
     ready: tokio::sync::watch::Sender<bool>,
     queue: EventQueue<K>,
 }
@@ -65,6 +66,7 @@ impl<K> Store<K> {
         Self {
             inner: Arc::new(Inner {
                 objects: DashMap::new(),
+                lists: std::sync::atomic::AtomicU64::new(0),
                 ready: tokio::sync::watch::channel(false).0,
                 queue: EventQueue::new(queue_capacity),
             }),
@@ -102,6 +104,12 @@ impl<K> Store<K> {
     /// True once the first complete list is in.
     pub fn is_ready(&self) -> bool {
         *self.inner.ready.borrow()
+    }
+
+    /// How many complete lists have been applied: 1 after the initial sync,
+    /// one more for each relist (after a 410 Gone).
+    pub fn lists_completed(&self) -> u64 {
+        self.inner.lists.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits until the first complete list is in.
@@ -175,6 +183,7 @@ impl<K: Resource> Writer<K> {
                         self.store.push_event(WatchEvent::Deleted(obj));
                     }
                 }
+                self.store.inner.lists.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 self.store.inner.ready.send_replace(true);
             }
             Event::Apply(obj) => self.upsert(object_key(&obj), obj),
@@ -233,6 +242,7 @@ mod tests {
             w.apply(e);
         }
         assert!(store.is_ready());
+        assert_eq!(store.lists_completed(), 1);
         assert_eq!(kinds(store.events()), ["+a", "+b"]);
 
         // Relist: a unchanged, b changed, c new, (b's sibling) a2 never seen, old "a" kept.
@@ -248,6 +258,7 @@ mod tests {
             w.apply(e);
         }
         assert_eq!(kinds(store.events()), ["~b", "+c", "-gone"]);
+        assert_eq!(store.lists_completed(), 2);
         let mut names: Vec<String> = store
             .read()
             .iter()
