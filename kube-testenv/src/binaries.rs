@@ -136,34 +136,31 @@ fn executable(path: &Path) -> bool {
 
 /// Binaries named by the environment (envtest's variables), if any.
 pub fn from_environment() -> Result<Option<Binaries>> {
-    let asset = |var: &'static str, fallback: Option<PathBuf>| -> Result<Option<PathBuf>> {
-        match std::env::var_os(var).map(PathBuf::from).or(fallback) {
-            None => Ok(None),
-            Some(path) if executable(&path) => Ok(Some(path)),
-            Some(path) => Err(Error::MissingAsset { var, path }),
+    from_variables(|var| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// [`from_environment`] over any source of variables (for tests).
+fn from_variables(get: impl Fn(&str) -> Option<PathBuf>) -> Result<Option<Binaries>> {
+    let assets = get("KUBEBUILDER_ASSETS");
+    let pick = |single: &'static str, file: &str| -> Result<Option<PathBuf>> {
+        let (var, path) = match (get(single), &assets) {
+            (Some(path), _) => (single, path),
+            (None, Some(dir)) => ("KUBEBUILDER_ASSETS", dir.join(file)),
+            (None, None) => return Ok(None),
+        };
+        if executable(&path) {
+            Ok(Some(path))
+        } else {
+            Err(Error::MissingAsset { var, path })
         }
     };
-    let assets = std::env::var_os("KUBEBUILDER_ASSETS")
-        .map(PathBuf::from)
-        .filter(|d| !d.as_os_str().is_empty());
-    let (api_var, etcd_var) = ("TEST_ASSET_KUBE_APISERVER", "TEST_ASSET_ETCD");
-    let api = if std::env::var_os(api_var).is_some() {
-        asset(api_var, None)?
-    } else {
-        asset(
-            "KUBEBUILDER_ASSETS",
-            assets.as_ref().map(|d| d.join("kube-apiserver")),
-        )?
-    };
-    let etcd = if std::env::var_os(etcd_var).is_some() {
-        asset(etcd_var, None)?
-    } else {
-        asset(
-            "KUBEBUILDER_ASSETS",
-            assets.as_ref().map(|d| d.join("etcd")),
-        )?
-    };
-    Ok(match (api, etcd) {
+    let kube_apiserver = pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?;
+    let etcd = pick("TEST_ASSET_ETCD", "etcd")?;
+    Ok(match (kube_apiserver, etcd) {
         (Some(kube_apiserver), Some(etcd)) => Some(Binaries {
             kube_apiserver,
             etcd,
@@ -291,6 +288,56 @@ mod tests {
         assert!(flags.contains("gitVersion=v1.37.2"));
         assert!(flags.contains("gitMajor=1 "));
         assert!(flags.contains("gitMinor=37 "));
+    }
+
+    #[test]
+    fn envtest_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["kube-apiserver", "etcd", "other-etcd"] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&p)
+                .status()
+                .unwrap();
+        }
+        let d = dir.path().to_path_buf();
+        let vars = |pairs: Vec<(&'static str, PathBuf)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+
+        let found = from_variables(vars(vec![("KUBEBUILDER_ASSETS", d.clone())]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            found,
+            Binaries {
+                kube_apiserver: d.join("kube-apiserver"),
+                etcd: d.join("etcd")
+            }
+        );
+
+        let found = from_variables(vars(vec![
+            ("KUBEBUILDER_ASSETS", d.clone()),
+            ("TEST_ASSET_ETCD", d.join("other-etcd")),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            found.etcd,
+            d.join("other-etcd"),
+            "a single-binary variable wins"
+        );
+
+        assert_eq!(from_variables(vars(vec![])).unwrap(), None);
+        let err = from_variables(vars(vec![("KUBEBUILDER_ASSETS", d.join("nope"))]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("KUBEBUILDER_ASSETS points at") && err.contains("nope/kube-apiserver"),
+            "{err}"
+        );
     }
 
     #[test]

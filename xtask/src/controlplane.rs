@@ -148,6 +148,29 @@ pub fn down() -> Result<()> {
     Ok(())
 }
 
+pub fn restart_apiserver() -> Result<()> {
+    let Some(pid) = serve_pid() else {
+        bail!("no control plane is running; start one with `cargo xtask controlplane up`");
+    };
+    let marker = run_dir().join("restarted");
+    let _ = std::fs::remove_file(&marker);
+    Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !marker.exists() {
+        if Instant::now() > deadline {
+            bail!(
+                "kube-apiserver did not come back within 180 s; see {}",
+                run_dir().join("serve.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("kube-apiserver restarted");
+    Ok(())
+}
+
 pub fn env() -> Result<()> {
     match serve_pid() {
         Some(_) => println!("{}", export_line()),

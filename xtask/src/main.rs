@@ -2,10 +2,13 @@
 //!
 //! - `test` — every check CI runs: rustfmt, clippy, the control-plane
 //!   binaries (built once, then reused), and all tests against them;
-//! - `controlplane up | down | env | build` — a local etcd + kube-apiserver
-//!   for people, examples and benchmarks.
+//! - `controlplane up | down | env | build | restart-apiserver` — a local
+//!   etcd + kube-apiserver for people, examples and benchmarks;
+//! - `demo` — a guided tour: control plane, objects, the pod reflector
+//!   printing events while changes (and an API server restart) happen.
 
 mod controlplane;
+mod demo;
 mod test;
 
 use anyhow::{Result, bail};
@@ -17,7 +20,9 @@ commands:
   controlplane build      build (or reuse) kube-apiserver and etcd
   controlplane up         start a control plane in the background; prints `export KUBECONFIG=...`
   controlplane env        print `export KUBECONFIG=...` for the running control plane
-  controlplane down       stop it";
+  controlplane down       stop it
+  controlplane restart-apiserver   restart kube-apiserver of the running control plane (etcd keeps the data)
+  demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +34,8 @@ fn main() -> Result<()> {
         ["controlplane", "down"] => controlplane::down(),
         ["controlplane", "env"] => controlplane::env(),
         ["controlplane", "serve"] => controlplane::serve(),
+        ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
+        ["demo"] => demo::run(),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,802 @@
+//! Faults the real API server will not produce on demand, against a tiny
+//! scripted HTTP/1.1 server on 127.0.0.1 (plain http, no TLS): watches cut
+//! mid-event, events split across TCP writes, non-JSON bodies, 429/503 with
+//! and without `Retry-After`, refused connections, timeouts and the
+//! client-side rate limit.
+//!
+//! Each test scripts the server's raw bytes: the server answers the N-th
+//! request with the N-th reply (the last one repeats), one request per
+//! connection, and records when each request arrived.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube_client::client::RetryPolicy;
+use kube_client::config::{Config, Kubeconfig};
+use kube_client::params::WatchParams;
+use kube_client::{Api, Client, Error, WatchEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+// ---------------------------------------------------------------------------
+// The scripted server
+// ---------------------------------------------------------------------------
+
+/// One step of a reply: bytes to write (and flush) or a pause.
+enum Step {
+    Write(Vec<u8>),
+    Sleep(Duration),
+}
+
+/// The whole scripted answer to one request; the connection is closed after it.
+type Reply = Vec<Step>;
+
+/// A request the server saw.
+#[derive(Debug, Clone)]
+struct Hit {
+    at: Instant,
+    /// The request line, e.g. `GET /api/v1/... HTTP/1.1`.
+    line: String,
+}
+
+struct Server {
+    url: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl Server {
+    /// Listens on 127.0.0.1:0; the N-th request gets `replies[N]` (the last
+    /// reply repeats).
+    async fn start(replies: Vec<Reply>) -> Self {
+        assert!(!replies.is_empty());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let replies = Arc::new(replies);
+        let accept = tokio::spawn({
+            let hits = hits.clone();
+            async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    let hits = hits.clone();
+                    let replies = replies.clone();
+                    tokio::spawn(async move {
+                        let _ = serve_one(socket, &hits, &replies).await;
+                    });
+                }
+            }
+        });
+        Self { url, hits, accept }
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    fn count(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+
+    /// A client for this server.
+    fn client(&self, retry: RetryPolicy) -> Client {
+        Client::builder(config(&self.url))
+            .retry(retry)
+            .build()
+            .unwrap()
+    }
+
+    /// ConfigMaps in `default` through this server.
+    fn api(&self, retry: RetryPolicy) -> Api<ConfigMap> {
+        Api::namespaced(self.client(retry), "default")
+    }
+
+    /// The URL the client uses for ConfigMap `name` in `default`.
+    fn cm_url(&self, name: &str) -> String {
+        format!("{}/api/v1/namespaces/default/configmaps/{name}", self.url)
+    }
+}
+
+async fn serve_one(
+    mut socket: TcpStream,
+    hits: &Mutex<Vec<Hit>>,
+    replies: &[Reply],
+) -> std::io::Result<()> {
+    let line = read_request(&mut socket).await?;
+    let index = {
+        let mut hits = hits.lock().unwrap();
+        hits.push(Hit {
+            at: Instant::now(),
+            line,
+        });
+        hits.len() - 1
+    };
+    for step in &replies[index.min(replies.len() - 1)] {
+        match step {
+            Step::Write(bytes) => {
+                socket.write_all(bytes).await?;
+                socket.flush().await?;
+            }
+            Step::Sleep(d) => tokio::time::sleep(*d).await,
+        }
+    }
+    socket.shutdown().await
+}
+
+/// Reads one request (head and `Content-Length` body); returns its first line.
+async fn read_request(socket: &mut TcpStream) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = socket.read(&mut tmp).await?;
+        if n == 0 || buf.len() > 64 * 1024 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let content_length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut have = buf.len() - head_end;
+    while have < content_length {
+        let n = socket.read(&mut tmp).await?;
+        if n == 0 {
+            break;
+        }
+        have += n;
+    }
+    Ok(head.lines().next().unwrap_or_default().to_string())
+}
+
+/// A complete response with `Content-Length` and `Connection: close`.
+fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    vec![Step::Write(response(status, headers, body.as_bytes()))]
+}
+
+const CM_X: &str =
+    r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"default"}}"#;
+
+fn ok_cm() -> Reply {
+    reply("200 OK", &[("Content-Type", "application/json")], CM_X)
+}
+
+fn status_json(code: u16, reason: &str, message: &str) -> String {
+    serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code,
+    })
+    .to_string()
+}
+
+/// The head of a chunked 200 answer (a watch).
+fn chunked_head() -> Step {
+    Step::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+}
+
+/// One chunk of a chunked body, framing included.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The last chunk: a clean end of the body.
+fn end_chunk() -> Step {
+    Step::Write(b"0\r\n\r\n".to_vec())
+}
+
+/// A watch line (with its newline) adding ConfigMap `name`.
+fn added(name: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({
+            "type": "ADDED",
+            "object": {"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "namespace": "default", "resourceVersion": "7"}},
+        })
+    )
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 4,
+        min_delay: ms(10),
+        max_delay: ms(50),
+    }
+}
+
+/// A config for `url` made the way a user's kubeconfig would make it: no
+/// CA, no user, everything else default.
+fn config(url: &str) -> Config {
+    let yaml = format!(
+        "apiVersion: v1
+kind: Config
+clusters: [{{name: fake, cluster: {{server: '{url}'}}}}]
+contexts: [{{name: fake, context: {{cluster: fake}}}}]
+current-context: fake
+"
+    );
+    let config =
+        Config::from_kubeconfig(&Kubeconfig::from_yaml(&yaml).unwrap(), &Default::default())
+            .unwrap();
+    assert!(config.root_certs.is_none());
+    assert_eq!(config.cluster_url.scheme(), "http");
+    config
+}
+
+/// Fails the test instead of hanging.
+async fn within<F: Future>(secs: u64, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {secs} s"))
+}
+
+/// The next item of a stream (`None` at its end), or a failure after 10 s.
+async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    tokio::time::timeout(Duration::from_secs(10), s.next())
+        .await
+        .expect("no item and no end of stream within 10 s")
+}
+
+fn expect_added(item: Option<kube_client::Result<WatchEvent<ConfigMap>>>, name: &str) {
+    match item {
+        Some(Ok(WatchEvent::Added(cm))) => {
+            assert_eq!(cm.metadata.name.as_deref(), Some(name))
+        }
+        other => panic!("expected ADDED {name}, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Watches
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_watch_cut_mid_event_yields_the_first_event_then_a_transport_error_then_ends() {
+    within(30, async {
+        let first = added("one");
+        let second = added("two");
+        let half = &second.as_bytes()[..25];
+        // (a) One chunk holding a full event and the first 25 bytes of the
+        // next, then the connection closes without the body's last chunk.
+        let mut partial = first.clone().into_bytes();
+        partial.extend_from_slice(half);
+        let in_a_chunk = vec![
+            chunked_head(),
+            Step::Write(chunk(&partial)),
+            Step::Sleep(ms(50)),
+        ];
+        // (b) The full event, then a chunk announcing the whole second event
+        // of which only 25 bytes arrive before the close.
+        let mut truncated = format!("{:x}\r\n", second.len()).into_bytes();
+        truncated.extend_from_slice(half);
+        let mid_chunk = vec![
+            chunked_head(),
+            Step::Write(chunk(first.as_bytes())),
+            Step::Sleep(ms(20)),
+            Step::Write(truncated),
+            Step::Sleep(ms(50)),
+        ];
+        for script in [in_a_chunk, mid_chunk] {
+            let server = Server::start(vec![script]).await;
+            let api = server.api(RetryPolicy::none());
+            let mut events = Box::pin(api.watch(&WatchParams::default(), "5").await.unwrap());
+
+            expect_added(next(&mut events).await, "one");
+            match next(&mut events).await {
+                Some(Err(e)) => {
+                    assert!(e.is_transport(), "{e:?}");
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!(
+                            "{}/api/v1/namespaces/default/configmaps?watch=true",
+                            server.url
+                        )),
+                        "names the URL: {text}"
+                    );
+                }
+                other => panic!("expected a transport error, got {other:?}"),
+            }
+            assert!(next(&mut events).await.is_none(), "the stream ends");
+            assert_eq!(server.count(), 1, "a cut watch is not resent by the client");
+            let line = &server.hits()[0].line;
+            assert!(line.starts_with("GET "), "{line}");
+            assert!(line.contains("resourceVersion=5"), "{line}");
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_close_delimited_watch_body_cut_mid_event_reports_the_bytes_left() {
+    // No Content-Length and no chunking: the body ends when the connection
+    // closes, so HTTP sees a clean end and only the decoder can tell that an
+    // event was cut.
+    within(30, async {
+        let mut body = added("one").into_bytes();
+        body.extend_from_slice(&added("two").as_bytes()[..30]);
+        let server = Server::start(vec![vec![
+            Step::Write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            ),
+            Step::Write(body),
+        ]])
+        .await;
+        let api = server.api(RetryPolicy::none());
+        let mut events = Box::pin(api.watch(&WatchParams::default(), "").await.unwrap());
+
+        expect_added(next(&mut events).await, "one");
+        match next(&mut events).await {
+            Some(Err(e @ Error::Transport { .. })) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("in the middle of an event (30 bytes left"),
+                    "{text}"
+                );
+                assert!(text.contains(&server.url), "names the URL: {text}");
+            }
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+        assert!(next(&mut events).await.is_none(), "the stream ends");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_event_split_across_several_writes_is_joined() {
+    within(30, async {
+        let event = added("split");
+        let bytes = event.as_bytes();
+        let (a, rest) = bytes.split_at(10);
+        let (b, c) = rest.split_at(40);
+        // Chunk b's framing is itself split across two writes.
+        let b_chunk = chunk(b);
+        let server = Server::start(vec![vec![
+            chunked_head(),
+            Step::Sleep(ms(30)),
+            Step::Write(chunk(a)),
+            Step::Sleep(ms(30)),
+            Step::Write(b_chunk[..3].to_vec()),
+            Step::Sleep(ms(30)),
+            Step::Write(b_chunk[3..].to_vec()),
+            Step::Sleep(ms(30)),
+            Step::Write(chunk(c)),
+            Step::Sleep(ms(30)),
+            Step::Write(chunk(added("after").as_bytes())),
+            end_chunk(),
+        ]])
+        .await;
+        let api = server.api(RetryPolicy::none());
+        let mut events = Box::pin(api.watch(&WatchParams::default(), "").await.unwrap());
+        expect_added(next(&mut events).await, "split");
+        expect_added(next(&mut events).await, "after");
+        assert!(
+            next(&mut events).await.is_none(),
+            "a clean end of the body ends the stream without an error"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_malformed_watch_line_is_an_error_item_and_the_next_event_still_arrives() {
+    within(30, async {
+        let server = Server::start(vec![vec![
+            chunked_head(),
+            Step::Write(chunk(added("before").as_bytes())),
+            Step::Write(chunk(b"{not json at all\n")),
+            Step::Sleep(ms(20)),
+            Step::Write(chunk(added("good").as_bytes())),
+            end_chunk(),
+        ]])
+        .await;
+        let api = server.api(RetryPolicy::none());
+        let mut events = Box::pin(api.watch(&WatchParams::default(), "").await.unwrap());
+        expect_added(next(&mut events).await, "before");
+        match next(&mut events).await {
+            Some(Err(Error::Decode { url, body, .. })) => {
+                assert!(url.starts_with(&server.url), "{url}");
+                assert!(url.contains("watch=true"), "{url}");
+                assert_eq!(body, "{not json at all");
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        expect_added(next(&mut events).await, "good");
+        assert!(next(&mut events).await.is_none());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_watch_is_not_cut_by_the_request_timeout() {
+    // Watches only have a connect timeout: an event that comes later than
+    // the (short) total timeout of ordinary requests still arrives.
+    within(30, async {
+        let server = Server::start(vec![vec![
+            chunked_head(),
+            Step::Sleep(ms(1200)),
+            Step::Write(chunk(added("late").as_bytes())),
+            end_chunk(),
+        ]])
+        .await;
+        let mut config = config(&server.url);
+        config.read_timeout = Some(ms(300));
+        let client = Client::builder(config)
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        let mut events = Box::pin(api.watch(&WatchParams::default(), "").await.unwrap());
+        expect_added(next(&mut events).await, "late");
+        assert!(next(&mut events).await.is_none());
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Bodies that are not what they should be
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_non_json_success_body_is_a_decode_error_naming_the_url_and_the_body() {
+    within(30, async {
+        let garbage = format!("<html>definitely not json</html>{}", "z".repeat(2000));
+        let server = Server::start(vec![reply(
+            "200 OK",
+            &[("Content-Type", "application/json")],
+            &garbage,
+        )])
+        .await;
+        let err = server.api(RetryPolicy::none()).get("x").await.unwrap_err();
+        match &err {
+            Error::Decode { url, body, .. } => {
+                assert_eq!(url, &server.cm_url("x"));
+                assert!(
+                    body.starts_with("<html>definitely not json</html>zz"),
+                    "{body}"
+                );
+                assert!(body.len() < garbage.len(), "only the first bytes are kept");
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains(&server.cm_url("x")), "{text}");
+        assert!(text.contains("<html>definitely not json"), "{text}");
+        assert_eq!(err.code(), None);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_non_json_error_body_is_an_http_status_error_keeping_its_first_bytes() {
+    within(30, async {
+        let page = format!("upstream exploded: {}", "x".repeat(3000));
+        // The default retry policy: a 500 is not retried.
+        let server = Server::start(vec![reply(
+            "500 Internal Server Error",
+            &[("Content-Type", "text/plain")],
+            &page,
+        )])
+        .await;
+        let err = server
+            .api(RetryPolicy::default())
+            .get("x")
+            .await
+            .unwrap_err();
+        match &err {
+            Error::HttpStatus {
+                method,
+                url,
+                code,
+                body,
+            } => {
+                assert_eq!(method, "GET");
+                assert_eq!(url, &server.cm_url("x"));
+                assert_eq!(*code, 500);
+                assert!(body.starts_with("upstream exploded: xxx"), "{body}");
+                assert!(body.len() < page.len(), "only the first bytes are kept");
+            }
+            other => panic!("expected an HTTP status error, got {other:?}"),
+        }
+        assert_eq!(err.code(), Some(500));
+        assert!(err.status().is_none());
+        assert_eq!(server.count(), 1, "a 500 is not retried");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_a_transport_error_not_a_decode_error() {
+    within(30, async {
+        // Content-Length promises more than is sent before the close.
+        let mut head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            CM_X.len() + 100
+        )
+        .into_bytes();
+        head.extend_from_slice(CM_X.as_bytes());
+        let server = Server::start(vec![vec![Step::Write(head), Step::Sleep(ms(20))]]).await;
+        let err = server.api(RetryPolicy::none()).get("x").await.unwrap_err();
+        match &err {
+            Error::Transport { method, url, .. } => {
+                assert_eq!(method, "GET");
+                assert_eq!(url, &server.cm_url("x"));
+            }
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn too_many_requests_with_retry_after_is_retried_after_that_delay() {
+    within(30, async {
+        let server = Server::start(vec![
+            reply(
+                "429 Too Many Requests",
+                &[("Content-Type", "application/json"), ("Retry-After", "1")],
+                &status_json(429, "TooManyRequests", "slow down"),
+            ),
+            ok_cm(),
+        ])
+        .await;
+        let started = Instant::now();
+        let cm = server.api(RetryPolicy::default()).get("x").await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(cm.metadata.name.as_deref(), Some("x"));
+        let hits = server.hits();
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        let gap = hits[1].at - hits[0].at;
+        assert!(gap >= ms(950), "the retry waited Retry-After: {gap:?}");
+        assert!(took >= ms(950) && took < Duration::from_secs(8), "{took:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn service_unavailable_is_retried_until_it_succeeds() {
+    within(30, async {
+        let unavailable = || reply("503 Service Unavailable", &[], "try later");
+        let server =
+            Server::start(vec![unavailable(), unavailable(), unavailable(), ok_cm()]).await;
+        let cm = server.api(fast_retries()).get("x").await.unwrap();
+        assert_eq!(cm.metadata.name.as_deref(), Some("x"));
+        assert_eq!(server.count(), 4);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn retries_stop_after_max_retries_with_the_last_answer() {
+    within(30, async {
+        let server = Server::start(vec![reply(
+            "504 Gateway Timeout",
+            &[("Content-Type", "application/json")],
+            &status_json(504, "Timeout", "the gateway gave up"),
+        )])
+        .await;
+        let err = server.api(fast_retries()).get("x").await.unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(matches!(err, Error::Api { .. }), "{err:?}");
+        assert_eq!(server.count(), 5, "the first attempt and 4 retries");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn without_retries_a_429_is_returned_as_an_error() {
+    within(30, async {
+        let server = Server::start(vec![
+            reply(
+                "429 Too Many Requests",
+                &[("Content-Type", "application/json"), ("Retry-After", "1")],
+                &status_json(429, "TooManyRequests", "slow down"),
+            ),
+            ok_cm(),
+        ])
+        .await;
+        let started = Instant::now();
+        let err = server.api(RetryPolicy::none()).get("x").await.unwrap_err();
+        assert!(err.is_too_many_requests(), "{err:?}");
+        assert_eq!(err.status().unwrap().message.as_deref(), Some("slow down"));
+        assert!(err.to_string().contains(&server.cm_url("x")), "{err}");
+        assert_eq!(server.count(), 1);
+        assert!(
+            started.elapsed() < ms(900),
+            "no Retry-After wait without retries"
+        );
+
+        // A 429 whose body is not a Status is still recognisable.
+        let plain = Server::start(vec![reply("429 Too Many Requests", &[], "busy")]).await;
+        let err = plain.api(RetryPolicy::none()).get("x").await.unwrap_err();
+        assert!(err.is_too_many_requests(), "{err:?}");
+        assert!(
+            matches!(err, Error::HttpStatus { code: 429, .. }),
+            "{err:?}"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_max_delay_is_capped() {
+    within(30, async {
+        let server = Server::start(vec![
+            reply(
+                "429 Too Many Requests",
+                &[("Retry-After", "120")],
+                &status_json(429, "TooManyRequests", "come back in two minutes"),
+            ),
+            ok_cm(),
+        ])
+        .await;
+        let policy = RetryPolicy {
+            max_retries: 2,
+            min_delay: ms(10),
+            max_delay: ms(200),
+        };
+        let started = Instant::now();
+        server.api(policy).get("x").await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(server.count(), 2);
+        assert!(
+            took < Duration::from_secs(10),
+            "capped at max_delay: {took:?}"
+        );
+        let hits = server.hits();
+        assert!(hits[1].at - hits[0].at >= ms(150), "still waited: {hits:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_transport_error_naming_the_url_after_the_retries() {
+    within(60, async {
+        // A port that nothing listens on any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let cm_url = format!("{url}/api/v1/namespaces/default/configmaps/x");
+        for policy in [RetryPolicy::none(), RetryPolicy::default()] {
+            let retries = policy.max_retries;
+            let client = Client::builder(config(&url)).retry(policy).build().unwrap();
+            let api: Api<ConfigMap> = Api::namespaced(client, "default");
+            let started = Instant::now();
+            let err = api.get("x").await.unwrap_err();
+            let took = started.elapsed();
+            match &err {
+                Error::Transport {
+                    method,
+                    url,
+                    message,
+                } => {
+                    assert_eq!(method, "GET");
+                    assert_eq!(url, &cm_url);
+                    assert!(message.to_lowercase().contains("refused"), "{message}");
+                }
+                other => panic!("expected a transport error, got {other:?}"),
+            }
+            assert!(err.is_transport());
+            assert!(took < Duration::from_secs(30), "bounded: {took:?}");
+            if retries > 0 {
+                // 4 retries of at least min_delay (200 ms) each.
+                assert!(
+                    took >= ms(700),
+                    "the refused connection was retried: {took:?}"
+                );
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_with_a_transport_error() {
+    within(30, async {
+        let server = Server::start(vec![vec![Step::Sleep(Duration::from_secs(20))]]).await;
+        let mut config = config(&server.url);
+        config.read_timeout = Some(ms(300));
+        let client = Client::builder(config)
+            .retry(fast_retries())
+            .build()
+            .unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        let started = Instant::now();
+        let err = api.get("x").await.unwrap_err();
+        match &err {
+            Error::Transport { url, message, .. } => {
+                assert_eq!(url, &server.cm_url("x"));
+                assert!(message.to_lowercase().contains("timed out"), "{message}");
+            }
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            server.count(),
+            1,
+            "a request that may have reached the server is not resent"
+        );
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// The client-side rate limit
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_client_side_rate_limit_spaces_requests_across_clones() {
+    within(30, async {
+        let server = Server::start(vec![ok_cm()]).await;
+        let client = Client::builder(config(&server.url))
+            .rate_limit(5.0, 1)
+            .build()
+            .unwrap();
+        // Six requests at once through clones of one client: the first
+        // takes the burst token, the other five wait 200 ms each.
+        let gets = (0..6).map(|_| {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+            async move { api.get("x").await }
+        });
+        for result in futures::future::join_all(gets).await {
+            result.unwrap();
+        }
+        let mut times: Vec<Instant> = server.hits().iter().map(|h| h.at).collect();
+        assert_eq!(times.len(), 6);
+        times.sort();
+        let spread = times[5] - times[0];
+        assert!(
+            spread >= ms(900) && spread < Duration::from_secs(6),
+            "6 requests at 5 per second with a burst of 1: {spread:?}"
+        );
+        for pair in times.windows(2) {
+            assert!(pair[1] - pair[0] >= ms(50), "spaced out: {times:?}");
+        }
+    })
+    .await
+}
