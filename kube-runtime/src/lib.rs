@@ -50,3 +50,8 @@ pub use queue::WatchEvent;
 pub use reflector::{Reflector, ReflectorConfig};
 pub use store::Store;
 pub use watcher::{Event, Watcher, WatcherConfig};
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
