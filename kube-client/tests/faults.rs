@@ -800,3 +800,48 @@ async fn the_client_side_rate_limit_spaces_requests_across_clones() {
     })
     .await
 }
+
+#[tokio::test]
+async fn an_expired_continue_token_falls_back_to_one_full_list_without_repeats() {
+    let cm = |name: &str| format!(r#"{{"metadata":{{"name":"{name}","namespace":"default"}}}}"#);
+    let page1 = format!(
+        r#"{{"metadata":{{"continue":"tok","resourceVersion":"5"}},"items":[{},{}]}}"#,
+        cm("a"),
+        cm("b")
+    );
+    let expired = status_json(410, "Expired", "The provided continue parameter is too old");
+    let full = format!(
+        r#"{{"metadata":{{"resourceVersion":"9"}},"items":[{},{},{}]}}"#,
+        cm("a"),
+        cm("b"),
+        cm("c")
+    );
+    let server = Server::start(vec![
+        reply("200 OK", &[("Content-Type", "application/json")], &page1),
+        reply(
+            "410 Gone",
+            &[("Content-Type", "application/json")],
+            &expired,
+        ),
+        reply("200 OK", &[("Content-Type", "application/json")], &full),
+    ])
+    .await;
+    let api = server.api(RetryPolicy::none());
+    let names: Vec<String> = within(
+        10,
+        api.list_stream(&kube_client::params::ListParams::default().limit(2))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.unwrap().metadata.name.unwrap())
+    .collect();
+    assert_eq!(names, ["a", "b", "c"], "each object once");
+    let lines: Vec<String> = server.hits().into_iter().map(|h| h.line).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].contains("continue=tok"), "{lines:?}");
+    assert!(
+        !lines[2].contains("continue=") && !lines[2].contains("limit="),
+        "the fallback lists everything at once: {lines:?}"
+    );
+}
