@@ -10,7 +10,9 @@
 //! - [`Store`]: a concurrent cache keyed by namespace/name, holding
 //!   `Arc<K>`, with a ready signal;
 //! - [`Reflector`]: both together, with the event queue the original kube
-//!   README had — `poll()`, `read()`, `events()`.
+//!   README had — `poll()`, `read()`, `events()`;
+//! - [`index`]: optional indexes over the store (by label, owner, namespace
+//!   or any function), as client-go's Indexer.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -40,6 +42,7 @@
 //! ```
 
 pub mod backoff;
+pub mod index;
 pub mod queue;
 pub mod reflector;
 pub mod store;

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::index::IndexFn;
 use crate::queue::WatchEvent;
 use crate::store::{Store, Writer};
 use crate::watcher::{Event, Watcher, WatcherConfig};
@@ -86,7 +87,17 @@ where
 
     /// A reflector with explicit settings.
     pub fn with_config(api: Api<K>, config: ReflectorConfig) -> Self {
-        let store = Store::new(config.queue_capacity);
+        Self::with_indexes(api, config, Vec::new())
+    }
+
+    /// A reflector whose store also keeps the named indexes (see
+    /// [`crate::index`]), queried with [`Store::by_index`].
+    pub fn with_indexes(
+        api: Api<K>,
+        config: ReflectorConfig,
+        indexes: Vec<(String, IndexFn<K>)>,
+    ) -> Self {
+        let store = Store::with_indexes(config.queue_capacity, indexes);
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let mut watcher = Watcher::new(api, config.watcher);
         let task = tokio::spawn(async move {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use kube_client::{Resource, ResourceExt};
 
+use crate::index::{Index, IndexFn};
 use crate::queue::{EventQueue, WatchEvent};
 use crate::watcher::Event;
 
@@ -40,6 +41,7 @@ pub struct Store<K> {
 struct Inner<K> {
     objects: DashMap<String, Arc<K>>,
     lists: std::sync::atomic::AtomicU64,
+    indexes: Vec<Index<K>>,
     ready: tokio::sync::watch::Sender<bool>,
     queue: EventQueue<K>,
 }
@@ -63,10 +65,18 @@ impl<K> Debug for Store<K> {
 
 impl<K> Store<K> {
     pub(crate) fn new(queue_capacity: usize) -> Self {
+        Self::with_indexes(queue_capacity, Vec::new())
+    }
+
+    pub(crate) fn with_indexes(queue_capacity: usize, indexes: Vec<(String, IndexFn<K>)>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 objects: DashMap::new(),
                 lists: std::sync::atomic::AtomicU64::new(0),
+                indexes: indexes
+                    .into_iter()
+                    .map(|(name, f)| Index::new(name, f))
+                    .collect(),
                 ready: tokio::sync::watch::channel(false).0,
                 queue: EventQueue::new(queue_capacity),
             }),
@@ -89,6 +99,19 @@ impl<K> Store<K> {
             None => name.to_string(),
         };
         self.inner.objects.get(&key).map(|e| e.value().clone())
+    }
+
+    /// The cached objects filed under `value` in the index `name` (see
+    /// [`crate::index`]); `None` if there is no such index.
+    pub fn by_index(&self, name: &str, value: &str) -> Option<Vec<Arc<K>>> {
+        let index = self.inner.indexes.iter().find(|i| i.name == name)?;
+        Some(
+            index
+                .keys(value)
+                .iter()
+                .filter_map(|k| self.inner.objects.get(k).map(|e| e.value().clone()))
+                .collect(),
+        )
     }
 
     /// How many objects are cached.
@@ -147,7 +170,11 @@ impl<K: Resource> Writer<K> {
 
     fn upsert(&self, key: String, obj: K) {
         let obj = Arc::new(obj);
-        let event = match self.store.inner.objects.insert(key, obj.clone()) {
+        let old = self.store.inner.objects.insert(key.clone(), obj.clone());
+        for index in &self.store.inner.indexes {
+            index.update(&key, old.as_deref(), Some(&obj));
+        }
+        let event = match old {
             None => Some(WatchEvent::Added(obj)),
             Some(old) if old.resource_version() != obj.resource_version() => {
                 Some(WatchEvent::Modified(obj))
@@ -175,15 +202,21 @@ impl<K: Resource> Writer<K> {
                     self.store.inner.objects.retain(|key, obj| {
                         let keep = seen.contains(key);
                         if !keep {
-                            gone.push(obj.clone());
+                            gone.push((key.clone(), obj.clone()));
                         }
                         keep
                     });
-                    for obj in gone {
+                    for (key, obj) in gone {
+                        for index in &self.store.inner.indexes {
+                            index.update(&key, Some(&obj), None);
+                        }
                         self.store.push_event(WatchEvent::Deleted(obj));
                     }
                 }
-                self.store.inner.lists.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                self.store
+                    .inner
+                    .lists
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 self.store.inner.ready.send_replace(true);
             }
             Event::Apply(obj) => self.upsert(object_key(&obj), obj),
@@ -192,7 +225,11 @@ impl<K: Resource> Writer<K> {
                 if let Some(seen) = &mut self.seen {
                     seen.remove(&key);
                 }
-                self.store.inner.objects.remove(&key);
+                if let Some((_, old)) = self.store.inner.objects.remove(&key) {
+                    for index in &self.store.inner.indexes {
+                        index.update(&key, Some(&old), None);
+                    }
+                }
                 self.store.push_event(WatchEvent::Deleted(Arc::new(obj)));
             }
         }
@@ -270,6 +307,53 @@ mod tests {
             store.get(Some("ns"), "b").unwrap().resource_version(),
             Some("3")
         );
+    }
+
+    #[test]
+    fn indexes_follow_every_write() {
+        let labelled = |name: &str, rv: &str, team: &str| {
+            let mut c = cm(name, rv);
+            c.metadata.labels = Some([("team".to_string(), team.to_string())].into());
+            c
+        };
+        let store = Store::with_indexes(100, vec![("team".into(), crate::index::by_label("team"))]);
+        let mut w = Writer::new(store.clone());
+        let names = |v: Option<Vec<Arc<ConfigMap>>>| {
+            let mut n: Vec<String> = v
+                .unwrap()
+                .iter()
+                .map(|o| o.name_any().to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        for e in [
+            Event::Init,
+            Event::InitApply(labelled("a", "1", "x")),
+            Event::InitApply(labelled("b", "1", "x")),
+            Event::InitDone,
+        ] {
+            w.apply(e);
+        }
+        assert_eq!(names(store.by_index("team", "x")), ["a", "b"]);
+        w.apply(Event::Apply(labelled("b", "2", "y")));
+        assert_eq!(names(store.by_index("team", "x")), ["a"]);
+        assert_eq!(names(store.by_index("team", "y")), ["b"]);
+        w.apply(Event::Delete(labelled("a", "3", "x")));
+        assert!(names(store.by_index("team", "x")).is_empty());
+        for e in [
+            Event::Init,
+            Event::InitApply(labelled("c", "4", "y")),
+            Event::InitDone,
+        ] {
+            w.apply(e);
+        }
+        assert_eq!(
+            names(store.by_index("team", "y")),
+            ["c"],
+            "the relist removed b from its index"
+        );
+        assert!(store.by_index("nope", "y").is_none());
     }
 
     #[test]

@@ -264,3 +264,63 @@ async fn a_slow_consumer_does_not_grow_memory() {
     }
     assert!(events.len() <= 51);
 }
+
+#[tokio::test]
+async fn indexes_by_label_and_owner() {
+    let ns = common::env().namespace("index").await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
+    let parent = api
+        .create(&PostParams::default(), &cm("parent"))
+        .await
+        .unwrap();
+    let uid = parent.uid().unwrap().to_string();
+    for i in 0..3 {
+        let mut child = cm(&format!("child-{i}"));
+        child.metadata.labels = Some(BTreeMap::from([(
+            "team".into(),
+            if i == 0 { "a" } else { "b" }.into(),
+        )]));
+        child.metadata.owner_references = Some(vec![
+            serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "parent", "uid": uid}),
+            )
+            .unwrap(),
+        ]);
+        api.create(&PostParams::default(), &child).await.unwrap();
+    }
+    let indexes = vec![
+        ("team".to_string(), kube_runtime::index::by_label("team")),
+        ("owner".to_string(), kube_runtime::index::by_owner_uid()),
+    ];
+    let mut rf = Reflector::with_indexes(api.clone(), fast(), indexes);
+    rf.poll().await.unwrap();
+    let store = rf.reader();
+    let names = |v: Vec<std::sync::Arc<ConfigMap>>| {
+        let mut n: Vec<String> = v.iter().map(|o| o.name_any().to_string()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(store.by_index("owner", &uid).unwrap()),
+        ["child-0", "child-1", "child-2"]
+    );
+    assert_eq!(
+        names(store.by_index("team", "b").unwrap()),
+        ["child-1", "child-2"]
+    );
+
+    api.patch(
+        "child-1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
+    )
+    .await
+    .unwrap();
+    rf.events();
+    collect_events(&mut rf, 1).await;
+    assert_eq!(
+        names(store.by_index("team", "a").unwrap()),
+        ["child-0", "child-1"]
+    );
+    assert_eq!(names(store.by_index("team", "b").unwrap()), ["child-2"]);
+}
