@@ -64,10 +64,6 @@ impl<K> Debug for Store<K> {
 }
 
 impl<K> Store<K> {
-    pub(crate) fn new(queue_capacity: usize) -> Self {
-        Self::with_indexes(queue_capacity, Vec::new())
-    }
-
     pub(crate) fn with_indexes(queue_capacity: usize, indexes: Vec<(String, IndexFn<K>)>) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -268,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_relist_yields_only_the_differences() {
-        let store = Store::new(100);
+        let store = Store::with_indexes(100, Vec::new());
         let mut w = Writer::new(store.clone());
         for e in [
             Event::Init,
@@ -358,7 +354,7 @@ mod tests {
 
     #[test]
     fn watch_events_update_the_store() {
-        let store = Store::new(100);
+        let store = Store::with_indexes(100, Vec::new());
         let mut w = Writer::new(store.clone());
         w.apply(Event::Init);
         w.apply(Event::InitDone);
