@@ -114,10 +114,19 @@ async fn bookmarks_arrive_when_asked_and_the_stream_ends_at_the_timeout() {
         .resource_version
         .unwrap();
     let mut events = Box::pin(
-        api.watch(&WatchParams::default().timeout(4), &rv)
+        api.watch(&WatchParams::default().timeout(6), &rv)
             .await
             .unwrap(),
     );
+    // The API server only bookmarks progress it has made: move the global
+    // resourceVersion on with a change elsewhere, invisible to this watch.
+    let elsewhere: Api<ConfigMap> =
+        Api::namespaced(common::client(), &common::namespace("elsewhere").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    elsewhere
+        .create(&PostParams::default(), &cm("progress"))
+        .await
+        .unwrap();
     let mut bookmarks = 0;
     let ended = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(ev) = events.next().await {
