@@ -78,8 +78,11 @@ async fn a_watch_from_a_resource_version_sees_changes_in_order() {
 async fn the_streaming_list_ends_with_the_initial_events_bookmark() {
     let ns = common::namespace("stream").await;
     let api: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
+    // Enough data that kube-apiserver would gzip the stream if asked to.
     for name in ["a", "b", "c"] {
-        api.create(&PostParams::default(), &cm(name)).await.unwrap();
+        let mut big = cm(name);
+        big.data = Some([("blob".to_string(), "x".repeat(200_000))].into());
+        api.create(&PostParams::default(), &big).await.unwrap();
     }
     let mut events = Box::pin(
         api.watch(&WatchParams::default().streaming_list(), "")

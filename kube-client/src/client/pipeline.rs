@@ -56,10 +56,18 @@ impl Client {
 
     /// Sends `req` and returns the open response for streaming (watches,
     /// followed logs). No total timeout applies.
+    ///
+    /// Streams are requested uncompressed (`Accept-Encoding: identity`):
+    /// events are small and arrive one by one, and kube-apiserver's gzip of
+    /// a streaming list cannot be decoded as one gzip member.
     pub async fn request_streaming(
         &self,
-        req: http::Request<Vec<u8>>,
+        mut req: http::Request<Vec<u8>>,
     ) -> Result<reqwest::Response> {
+        req.headers_mut().insert(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
         self.send(&req, true).await.map(|(resp, _)| resp)
     }
 
