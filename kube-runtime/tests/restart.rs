@@ -157,6 +157,11 @@ async fn compaction_while_disconnected_relists_and_reports_deletions() {
         saw_gone,
         "the resume was refused with 410 and the reflector relisted"
     );
+    assert_eq!(
+        rf.reader().lists_completed(),
+        2,
+        "one initial list, one relist"
+    );
     common::converges(&rf.reader(), &direct).await;
     tokio::task::spawn_blocking(move || plane.stop())
         .await

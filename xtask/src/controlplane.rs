@@ -119,7 +119,22 @@ pub fn serve() -> Result<()> {
             use tokio::signal::unix::{SignalKind, signal};
             let mut term = signal(SignalKind::terminate())?;
             let mut int = signal(SignalKind::interrupt())?;
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let mut usr1 = signal(SignalKind::user_defined1())?;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = usr1.recv() => {
+                        println!("restarting kube-apiserver");
+                        plane.stop_apiserver();
+                        match plane.start_apiserver() {
+                            Ok(()) => println!("kube-apiserver is back"),
+                            Err(e) => println!("kube-apiserver did not come back: {e}"),
+                        }
+                        let _ = std::fs::write(run_dir().join("restarted"), "");
+                    }
+                }
+            }
             anyhow::Ok(())
         })?;
     println!("stopping");
@@ -159,6 +174,12 @@ pub fn restart_apiserver() -> Result<()> {
         .status()?;
     let deadline = Instant::now() + Duration::from_secs(180);
     while !marker.exists() {
+        if serve_pid().is_none() {
+            bail!(
+                "the control plane exited; see {}",
+                run_dir().join("serve.log").display()
+            );
+        }
         if Instant::now() > deadline {
             bail!(
                 "kube-apiserver did not come back within 180 s; see {}",
