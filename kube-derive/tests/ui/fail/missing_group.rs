@@ -1,0 +1,11 @@
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(version = "v1", kind = "Foo")]
+struct FooSpec {
+    size: i32,
+}
+
+fn main() {}
