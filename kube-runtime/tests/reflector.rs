@@ -8,37 +8,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::proxy::Proxy;
+use common::{cm, fast};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, ApiResource, Client, Object, ResourceExt};
-use kube_runtime::{BackoffConfig, Reflector, ReflectorConfig, WatchEvent, WatcherConfig};
+use kube_runtime::{Reflector, WatchEvent};
 use serde_json::json;
-
-fn cm(name: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(BTreeMap::from([("k".into(), name.into())])),
-        ..ConfigMap::default()
-    }
-}
-
-fn fast() -> ReflectorConfig {
-    ReflectorConfig {
-        watcher: WatcherConfig {
-            backoff: BackoffConfig {
-                initial: Duration::from_millis(100),
-                max: Duration::from_secs(1),
-                ..BackoffConfig::default()
-            },
-            ..WatcherConfig::default()
-        },
-        ..ReflectorConfig::default()
-    }
-}
 
 async fn create_many(api: &Api<ConfigMap>, names: impl Iterator<Item = String>) {
     let names: Vec<String> = names.collect();

@@ -4,41 +4,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::proxy::Proxy;
+use common::{cm, fast};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::params::{DeleteParams, PostParams};
 use kube_client::{Api, Client, ResourceExt};
-use kube_runtime::{BackoffConfig, Reflector, ReflectorConfig, WatchEvent, WatcherConfig};
+use kube_runtime::{Reflector, WatchEvent};
 use kube_testenv::ControlPlane;
-
-fn cm(name: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(BTreeMap::from([("k".into(), name.into())])),
-        ..ConfigMap::default()
-    }
-}
-
-fn fast() -> ReflectorConfig {
-    ReflectorConfig {
-        watcher: WatcherConfig {
-            backoff: BackoffConfig {
-                initial: Duration::from_millis(100),
-                max: Duration::from_secs(1),
-                ..BackoffConfig::default()
-            },
-            ..WatcherConfig::default()
-        },
-        ..ReflectorConfig::default()
-    }
-}
 
 async fn own_control_plane() -> ControlPlane {
     let (binaries, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();

@@ -4,6 +4,12 @@
 
 pub mod proxy;
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube_runtime::{BackoffConfig, ReflectorConfig, WatcherConfig};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,5 +85,32 @@ where
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A ConfigMap named `name` with one data entry.
+pub fn cm(name: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([("k".into(), name.into())])),
+        ..ConfigMap::default()
+    }
+}
+
+/// Reflector settings with a short backoff, for tests that break connections.
+pub fn fast() -> ReflectorConfig {
+    ReflectorConfig {
+        watcher: WatcherConfig {
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+                ..BackoffConfig::default()
+            },
+            ..WatcherConfig::default()
+        },
+        ..ReflectorConfig::default()
     }
 }
