@@ -845,3 +845,21 @@ async fn an_expired_continue_token_falls_back_to_one_full_list_without_repeats()
         "the fallback lists everything at once: {lines:?}"
     );
 }
+
+#[tokio::test]
+async fn requests_go_through_the_configured_proxy_url() {
+    // The "proxy" is the scripted server; the cluster's host is never
+    // resolved or reached, only named in the proxied request line.
+    let proxy = Server::start(vec![ok_cm()]).await;
+    let mut config = config("http://kube.invalid:6443");
+    config.proxy_url = Some(proxy.url.parse().unwrap());
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let cm = within(10, api.get("x")).await.unwrap();
+    assert_eq!(cm.metadata.name.as_deref(), Some("x"));
+    let lines: Vec<String> = proxy.hits().into_iter().map(|h| h.line).collect();
+    assert_eq!(
+        lines,
+        ["GET http://kube.invalid:6443/api/v1/namespaces/default/configmaps/x HTTP/1.1"],
+        "an absolute-form request to the proxy"
+    );
+}
