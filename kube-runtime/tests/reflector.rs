@@ -299,3 +299,29 @@ async fn indexes_by_label_and_owner() {
     );
     assert_eq!(names(store.by_index("team", "b").unwrap()), ["child-2"]);
 }
+
+#[tokio::test]
+async fn dynamic_objects_and_cluster_scoped_kinds() {
+    let client = common::client();
+    let ns = common::env().namespace("dynamic").await.unwrap();
+    let typed: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    typed
+        .create(&PostParams::default(), &cm("dyn"))
+        .await
+        .unwrap();
+
+    let ar = ApiResource::of::<ConfigMap>();
+    let api: Api<kube_client::DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    let mut rf = Reflector::with_config(api, fast());
+    rf.poll().await.unwrap();
+    let objs = rf.read();
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0].data["data"]["k"], "dyn");
+
+    // Cluster-scoped, across the whole cluster: namespaces.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    let mut rf = Reflector::with_config(namespaces, fast());
+    rf.poll().await.unwrap();
+    assert!(rf.reader().get(None, &ns).is_some(), "keyed by name alone");
+    assert!(rf.reader().get(None, "kube-system").is_some());
+}
