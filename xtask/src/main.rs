@@ -4,9 +4,12 @@
 //!   binaries (built once, then reused), and all tests against them;
 //! - `controlplane up | down | env | build | restart-apiserver` — a local
 //!   etcd + kube-apiserver for people, examples and benchmarks;
+//! - `bench` — initial sync, relist memory, watch CPU and decoding against
+//!   kube-rs and client-go, on a control plane of its own (not part of `test`);
 //! - `demo` — a guided tour: control plane, objects, the pod reflector
 //!   printing events while changes (and an API server restart) happen.
 
+mod bench;
 mod controlplane;
 mod demo;
 mod test;
@@ -22,6 +25,9 @@ commands:
   controlplane env        print `export KUBECONFIG=...` for the running control plane
   controlplane down       stop it
   controlplane restart-apiserver   restart kube-apiserver of the running control plane (etcd keeps the data)
+  bench [--objects N] [--runs K] [--mods M] [--quick]
+                          benchmark against kube-rs and client-go on a control plane of its own
+                          (table + target/bench/results.json; `cargo xtask bench --help` for options)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 fn main() -> Result<()> {
@@ -36,6 +42,7 @@ fn main() -> Result<()> {
         ["controlplane", "serve"] => controlplane::serve(),
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),
+        ["bench", rest @ ..] => bench::run(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

@@ -59,6 +59,12 @@ pub fn run() -> Result<()> {
         "tests (unit, doc, integration against the control plane)",
         &mut test,
     )?;
+    // The benchmark's programs and phases, at toy size and in debug builds:
+    // proves every client runs and reports; says nothing about speed.
+    step(
+        "bench smoke (N=200)",
+        Command::new(std::env::current_exe()?).args(["bench", "--smoke"]),
+    )?;
     println!(
         "==> xtask test: all steps passed in {:.0} s",
         started.elapsed().as_secs_f64()
