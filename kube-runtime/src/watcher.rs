@@ -5,10 +5,18 @@
 //! `resourceVersion`. A watcher stitches them together so that its consumer
 //! sees the full state once and then each change, with no gap:
 //!
-//! 1. **Initial list**, paginated (`limit`, 500 by default, following
-//!    `continue` tokens), the first at `resourceVersion=0` so that the API
-//!    server can serve it from its cache, as client-go does. Its objects
-//!    come out between [`Event::Init`] and [`Event::InitDone`].
+//! 1. **Initial state.** By default a **streaming list**
+//!    (`sendInitialEvents=true`), as client-go does since its WatchList
+//!    feature became the default: one watch that first replays the current
+//!    objects, one event at a time, and marks the end with a bookmark
+//!    annotated `k8s.io/initial-events-end` — no list response of the whole
+//!    data set is ever held in memory. A server that refuses it makes the
+//!    watcher fall back, for good, to a **list**: paginated (`limit`, 500 by
+//!    default, following `continue` tokens), the first at
+//!    `resourceVersion=0` so that the API server can serve it from its cache
+//!    (which then answers in one page whatever the limit), as client-go does.
+//!    [`WatcherConfig::list_then_watch`] asks for the list directly. Either
+//!    way the objects come out between [`Event::Init`] and [`Event::InitDone`].
 //! 2. **Watch** from the list's resourceVersion, with bookmarks on. Every
 //!    event and bookmark advances the last-seen resourceVersion.
 //! 3. When a watch **ends** — the server's `timeoutSeconds`, a cut
@@ -24,12 +32,6 @@
 //!    returned from [`Watcher::next`] and the next call waits out a backoff
 //!    ([`BackoffConfig`], client-go's defaults) before trying again from the
 //!    same place.
-//!
-//! Optionally the initial state comes from a **streaming list**
-//! (`sendInitialEvents=true`): one watch that first replays the current
-//! objects and marks the end with a bookmark annotated
-//! `k8s.io/initial-events-end`. If the server refuses it, the watcher falls
-//! back to list + watch for good.
 
 use std::fmt::Debug;
 use std::pin::Pin;
@@ -72,7 +74,8 @@ pub struct WatcherConfig {
     pub watch_timeout: Duration,
     /// A watch silent for `watch_timeout + idle_margin` is presumed dead.
     pub idle_margin: Duration,
-    /// Use a streaming list (`sendInitialEvents`) for the initial state.
+    /// Use a streaming list (`sendInitialEvents`) for the initial state and
+    /// relists (default), falling back to list + watch if the server refuses.
     pub streaming_list: bool,
     /// Backoff after errors.
     pub backoff: BackoffConfig,
@@ -86,7 +89,7 @@ impl Default for WatcherConfig {
             page_size: 500,
             watch_timeout: Duration::from_secs(290),
             idle_margin: Duration::from_secs(30),
-            streaming_list: false,
+            streaming_list: true,
             backoff: BackoffConfig::default(),
         }
     }
@@ -103,9 +106,14 @@ impl WatcherConfig {
         self.field_selector = Some(selector.into());
         self
     }
-    /// Uses a streaming list for the initial state.
+    /// Uses a streaming list for the initial state (the default).
     pub fn streaming_list(mut self) -> Self {
         self.streaming_list = true;
+        self
+    }
+    /// Uses a paginated list, then a watch, for the initial state.
+    pub fn list_then_watch(mut self) -> Self {
+        self.streaming_list = false;
         self
     }
 }

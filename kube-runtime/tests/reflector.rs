@@ -61,6 +61,7 @@ async fn initial_sync_of_1000_objects_then_ordered_changes() {
     create_many(&api, (0..1100).map(|i| format!("cm-{i:04}"))).await;
 
     let mut config = fast();
+    config.watcher = config.watcher.list_then_watch();
     config.watcher.page_size = 250;
     let mut rf = Reflector::with_config(api.clone(), config);
     rf.poll().await.unwrap();

@@ -64,6 +64,17 @@ async fn the_reflector_resumes_after_an_apiserver_restart() {
 
 #[tokio::test]
 async fn compaction_while_disconnected_relists_and_reports_deletions() {
+    compaction_while_disconnected(fast()).await;
+}
+
+#[tokio::test]
+async fn compaction_while_disconnected_relists_with_list_then_watch() {
+    let mut config = fast();
+    config.watcher = config.watcher.list_then_watch();
+    compaction_while_disconnected(config).await;
+}
+
+async fn compaction_while_disconnected(reflector_config: kube_runtime::ReflectorConfig) {
     let plane = own_control_plane().await;
     let direct: Api<ConfigMap> = Api::namespaced(
         Client::try_from(common::config_of(plane.kubeconfig())).unwrap(),
@@ -85,7 +96,7 @@ async fn compaction_while_disconnected_relists_and_reports_deletions() {
     config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
     let via_proxy: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
 
-    let mut rf = Reflector::with_config(via_proxy, fast());
+    let mut rf = Reflector::with_config(via_proxy, reflector_config);
     rf.poll().await.unwrap();
     rf.events();
 
