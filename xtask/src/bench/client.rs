@@ -1,0 +1,266 @@
+//! Running one client process through the benchmark phases.
+
+use super::*;
+
+/// One client process and its protocol lines.
+pub(super) struct Session {
+    pub(super) kind: Kind,
+    pub(super) child: Child,
+    pub(super) stdin: Option<ChildStdin>,
+    pub(super) lines: mpsc::Receiver<String>,
+    pub(super) log: PathBuf,
+}
+
+impl Session {
+    fn send(&mut self, command: &str) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin already closed")?;
+        writeln!(stdin, "{command}")
+            .and_then(|_| stdin.flush())
+            .with_context(|| format!("send `{command}` to {}", self.kind.name()))
+    }
+
+    /// Waits for the line whose `event` is `event`.
+    fn expect(&mut self, event: &str, limit: Duration) -> Result<Value> {
+        let line = match self.lines.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "no `{event}` from {} after {} s; its log {}:\n{}",
+                self.kind.name(),
+                limit.as_secs(),
+                self.log.display(),
+                tail(&self.log)
+            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
+                "{} exited before `{event}` ({}); its log {}:\n{}",
+                self.kind.name(),
+                self.child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map_or("still running".into(), |s| s.to_string()),
+                self.log.display(),
+                tail(&self.log)
+            ),
+        };
+        let value: Value = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{} printed a line that is not JSON: {line}",
+                self.kind.name()
+            )
+        })?;
+        match value["event"].as_str() {
+            Some(e) if e == event => Ok(value),
+            Some("error") => bail!(
+                "{} failed: {}; its log {}:\n{}",
+                self.kind.name(),
+                value["message"],
+                self.log.display(),
+                tail(&self.log)
+            ),
+            _ => bail!(
+                "{} sent {line} while `{event}` was expected",
+                self.kind.name()
+            ),
+        }
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let _ = self.send("exit");
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                ensure!(
+                    status.success(),
+                    "{} exited with {status}",
+                    self.kind.name()
+                );
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("{} did not exit within 20 s of `exit`", self.kind.name())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Only our own child, by its handle; a no-op once it has exited.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub(super) fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A copy of `kubeconfig` whose cluster says `disable-compression: true`.
+pub(super) fn without_compression(kubeconfig: &Path, copy: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(kubeconfig)
+        .with_context(|| format!("read {}", kubeconfig.display()))?;
+    let mut out = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !done && line.trim_start().starts_with("server:") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!("{indent}disable-compression: true\n"));
+            done = true;
+        }
+    }
+    ensure!(done, "no `server:` line in {}", kubeconfig.display());
+    std::fs::write(copy, out).with_context(|| format!("write {}", copy.display()))?;
+    Ok(copy.to_path_buf())
+}
+
+/// `kubeconfigs`: the client's and the driver's.
+pub(super) fn run_client(
+    kind: Kind,
+    run: usize,
+    opts: &Options,
+    bins: &Bins,
+    plane: &ControlPlane,
+    (client_kubeconfig, kubeconfig): (&Path, &Path),
+    log_dir: &Path,
+) -> Result<Value> {
+    let log = log_dir.join(format!("{}-run{run}.log", kind.name()));
+    let stderr =
+        std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let limit = Duration::from_secs(bins.timeout_secs);
+    let spawned = Instant::now();
+    let mut child = Command::new(bins.path(kind.binary()))
+        .arg("--kubeconfig")
+        .arg(client_kubeconfig)
+        .args(["--namespace", NAMESPACE])
+        .args(["--objects", &opts.objects.to_string()])
+        .args(["--mods", &opts.mods.to_string()])
+        .args(["--timeout-secs", &bins.timeout_secs.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("start {}", bins.path(kind.binary()).display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut s = Session {
+        kind,
+        stdin: child.stdin.take(),
+        child,
+        lines: rx,
+        log,
+    };
+
+    let synced = s.expect("synced", limit)?;
+    let observed_sync_ms = spawned.elapsed().as_secs_f64() * 1e3;
+    ensure!(
+        synced["objects"].as_u64() == Some(opts.objects),
+        "{} synced {} objects, expected {}",
+        kind.name(),
+        synced["objects"],
+        opts.objects
+    );
+
+    let relist = if opts.relist {
+        s.send("relist")?;
+        s.expect("relist_armed", Duration::from_secs(30))?;
+        let t = Instant::now();
+        plane.compact_etcd().context("compact etcd")?;
+        plane.stop_apiserver();
+        plane.start_apiserver().context("restart kube-apiserver")?;
+        let restart_ms = t.elapsed().as_secs_f64() * 1e3;
+        let ready = Instant::now();
+        let relisted = s.expect("relisted", limit)?;
+        let after_restart_ms = ready.elapsed().as_secs_f64() * 1e3;
+        ensure!(
+            relisted["objects"].as_u64() == Some(opts.objects),
+            "{} holds {} objects after the relist, expected {}",
+            kind.name(),
+            relisted["objects"],
+            opts.objects
+        );
+        let peak = relisted["peak_rss_kib"].as_f64().unwrap_or(f64::NAN);
+        let steady = relisted["steady_rss_kib"].as_f64().unwrap_or(f64::NAN);
+        json!({
+            "steady_rss_kib": steady,
+            "peak_rss_kib": peak,
+            "peak_over_steady": peak / steady,
+            "relist_ms": relisted["relist_ms"],
+            "after_restart_ms": after_restart_ms,
+            "restart_ms": restart_ms,
+        })
+    } else {
+        Value::Null
+    };
+
+    s.send("mods")?;
+    s.expect("mods_armed", Duration::from_secs(30))?;
+    let mutated = bins.driver(
+        "mutate",
+        kubeconfig,
+        &[
+            ("--objects", opts.objects.to_string()),
+            ("--mods", opts.mods.to_string()),
+            ("--concurrency", "16".into()),
+            ("--tag", format!("{}-{run}", kind.name())),
+        ],
+    )?;
+    let watched = s.expect("watched", limit)?;
+    let events = watched["events"].as_f64().unwrap_or(f64::NAN);
+    let cpu_ms = watched["cpu_ms"].as_f64().unwrap_or(f64::NAN);
+    s.finish()?;
+
+    Ok(json!({
+        "run": run,
+        "sync": {
+            "elapsed_ms": synced["elapsed_ms"],
+            "observed_ms": observed_sync_ms,
+            "peak_rss_kib": synced["peak_rss_kib"],
+            "rss_kib": synced["rss_kib"],
+            "cpu_ms": synced["cpu_ms"],
+            "objects": synced["objects"],
+            "client_go_watch_list": synced.get("watch_list"),
+            "client_go_atomic_fifo": synced.get("atomic_fifo"),
+        },
+        "relist": relist,
+        "watch": {
+            "events": events,
+            "cpu_ms": cpu_ms,
+            "cpu_us_per_event": cpu_ms * 1e3 / events,
+            "wall_ms": watched["wall_ms"],
+            "mutate_ms": mutated["ms"],
+        },
+    }))
+}
+
+pub(super) fn summary(kind: Kind, run: usize, r: &Value) -> String {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let relist = if r["relist"].is_null() {
+        String::new()
+    } else {
+        format!(
+            ", relist peak {:.2}× steady",
+            f(&r["relist"]["peak_over_steady"])
+        )
+    };
+    format!(
+        "run {run} {:<9}: sync {:.0} ms, peak RSS {:.1} MiB{relist}, watch {:.1} µs CPU/event",
+        kind.name(),
+        f(&r["sync"]["elapsed_ms"]),
+        f(&r["sync"]["peak_rss_kib"]) / 1024.0,
+        f(&r["watch"]["cpu_us_per_event"]),
+    )
+}

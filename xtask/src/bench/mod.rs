@@ -1,0 +1,391 @@
+//! `cargo xtask bench`: "fast" as measured ratios against kube-rs and
+//! client-go, on a real control plane of our own.
+//!
+//! 1. Builds the benchmark programs: the Rust ones in `bench/` (a Cargo
+//!    workspace of its own, so the kube-rs dependency never touches the
+//!    main build) in release mode into `target/bench-build`, and the
+//!    client-go program in `bench/client-go` with the machine's Go.
+//! 2. Starts a dedicated etcd + kube-apiserver (kube-testenv) and seeds N
+//!    ConfigMaps of ~1 KiB data in namespace `kube-bench`.
+//! 3. Runs each client K times, each run in a fresh process (so its peak RSS
+//!    is its own), the clients' order rotating from run to run, one client
+//!    at a time. A run has three phases, driven over the client's stdin and
+//!    stdout (protocol: `bench/common/src/lib.rs`):
+//!    - initial sync: process start → cache ready, and peak RSS (`VmHWM`);
+//!    - relist: with the cache full, etcd is compacted and kube-apiserver
+//!      restarted, so the watch resumes at a version that is gone (410) and
+//!      the client relists; peak RSS during the relist against the RSS just
+//!      before (steady state, right after sync);
+//!    - watch throughput: M changes (merge patches) while the client
+//!      watches; the client's own CPU time (user + system) per event.
+//! 4. Captures a list and a watch payload from the server and measures,
+//!    in one process, the CPU time to decode them with plain serde_json into
+//!    k8s-openapi types (the floor) and with our client's decoding.
+//! 5. Prints a table of medians and ratios (with the targets of issue #7
+//!    and whether each is met) and writes everything, with the machine and
+//!    the versions, to `target/bench/results.json`.
+//!
+//! `--smoke` (run by `cargo xtask test`) does the same with N=200, M=50,
+//! K=1, and checks only that every client ran and reported.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use kube_testenv::{ControlPlane, Pins, binaries};
+use serde_json::{Value, json};
+
+pub(super) const NAMESPACE: &str = "kube-bench";
+
+pub(super) const USAGE: &str = "usage: cargo xtask bench [--objects N] [--runs K] [--mods M] [--quick] [--smoke]
+                         [--no-relist] [--no-compression] [--clients ours,kube-rs,client-go]
+                         [--debug | --release] [--out FILE]
+
+  --objects N   ConfigMaps (~1 KiB of data each) to sync (default 10000; --quick 2000; --smoke 200)
+  --runs K      runs of each client; the table shows medians (default 3; --quick/--smoke 1)
+  --mods M      changes streamed in the watch phase (default 5000; --quick 1000; --smoke 50)
+  --no-relist   skip the relist phase (it restarts kube-apiserver once per run)
+  --no-compression  give every client a kubeconfig with `disable-compression: true` (by default
+                ours and client-go ask for gzip, kube-rs without its `gzip` feature does not)
+  --clients     which clients to run (default: all three)
+  --debug       debug builds of the Rust programs (quicker to build, slower to run: not for
+                numbers; the default with --smoke)
+  --release     release builds (the default, also with --smoke when given)
+  --out FILE    where the JSON goes (default target/bench/results.json; --smoke: target/bench/smoke.json)";
+
+/// The clients compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    Ours,
+    KubeRs,
+    ClientGo,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Ours, Kind::KubeRs, Kind::ClientGo];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::KubeRs => "kube-rs",
+            Kind::ClientGo => "client-go",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .with_context(|| format!("unknown client `{s}`; expected ours, kube-rs or client-go"))
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Kind::Ours => "bench-ours",
+            Kind::KubeRs => "bench-kube-rs",
+            Kind::ClientGo => "bench-client-go",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Options {
+    pub(super) objects: u64,
+    pub(super) runs: usize,
+    pub(super) mods: u64,
+    pub(super) relist: bool,
+    pub(super) compression: bool,
+    pub(super) clients: Vec<Kind>,
+    pub(super) debug: bool,
+    pub(super) smoke: bool,
+    pub(super) quick: bool,
+    pub(super) out: PathBuf,
+    pub(super) decode_runs: u32,
+    pub(super) decode_min_ms: u32,
+}
+
+impl Options {
+    fn parse(args: &[&str], root: &Path) -> Result<Self> {
+        let (mut objects, mut runs, mut mods) = (None, None, None);
+        let (mut quick, mut smoke, mut relist, mut compression) = (false, false, true, true);
+        let mut debug = None;
+        let mut clients = Kind::ALL.to_vec();
+        let mut out = None;
+        let mut it = args.iter();
+        while let Some(&flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .copied()
+                    .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+            };
+            match flag {
+                "--objects" => objects = Some(value()?.parse().context("--objects")?),
+                "--runs" => runs = Some(value()?.parse().context("--runs")?),
+                "--mods" => mods = Some(value()?.parse().context("--mods")?),
+                "--quick" => quick = true,
+                "--smoke" => smoke = true,
+                "--no-relist" => relist = false,
+                "--no-compression" => compression = false,
+                "--debug" => debug = Some(true),
+                "--release" => debug = Some(false),
+                "--clients" => {
+                    clients = value()?
+                        .split(',')
+                        .map(Kind::parse)
+                        .collect::<Result<_>>()?
+                }
+                "--out" => out = Some(PathBuf::from(value()?)),
+                "--help" | "-h" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => bail!("unknown option `{other}`\n\n{USAGE}"),
+            }
+        }
+        let (n, k, m) = if smoke {
+            (200, 1, 50)
+        } else if quick {
+            (2000, 1, 1000)
+        } else {
+            (10_000, 3, 5000)
+        };
+        let o = Options {
+            objects: objects.unwrap_or(n),
+            runs: runs.unwrap_or(k),
+            mods: mods.unwrap_or(m),
+            relist,
+            compression,
+            clients,
+            // The smoke run checks that everything runs, not how fast: debug
+            // builds take a quarter of the time to build from scratch.
+            debug: debug.unwrap_or(smoke),
+            smoke,
+            quick,
+            out: out.unwrap_or_else(|| {
+                root.join("target/bench")
+                    .join(if smoke { "smoke.json" } else { "results.json" })
+            }),
+            decode_runs: if smoke { 3 } else { 7 },
+            decode_min_ms: if smoke { 20 } else { 200 },
+        };
+        ensure!(o.objects >= 1, "--objects must be at least 1");
+        ensure!(o.runs >= 1, "--runs must be at least 1");
+        ensure!(o.mods >= 1, "--mods must be at least 1");
+        ensure!(!o.clients.is_empty(), "--clients names no client");
+        Ok(o)
+    }
+}
+
+pub(super) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn run(args: &[&str]) -> Result<()> {
+    let root = root();
+    let opts = Options::parse(args, &root)?;
+    let started = Instant::now();
+    println!(
+        "==> bench: N={} objects, K={} runs, M={} changes, relist {}, compression {}, clients {}{}",
+        opts.objects,
+        opts.runs,
+        opts.mods,
+        if opts.relist { "on" } else { "off" },
+        if opts.compression { "default" } else { "off" },
+        opts.clients
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if opts.debug { " (debug builds)" } else { "" }
+    );
+
+    let bins = build(&root, &opts)?;
+
+    println!("==> bench: control plane");
+    let (found, _) = binaries::ensure(|line| println!("    {line}"))?;
+    let t = Instant::now();
+    let plane = ControlPlane::start(&found)?;
+    println!(
+        "    kube-apiserver {} ready in {:.1} s",
+        plane.server_url(),
+        t.elapsed().as_secs_f64()
+    );
+    let kubeconfig = plane.kubeconfig().to_path_buf();
+    let log_dir = root.join("target/bench/logs");
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("create {}", log_dir.display()))?;
+    let client_kubeconfig = if opts.compression {
+        kubeconfig.clone()
+    } else {
+        without_compression(
+            &kubeconfig,
+            &root.join("target/bench/kubeconfig-no-compression"),
+        )?
+    };
+
+    println!("==> bench: seeding {} ConfigMaps", opts.objects);
+    let seeded = bins.driver(
+        "seed",
+        &kubeconfig,
+        &[
+            ("--objects", opts.objects.to_string()),
+            ("--concurrency", "16".into()),
+        ],
+    )?;
+    println!(
+        "    created {} in {:.1} s",
+        seeded["created"],
+        seeded["ms"].as_f64().unwrap_or_default() / 1e3
+    );
+
+    let mut runs: BTreeMap<Kind, Vec<Value>> = BTreeMap::new();
+    for run in 0..opts.runs {
+        let n = opts.clients.len();
+        for i in 0..n {
+            let kind = opts.clients[(i + run) % n];
+            let result = run_client(
+                kind,
+                run + 1,
+                &opts,
+                &bins,
+                &plane,
+                (&client_kubeconfig, &kubeconfig),
+                &log_dir,
+            )
+            .with_context(|| format!("{} (run {})", kind.name(), run + 1))?;
+            println!("    {}", summary(kind, run + 1, &result));
+            runs.entry(kind).or_default().push(result);
+            // Let the machine settle before the next process.
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    println!("==> bench: decode floor (payloads captured from the server)");
+    let decode = bins.driver(
+        "decode",
+        &kubeconfig,
+        &[
+            ("--objects", opts.objects.to_string()),
+            ("--mods", opts.mods.to_string()),
+            ("--runs", opts.decode_runs.to_string()),
+            ("--min-ms", opts.decode_min_ms.to_string()),
+            ("--tag", "decode".into()),
+            (
+                "--save",
+                root.join("target/bench/payloads").display().to_string(),
+            ),
+        ],
+    )?;
+    plane.stop();
+
+    let report = report(&root, &opts, &runs, &decode, started.elapsed())?;
+    println!();
+    println!("{}", report["table"].as_str().unwrap_or_default());
+    if let Some(parent) = opts.out.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    }
+    std::fs::write(&opts.out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("write {}", opts.out.display()))?;
+    println!("results: {}", opts.out.display());
+    if opts.smoke {
+        check_smoke(&opts, &runs, &decode)?;
+        println!("smoke: every client ran and reported");
+    }
+    println!(
+        "==> bench: done in {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}
+
+/// The built programs.
+pub(super) struct Bins {
+    pub(super) dir: PathBuf,
+    pub(super) timeout_secs: u64,
+}
+
+impl Bins {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Runs `bench-driver COMMAND` and returns its JSON line.
+    fn driver(&self, command: &str, kubeconfig: &Path, extra: &[(&str, String)]) -> Result<Value> {
+        let mut cmd = Command::new(self.path("bench-driver"));
+        cmd.arg(command)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", NAMESPACE]);
+        for (flag, value) in extra {
+            cmd.arg(flag).arg(value);
+        }
+        let output = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("run {cmd:?}"))?;
+        if !output.status.success() {
+            bail!("bench-driver {command} failed ({})", output.status);
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line)
+            .with_context(|| format!("bench-driver {command} printed {stdout:?}"))
+    }
+}
+
+pub(super) fn build(root: &Path, opts: &Options) -> Result<Bins> {
+    let target = root.join("target/bench-build");
+    let profile = if opts.debug { "debug" } else { "release" };
+    println!("==> bench: building the benchmark programs ({profile})");
+    let t = Instant::now();
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(root.join("bench/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
+    if !opts.debug {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().with_context(|| format!("run {cargo:?}"))?;
+    ensure!(
+        status.success(),
+        "building the Rust benchmark programs failed ({status})"
+    );
+    println!("    Rust programs: {:.1} s", t.elapsed().as_secs_f64());
+
+    let dir = target.join(profile);
+    if opts.clients.contains(&Kind::ClientGo) {
+        let t = Instant::now();
+        let mut go = Command::new("go");
+        go.current_dir(root.join("bench/client-go"))
+            .args(["build", "-trimpath", "-o"])
+            .arg(dir.join(Kind::ClientGo.binary()))
+            .arg(".");
+        let status = go
+            .status()
+            .with_context(|| format!("run {go:?} (is Go installed?)"))?;
+        ensure!(
+            status.success(),
+            "building the client-go program failed ({status})"
+        );
+        println!("    client-go program: {:.1} s", t.elapsed().as_secs_f64());
+    }
+    Ok(Bins {
+        dir,
+        timeout_secs: if opts.smoke { 180 } else { 600 },
+    })
+}
+
+mod client;
+mod report;
+
+use client::*;
+use report::*;
