@@ -16,6 +16,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::resource::{ApiResource, Resource};
 
+/// `Resource` for a type with a `metadata` field whose kind is given at run
+/// time as an [`ApiResource`].
+macro_rules! dynamic_resource {
+    (impl<$($g:ident),*> for $t:ty) => {
+        impl<$($g),*> Resource for $t {
+            type DynamicType = ApiResource;
+            fn api_resource(dt: &ApiResource) -> Cow<'_, ApiResource> {
+                Cow::Borrowed(dt)
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
 /// `apiVersion` and `kind`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,18 +88,7 @@ impl<Spec, Status> Object<Spec, Status> {
     }
 }
 
-impl<Spec, Status> Resource for Object<Spec, Status> {
-    type DynamicType = ApiResource;
-    fn api_resource(dt: &ApiResource) -> Cow<'_, ApiResource> {
-        Cow::Borrowed(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+dynamic_resource!(impl<Spec, Status> for Object<Spec, Status>);
 
 /// An object of a kind known only at run time: metadata plus raw JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,18 +124,7 @@ impl DynamicObject {
     }
 }
 
-impl Resource for DynamicObject {
-    type DynamicType = ApiResource;
-    fn api_resource(dt: &ApiResource) -> Cow<'_, ApiResource> {
-        Cow::Borrowed(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+dynamic_resource!(impl<> for DynamicObject);
 
 /// Only the metadata of an object (`meta.k8s.io/v1` `PartialObjectMetadata`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -140,18 +137,7 @@ pub struct PartialObjectMetadata {
     pub metadata: ObjectMeta,
 }
 
-impl Resource for PartialObjectMetadata {
-    type DynamicType = ApiResource;
-    fn api_resource(dt: &ApiResource) -> Cow<'_, ApiResource> {
-        Cow::Borrowed(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+dynamic_resource!(impl<> for PartialObjectMetadata);
 
 /// A page of a list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
