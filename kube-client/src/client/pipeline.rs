@@ -123,14 +123,17 @@ impl Client {
             if let Some(limit) = &self.inner.rate_limit {
                 limit.acquire().await;
             }
-            let http = self.http_for_request().await?;
+            // One credential per attempt: it picks the TLS identity (exec
+            // client certificates) and the Authorization header alike.
+            let credential = self.credential().await?;
+            let http = self.http_for_request(credential.as_ref())?;
             let mut builder = http
                 .request(req.method().clone(), url)
                 .headers(req.headers().clone());
             if !streaming {
                 builder = builder.timeout(self.inner.timeout);
             }
-            builder = self.authenticate(builder).await?;
+            builder = self.authenticate(builder, credential)?;
             let outcome = builder.body(req.body().clone()).send().await;
             match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
@@ -193,11 +196,11 @@ impl Client {
 
     /// The HTTP client to use now: rebuilt when an exec plugin hands out a
     /// new client certificate.
-    async fn http_for_request(&self) -> Result<reqwest::Client> {
-        if !matches!(self.inner.config.auth, kube_config::Auth::Exec(_)) {
-            return Ok(self.inner.http.read().0.clone());
-        }
-        let Some(identity) = self.credential().await?.and_then(|c| c.identity) else {
+    fn http_for_request(
+        &self,
+        credential: Option<&kube_config::Credential>,
+    ) -> Result<reqwest::Client> {
+        let Some(identity) = credential.and_then(|c| c.identity.as_ref()) else {
             return Ok(self.inner.http.read().0.clone());
         };
         let leaf = identity.cert_chain_der().first().map(|c| c.to_vec());
@@ -219,15 +222,12 @@ impl Client {
         Ok(fresh)
     }
 
-    async fn authenticate(
+    fn authenticate(
         &self,
         mut builder: reqwest::RequestBuilder,
+        credential: Option<kube_config::Credential>,
     ) -> Result<reqwest::RequestBuilder> {
-        if let Some(header) = self
-            .credential()
-            .await?
-            .and_then(|c| c.authorization_header())
-        {
+        if let Some(header) = credential.and_then(|c| c.authorization_header()) {
             let mut value = HeaderValue::from_str(header.expose())
                 .map_err(|_| Error::Config("the credential is not a valid header value".into()))?;
             value.set_sensitive(true);
