@@ -183,6 +183,28 @@ impl<K> Api<K> {
     }
 }
 
+impl<K> Api<K> {
+    /// GETs `path` as a stream (watches, followed logs): its full URL and
+    /// its body chunks, transport errors naming that URL.
+    pub(crate) async fn open_stream(
+        &self,
+        path: String,
+    ) -> Result<(
+        String,
+        futures::stream::BoxStream<'static, Result<bytes::Bytes>>,
+    )> {
+        let url = format!("{}{path}", self.client.server_url());
+        let req = self.request(http::Method::GET, path, None, vec![], false)?;
+        let resp = self.client.request_streaming(req).await?;
+        let chunk_url = url.clone();
+        let chunks = resp
+            .bytes_stream()
+            .map(move |r| r.map_err(|e| crate::client::transport_error("GET", &chunk_url, &e)))
+            .boxed();
+        Ok((url, chunks))
+    }
+}
+
 fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value)
         .map_err(|e| Error::InvalidRequest(format!("cannot serialize the body: {e}")))
@@ -323,14 +345,7 @@ where
         resource_version: &str,
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
         let path = self.path(None, None, &wp.query(resource_version))?;
-        let url = format!("{}{path}", self.client.server_url());
-        let req = self.request(http::Method::GET, path, None, vec![], false)?;
-        let resp = self.client.request_streaming(req).await?;
-        let method_url = url.clone();
-        let chunks = resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| crate::client::transport_error("GET", &method_url, &e)))
-            .boxed();
+        let (url, chunks) = self.open_stream(path).await?;
         Ok(decode_events(url, chunks))
     }
 }

@@ -11,7 +11,7 @@
 
 use std::fmt::Debug;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -151,14 +151,7 @@ impl Api<Pod> {
         lp: &LogParams,
     ) -> Result<impl Stream<Item = Result<String>> + Send + use<>> {
         let path = self.path(Some(name), Some("log"), &lp.query())?;
-        let url = format!("{}{path}", self.client.server_url());
-        let req = self.request(http::Method::GET, path, None, vec![], false)?;
-        let resp = self.client.request_streaming(req).await?;
-        let chunk_url = url.clone();
-        let chunks = resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| crate::client::transport_error("GET", &chunk_url, &e)))
-            .boxed();
+        let (url, chunks) = self.open_stream(path).await?;
         Ok(crate::watch::lines(url, chunks))
     }
 
