@@ -22,6 +22,15 @@ pub(crate) fn push_query(q: &mut String, key: &str, value: &str) {
     }
 }
 
+/// Appends the non-empty label and field selectors.
+fn push_selectors(q: &mut String, labels: &Option<Selector>, fields: &Option<Selector>) {
+    for (key, selector) in [("labelSelector", labels), ("fieldSelector", fields)] {
+        if let Some(s) = selector.as_ref().filter(|s| !s.is_empty()) {
+            push_query(q, key, &s.to_string());
+        }
+    }
+}
+
 /// A label selector, built from requirements or given raw.
 ///
 /// ```
@@ -149,12 +158,7 @@ impl ListParams {
 
     pub(crate) fn query(&self) -> String {
         let mut q = String::new();
-        if let Some(s) = self.label_selector.as_ref().filter(|s| !s.is_empty()) {
-            push_query(&mut q, "labelSelector", &s.to_string());
-        }
-        if let Some(s) = self.field_selector.as_ref().filter(|s| !s.is_empty()) {
-            push_query(&mut q, "fieldSelector", &s.to_string());
-        }
+        push_selectors(&mut q, &self.label_selector, &self.field_selector);
         if let Some(l) = self.limit {
             push_query(&mut q, "limit", &l.to_string());
         }
@@ -242,12 +246,7 @@ impl WatchParams {
     pub(crate) fn query(&self, resource_version: &str) -> String {
         let mut q = String::new();
         push_query(&mut q, "watch", "true");
-        if let Some(s) = self.label_selector.as_ref().filter(|s| !s.is_empty()) {
-            push_query(&mut q, "labelSelector", &s.to_string());
-        }
-        if let Some(s) = self.field_selector.as_ref().filter(|s| !s.is_empty()) {
-            push_query(&mut q, "fieldSelector", &s.to_string());
-        }
+        push_selectors(&mut q, &self.label_selector, &self.field_selector);
         if let Some(t) = self.timeout_seconds {
             push_query(&mut q, "timeoutSeconds", &t.to_string());
         }
