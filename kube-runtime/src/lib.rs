@@ -42,6 +42,7 @@
 //! ```
 
 pub mod backoff;
+pub mod controller;
 pub mod index;
 pub mod queue;
 pub mod reflector;
