@@ -12,7 +12,12 @@
 //! - [`Reflector`]: both together, with the event queue the original kube
 //!   README had — `poll()`, `read()`, `events()`;
 //! - [`index`]: optional indexes over the store (by label, owner, namespace
-//!   or any function), as client-go's Indexer.
+//!   or any function), as client-go's Indexer;
+//! - [`controller`]: the engine of a controller — a work queue with
+//!   client-go's semantics (dedup, one reconcile per object at a time,
+//!   delayed requeues, per-key retry backoff), the [`controller::Action`] a
+//!   reconcile returns, and a bounded worker pool;
+//! - [`finalizer`]: run cleanup code before an object is deleted.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -43,6 +48,7 @@
 
 pub mod backoff;
 pub mod controller;
+pub mod finalizer;
 pub mod index;
 pub mod queue;
 pub mod reflector;
