@@ -478,3 +478,30 @@ async fn reconciles_past_the_shutdown_timeout_are_cancelled() {
     );
     assert_eq!(queue.processing_len(), 0, "its key was released");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_stream_ends_when_the_queue_is_shut_down_elsewhere() {
+    let cache = Cache::default();
+    let queue = WorkQueue::default();
+    queue.add(cache.insert("a"));
+    let gauges = Arc::new(Gauges::default());
+    let run = collect(run_workers(
+        queue.clone(),
+        cache.lookup(),
+        timed(Duration::from_secs(2)),
+        default_error_policy,
+        gauges.clone(),
+        workers(2),
+        std::future::pending(),
+    ));
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    queue.shut_down();
+    let items = run.await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(2),
+        "after the in-flight reconcile"
+    );
+    assert_eq!(items.len(), 1);
+}
