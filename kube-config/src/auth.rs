@@ -15,8 +15,9 @@
 //!   client certificate.
 //! - `auth-provider: oidc` uses its `id-token` as the bearer token and keeps
 //!   the settings a later refresh needs; every other provider is an error.
-//! - [`Auth::current_credential`] is the one synchronous call a client makes
-//!   per request; it re-reads token files and runs or re-uses exec plugins.
+//! - [`Auth::current_credential`] (or, in async code,
+//!   [`Auth::current_credential_async`]) is the one call a client makes per
+//!   request; it re-reads token files and runs or re-uses exec plugins.
 //!   [`Auth::invalidate`] forces fresh credentials (call it after a 401).
 
 use std::collections::BTreeMap;
@@ -117,9 +118,28 @@ impl Auth {
     /// The credential for the next request: `None` for [`Auth::None`].
     ///
     /// Cheap when cached; re-reads a changed token file; runs the exec plugin
-    /// when it has no unexpired credential (blocking, so call it from a
-    /// blocking-tolerant context).
+    /// when it has no unexpired credential, blocking the thread until it is
+    /// done (so in async code use
+    /// [`current_credential_async`](Self::current_credential_async)).
     pub fn current_credential(&self) -> Result<Option<Credential>, Error> {
+        match self {
+            Auth::Exec(provider) => Ok(Some(provider.credential()?)),
+            other => other.immediate_credential(),
+        }
+    }
+
+    /// Like [`current_credential`](Self::current_credential), but waits for
+    /// an exec plugin without blocking the thread; concurrent callers share
+    /// one plugin run (see [`ExecProvider`]). Works on any executor.
+    pub async fn current_credential_async(&self) -> Result<Option<Credential>, Error> {
+        match self {
+            Auth::Exec(provider) => Ok(Some(provider.credential_async().await?)),
+            other => other.immediate_credential(),
+        }
+    }
+
+    /// The credential of every kind that needs no plugin run.
+    fn immediate_credential(&self) -> Result<Option<Credential>, Error> {
         Ok(match self {
             Auth::None => None,
             Auth::Basic { username, password } => Some(Credential {

@@ -92,7 +92,10 @@ mod token;
 pub use auth::{Auth, BasicAuth, Credential, Impersonation, OidcProvider};
 pub use config::Config;
 pub use error::{Error, FileList};
-pub use exec::{EXEC_API_V1, EXEC_API_V1BETA1, ExecProvider, InteractiveMode};
+pub use exec::{
+    EXEC_API_V1, EXEC_API_V1BETA1, EXEC_DEFAULT_TIMEOUT, EXEC_MAX_STDOUT, ExecProvider,
+    InteractiveMode,
+};
 pub use incluster::{InClusterEnv, SERVICE_ACCOUNT_DIR};
 pub use kubeconfig::{
     AuthInfo, AuthProviderConfig, Cluster, Context, ExecConfig, ExecEnvVar, Kubeconfig,
