@@ -177,21 +177,17 @@ impl Client {
     }
 
     async fn credential(&self) -> Result<Option<kube_config::Credential>> {
-        let auth = self.inner.config.auth.clone();
-        let url = self.inner.base.clone();
-        let result = match auth {
-            // An exec plugin may run a process: keep it off the async threads.
-            kube_config::Auth::Exec(_) => {
-                tokio::task::spawn_blocking(move || auth.current_credential())
-                    .await
-                    .map_err(|e| Error::Config(format!("credential plugin task failed: {e}")))?
-            }
-            _ => auth.current_credential(),
-        };
-        result.map_err(|source| Error::Auth {
-            url,
-            source: source.into(),
-        })
+        // An exec plugin runs on a thread of its own; concurrent requests
+        // await one shared run without blocking the async threads.
+        self.inner
+            .config
+            .auth
+            .current_credential_async()
+            .await
+            .map_err(|source| Error::Auth {
+                url: self.inner.base.clone(),
+                source: source.into(),
+            })
     }
 
     /// The HTTP client to use now: rebuilt when an exec plugin hands out a
