@@ -18,7 +18,9 @@
 //! - [`Auth::current_credential`] (or, in async code,
 //!   [`Auth::current_credential_async`]) is the one call a client makes per
 //!   request; it re-reads token files and runs or re-uses exec plugins.
-//!   [`Auth::invalidate`] forces fresh credentials (call it after a 401).
+//!   [`Auth::invalidate`] forces fresh credentials (call it after a 401);
+//!   [`Auth::invalidate_rejected`] does so unless another caller already
+//!   replaced the rejected credential.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -168,6 +170,18 @@ impl Auth {
             Auth::Bearer(source) => source.invalidate(),
             Auth::Exec(provider) => provider.invalidate(),
             Auth::None | Auth::Basic { .. } | Auth::Oidc { .. } => {}
+        }
+    }
+
+    /// Like [`invalidate`](Self::invalidate) after the server rejected
+    /// `rejected` (the credential a request used), but keeps an exec
+    /// credential that is no longer the one rejected: when many requests get
+    /// a 401 at once, the first drops the credential and later ones do not
+    /// throw away the fresh one its retry fetched, so the plugin runs once.
+    pub fn invalidate_rejected(&self, rejected: Option<&Credential>) {
+        match (self, rejected) {
+            (Auth::Exec(provider), Some(rejected)) => provider.invalidate_if_cached(rejected),
+            _ => self.invalidate(),
         }
     }
 

@@ -378,3 +378,30 @@ fn no_timeout_waits_for_a_slow_plugin() {
     let unlimited = config.with_exec_timeout(None);
     assert_eq!(token_of(unlimited.auth.current_credential()), "tok-SLOW");
 }
+
+#[test]
+fn a_late_rejection_keeps_the_renewed_credential() {
+    let _g = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let (config, _) = plugin(
+        dir.path(),
+        &format!(
+            "echo run >> '{d}/count'\n\
+             n=$(wc -l < '{d}/count' | tr -d ' ')\n\
+             printf '{{\"kind\":\"ExecCredential\",\"apiVersion\":\"{V1}\",\"status\":{{\"token\":\"tok-%s\"}}}}' \"$n\"\n"
+        ),
+    );
+    let auth = config.auth;
+    let first = auth.current_credential().expect("first").expect("some");
+    assert_eq!(first.token.as_ref().expect("token").expose(), "tok-1");
+    // Two requests used tok-1 and both got a 401.
+    auth.invalidate_rejected(Some(&first));
+    assert_eq!(token_of(auth.current_credential()), "tok-2");
+    auth.invalidate_rejected(Some(&first));
+    assert_eq!(token_of(auth.current_credential()), "tok-2");
+    assert_eq!(runs(dir.path()), 2, "the late 401 did not rerun the plugin");
+    // A plain invalidate always drops it.
+    auth.invalidate();
+    assert_eq!(token_of(auth.current_credential()), "tok-3");
+}

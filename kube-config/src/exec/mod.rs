@@ -302,6 +302,15 @@ impl ExecProvider {
         self.inner.lock().cached = None;
     }
 
+    /// Drops the cached credential if it is `rejected`; one that replaced it
+    /// meanwhile stays.
+    pub fn invalidate_if_cached(&self, rejected: &Credential) {
+        let mut state = self.inner.lock();
+        if state.cached.as_ref() == Some(rejected) {
+            state.cached = None;
+        }
+    }
+
     /// The valid cached credential (unless `force`), else the run to wait
     /// for: the one under way, or a new one started here.
     fn cached_or_flight(&self, force: bool) -> Result<Credential, Arc<Flight>> {
