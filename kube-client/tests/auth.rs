@@ -269,3 +269,21 @@ async fn a_hung_exec_plugin_fails_the_request_at_its_timeout() {
         "{source}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_401s_rerun_the_exec_plugin_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin_token();
+    let config = exec_plugin(dir.path(), &["revoked", &token], Duration::from_secs(3600));
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let params = ListParams::default();
+    let lists = (0..20).map(|_| api.list(&params));
+    for listed in futures::future::join_all(lists).await {
+        listed.expect("401, refresh, retry");
+    }
+    assert_eq!(
+        runs(dir.path()),
+        2,
+        "one run for the first credential, one after all the 401s"
+    );
+}

@@ -133,6 +133,7 @@ impl Client {
             if !streaming {
                 builder = builder.timeout(self.inner.timeout);
             }
+            let used = credential.clone();
             builder = self.authenticate(builder, credential)?;
             let outcome = builder.body(req.body().clone()).send().await;
             match outcome {
@@ -142,7 +143,7 @@ impl Client {
                     if code == 401 && !refreshed_after_401 && self.can_refresh() {
                         tracing::debug!("401: refreshing credentials and retrying once");
                         refreshed_after_401 = true;
-                        self.inner.config.auth.invalidate();
+                        self.inner.config.auth.invalidate_rejected(used.as_ref());
                         continue;
                     }
                     if retry::retryable_status(code) {
