@@ -197,7 +197,7 @@ async fn concurrent_callers() {
     ticker.abort();
     let ticks = ticks.load(Ordering::Relaxed);
     assert!(
-        ticks >= 15,
+        ticks >= 5,
         "the executor was blocked: {ticks} ticks in {took:?}"
     );
     // The sync path joins the same cache.
@@ -255,7 +255,7 @@ fn cached_credential_is_served_while_a_slow_run_is_under_way() {
         panic!("not exec");
     };
     assert_eq!(token_of(config.auth.current_credential()), "tok-FIRST");
-    write(dir.path(), "delay", "1.5");
+    write(dir.path(), "delay", "3");
     write(dir.path(), "token", "tok-SECOND");
     let refresher = {
         let provider = provider.clone();
@@ -275,7 +275,8 @@ fn cached_credential_is_served_while_a_slow_run_is_under_way() {
     let cached = rt.block_on(config.auth.current_credential_async());
     assert_eq!(token_of(cached), "tok-FIRST");
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(300), "blocked {took:?}");
+    // The run takes 3 s; blocking behind it would show.
+    assert!(took < Duration::from_secs(1), "blocked {took:?}");
 
     let refreshed = refresher.join().expect("join").expect("refresh");
     assert_eq!(refreshed.token.expect("token").expose(), "tok-SECOND");
