@@ -1,6 +1,7 @@
 //! TLS and credentials against the real API server: CA verification,
 //! tls-server-name, insecure mode, bearer tokens, token-file rotation, exec
-//! plugins (expiry and refresh after 401), impersonation, HTTP/2.
+//! plugins (expiry, refresh after 401, one run for concurrent requests, timeout),
+//! impersonation, HTTP/2.
 
 mod common;
 
@@ -225,4 +226,64 @@ async fn an_exec_credential_is_refreshed_once_after_a_401() {
         .await
         .expect("401, refresh, retry");
     assert_eq!(runs(dir.path()), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_exec_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin_token();
+    let config = exec_plugin(dir.path(), &[&token], Duration::from_secs(3600));
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let params = ListParams::default();
+    let lists = (0..20).map(|_| api.list(&params));
+    for listed in futures::future::join_all(lists).await {
+        listed.expect("list with the shared exec credential");
+    }
+    assert_eq!(
+        runs(dir.path()),
+        1,
+        "20 concurrent requests, one plugin run"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_exec_plugin_fails_the_request_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = exec_plugin(dir.path(), &["unused"], Duration::from_secs(3600))
+        .with_exec_timeout(Some(Duration::from_millis(500)));
+    // Replace the plugin with one that never answers.
+    std::fs::write(dir.path().join("plugin.sh"), "#!/bin/sh\nexec sleep 30\n").unwrap();
+    let started = std::time::Instant::now();
+    let err = list_default(config).await.expect_err("the plugin hangs");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let Error::Auth { source, .. } = &err else {
+        panic!("not an auth error: {err}");
+    };
+    assert!(
+        matches!(&**source, kube_client::config::Error::ExecTimeout { timeout, .. }
+            if *timeout == Duration::from_millis(500)),
+        "{source}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_401s_rerun_the_exec_plugin_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin_token();
+    let config = exec_plugin(dir.path(), &["revoked", &token], Duration::from_secs(3600));
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let params = ListParams::default();
+    let lists = (0..20).map(|_| api.list(&params));
+    for listed in futures::future::join_all(lists).await {
+        listed.expect("401, refresh, retry");
+    }
+    assert_eq!(
+        runs(dir.path()),
+        2,
+        "one run for the first credential, one after all the 401s"
+    );
 }

@@ -133,6 +133,7 @@ impl Client {
             if !streaming {
                 builder = builder.timeout(self.inner.timeout);
             }
+            let used = credential.clone();
             builder = self.authenticate(builder, credential)?;
             let outcome = builder.body(req.body().clone()).send().await;
             match outcome {
@@ -142,7 +143,7 @@ impl Client {
                     if code == 401 && !refreshed_after_401 && self.can_refresh() {
                         tracing::debug!("401: refreshing credentials and retrying once");
                         refreshed_after_401 = true;
-                        self.inner.config.auth.invalidate();
+                        self.inner.config.auth.invalidate_rejected(used.as_ref());
                         continue;
                     }
                     if retry::retryable_status(code) {
@@ -177,21 +178,17 @@ impl Client {
     }
 
     async fn credential(&self) -> Result<Option<kube_config::Credential>> {
-        let auth = self.inner.config.auth.clone();
-        let url = self.inner.base.clone();
-        let result = match auth {
-            // An exec plugin may run a process: keep it off the async threads.
-            kube_config::Auth::Exec(_) => {
-                tokio::task::spawn_blocking(move || auth.current_credential())
-                    .await
-                    .map_err(|e| Error::Config(format!("credential plugin task failed: {e}")))?
-            }
-            _ => auth.current_credential(),
-        };
-        result.map_err(|source| Error::Auth {
-            url,
-            source: source.into(),
-        })
+        // An exec plugin runs on a thread of its own; concurrent requests
+        // await one shared run without blocking the async threads.
+        self.inner
+            .config
+            .auth
+            .current_credential_async()
+            .await
+            .map_err(|source| Error::Auth {
+                url: self.inner.base.clone(),
+                source: source.into(),
+            })
     }
 
     /// The HTTP client to use now: rebuilt when an exec plugin hands out a
