@@ -112,7 +112,7 @@ impl Tally {
         let _ = writeln!(out, "faults:       {}", faults.join(", "));
         let _ = writeln!(
             out,
-            "driver:       {} creates, {} updates, {} deletes ({} requests failed while faults lasted)",
+            "driver:       {} creates, {} updates, {} deletes ({} requests failed)",
             changes.created.load(Relaxed),
             changes.updated.load(Relaxed),
             changes.deleted.load(Relaxed),
