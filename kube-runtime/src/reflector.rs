@@ -164,8 +164,12 @@ where
     /// Spawn it, after taking a [`reader`](Reflector::reader).
     pub async fn run(mut self) {
         loop {
-            if let Err(e) = self.poll().await {
-                tracing::warn!(error = %e, "reflector: list/watch failed; retrying");
+            match self.poll().await {
+                Ok(()) => {}
+                Err(e) if crate::watcher::requires_relist(&e) => {
+                    tracing::info!(error = %e, "reflector: resourceVersion expired; relisting");
+                }
+                Err(e) => tracing::warn!(error = %e, "reflector: list/watch failed; retrying"),
             }
         }
     }
