@@ -12,7 +12,10 @@
 //! - [`Reflector`]: both together, with the event queue the original kube
 //!   README had — `poll()`, `read()`, `events()`;
 //! - [`index`]: optional indexes over the store (by label, owner, namespace
-//!   or any function), as client-go's Indexer.
+//!   or any function), as client-go's Indexer;
+//! - [`informer`]: shared informers — one list + watch and one store per
+//!   kind, however many reflectors, controllers and subscribers use it,
+//!   with a transform applied before objects are stored.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -43,12 +46,16 @@
 
 pub mod backoff;
 pub mod index;
+pub mod informer;
 pub mod queue;
 pub mod reflector;
 pub mod store;
 pub mod watcher;
 
+mod runtime;
+
 pub use backoff::BackoffConfig;
+pub use informer::{Informer, InformerConfig, SharedInformers, Subscription};
 pub use queue::WatchEvent;
 pub use reflector::{Reflector, ReflectorConfig};
 pub use store::Store;

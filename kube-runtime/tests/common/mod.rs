@@ -2,6 +2,7 @@
 //! cut connections.
 #![allow(dead_code)]
 
+pub mod metrics;
 pub mod proxy;
 
 use std::collections::BTreeMap;
