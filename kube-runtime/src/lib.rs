@@ -45,6 +45,7 @@
 //! ```
 
 pub mod backoff;
+pub mod controller;
 pub mod index;
 pub mod informer;
 pub mod queue;
