@@ -162,6 +162,33 @@ impl<K> Store<K> {
         )
     }
 
+    /// The cached objects with an owner reference to `owner_uid` (e.g. the
+    /// children of a controller's object): through the
+    /// [`index::BY_OWNER_UID`](crate::index::BY_OWNER_UID) index if the
+    /// store has it (the stores of a controller's owned kinds do), else by
+    /// scanning every object.
+    pub fn owned_by(&self, owner_uid: &str) -> Vec<Arc<K>>
+    where
+        K: Resource,
+    {
+        if let Some(found) = self.by_index(crate::index::BY_OWNER_UID, owner_uid) {
+            return found;
+        }
+        self.inner
+            .objects
+            .iter()
+            .filter(|e| {
+                e.value()
+                    .meta()
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == owner_uid)
+            })
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
     /// How many objects are cached.
     pub fn len(&self) -> usize {
         self.inner.objects.len()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod metrics;
+pub mod probe;
 pub mod proxy;
 
 use std::collections::BTreeMap;
