@@ -199,10 +199,10 @@ async fn a_child_edited_or_deleted_by_hand_is_put_back_by_its_owner() {
     let desired = |api: Api<ConfigMap>| async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(c) = api.get_opt("parent-child").await.unwrap() {
-                if c.data.as_ref().unwrap()["k"] == "desired" {
-                    return c;
-                }
+            if let Some(c) = api.get_opt("parent-child").await.unwrap()
+                && c.data.as_ref().unwrap()["k"] == "desired"
+            {
+                return c;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -521,4 +521,70 @@ async fn a_reconcile_past_the_shutdown_timeout_is_cancelled() {
     );
     assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(probe.count("stuck"), 0, "cancelled, not finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_map_other_kinds_and_reconcile_all_on_reconciles_everything() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube_runtime::controller::ObjectRef;
+    let ns = common::env().namespace("ctl-watches").await.unwrap();
+    let client = common::client();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client, &ns);
+    create_many(&api, &names("w", 3)).await;
+
+    let probe = Probe::with_delay(Duration::ZERO);
+    let (tick, ticks) = futures::channel::mpsc::unbounded::<()>();
+    let (errors, _task) = drain(
+        Controller::new(api.clone(), WatcherConfig::default())
+            // A Secret `for-<name>` concerns the ConfigMap `<name>`.
+            .watches(
+                secrets.clone(),
+                WatcherConfig::default(),
+                |s: Arc<Secret>| {
+                    s.name_any()
+                        .strip_prefix("for-")
+                        .map(|target| ObjectRef::new(target).within(s.namespace()))
+                },
+            )
+            .reconcile_all_on(ticks)
+            .run(Probe::reconcile, default_error_policy, probe.clone()),
+    );
+    probe.until("start", 30, |p| p.total() == 3).await;
+
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "for-w-001"}})).unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    probe
+        .until("the mapped object", 30, |p| p.count("w-001") == 2)
+        .await;
+    secrets
+        .delete("for-w-001", &DeleteParams::default())
+        .await
+        .unwrap();
+    probe
+        .until("mapped on deletion too", 30, |p| p.count("w-001") == 3)
+        .await;
+    assert_eq!(
+        probe.count("w-000") + probe.count("w-002"),
+        2,
+        "only the mapped one"
+    );
+
+    tick.unbounded_send(()).unwrap();
+    probe
+        .until("everything again", 30, |p| p.total() == 8)
+        .await;
+    assert_eq!(
+        [
+            probe.count("w-000"),
+            probe.count("w-001"),
+            probe.count("w-002")
+        ],
+        [2, 4, 2]
+    );
+    assert!(errors.lock().is_empty(), "{:?}", errors.lock());
 }

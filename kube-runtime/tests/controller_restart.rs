@@ -36,7 +36,7 @@ async fn reconcile(
         .unwrap_or_default();
     if seen(&obj) != Some(&k) {
         api.patch(
-            &obj.name_any(),
+            obj.name_any(),
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"annotations": {"seen": k}}})),
         )

@@ -30,7 +30,7 @@
 //!   kind's store, indexed by owner uid ([`Store::owned_by`]), for reconcile
 //!   to read children without a request.
 //! - **Nothing is lost while it runs.** A trigger that fell behind
-//!   reconciles every cached object (see [`triggers`](super::triggers)); the
+//!   reconciles every cached object (see [`triggers`]); the
 //!   informers resume or relist across watch failures and API server
 //!   restarts by themselves.
 
