@@ -15,7 +15,14 @@
 //!   or any function), as client-go's Indexer;
 //! - [`informer`]: shared informers — one list + watch and one store per
 //!   kind, however many reflectors, controllers and subscribers use it,
-//!   with a transform applied before objects are stored.
+//!   with a transform applied before objects are stored;
+//! - [`controller`]: the engine of a controller — a work queue with
+//!   client-go's semantics (dedup, one reconcile per object at a time,
+//!   delayed requeues, per-key retry backoff), the [`controller::Action`] a
+//!   reconcile returns, and a bounded worker pool;
+//!   and [`Controller`], the builder that runs it on shared informers
+//!   (kube-rs's `Controller::new(api, cfg).owns(..).run(..)`);
+//! - [`finalizer`]: run cleanup code before an object is deleted.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -46,6 +53,7 @@
 
 pub mod backoff;
 pub mod controller;
+pub mod finalizer;
 pub mod index;
 pub mod informer;
 pub mod queue;
@@ -56,6 +64,7 @@ pub mod watcher;
 mod runtime;
 
 pub use backoff::BackoffConfig;
+pub use controller::Controller;
 pub use informer::{Informer, InformerConfig, SharedInformers, Subscription};
 pub use queue::WatchEvent;
 pub use reflector::{Reflector, ReflectorConfig};

@@ -6,8 +6,8 @@
 //!
 //! | Action | after `Ok` | after `Err` (from the error policy) |
 //! |---|---|---|
-//! | [`Action::requeue`]`(d)` | backoff reset, reconcile again in `d` | reconcile again in `d`; the backoff keeps counting |
-//! | [`Action::await_change`] | backoff reset, wait for the next change | wait for the next change |
+//! | [`Action::requeue`]`(d)` | backoff reset, reconcile again in `d` | reconcile again in `d`; the backoff is not reset |
+//! | [`Action::await_change`] | backoff reset, wait for the next change | wait for the next change; the backoff is not reset |
 //! | [`Action::backoff`] | retry after the key's next backoff delay | retry after the key's next backoff delay |
 //!
 //! Whatever the action, a change to the object (or anything that triggers

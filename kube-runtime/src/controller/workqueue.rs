@@ -285,7 +285,8 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
     }
 
     /// Marks `key` finished. If it was added while processing, it is queued
-    /// again now.
+    /// again now (or stays due at its later time). A key that is not
+    /// processing is left as it is.
     pub fn done(&self, key: &T) {
         let mut s = self.inner.state.lock();
         let Some(e) = s.entries.get_mut(key) else {
