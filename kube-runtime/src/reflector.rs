@@ -81,6 +81,7 @@ enum Feed<K> {
     Shared {
         subscription: Subscription<K>,
         queue: EventQueue<K>,
+        polled: bool,
     },
 }
 
@@ -160,14 +161,17 @@ where
     }
 
     /// A reflector on a shared informer: its store is the informer's, and
-    /// its queue gets every change from now on (the informer's subscriber
-    /// capacity bounds it). No watch of its own; nothing to spawn.
+    /// its queue gets an `Added` for each object already cached, then every
+    /// change (the informer's subscriber capacity bounds it), as a reflector
+    /// of its own would. The first `poll()` returns once the store is ready
+    /// (at once if it already is). No watch of its own; nothing to spawn.
     pub fn from_informer(informer: &Informer<K>) -> Self {
         Self {
             store: informer.store(),
             feed: Feed::Shared {
                 subscription: informer.subscribe(),
                 queue: EventQueue::new(informer.subscriber_capacity()),
+                polled: false,
             },
         }
     }
@@ -187,7 +191,11 @@ impl<K> Reflector<K> {
             Feed::Shared {
                 subscription,
                 queue,
-            } => poll_shared(&self.store, subscription, queue).await,
+                polled,
+            } => {
+                let first = !std::mem::replace(polled, true);
+                poll_shared(&self.store, subscription, queue, first).await
+            }
         }
     }
 
@@ -282,14 +290,21 @@ fn take<K>(queue: &EventQueue<K>, batch: Vec<WatchEvent<K>>) -> Option<Error> {
     first_error
 }
 
-/// Moves a subscription's changes into the reflector's queue: until the
-/// store is ready on the first call, else until at least one arrived. The
-/// first error among them is returned (all stay queued).
+/// Moves a subscription's changes into the reflector's queue: on the first
+/// call until the store is ready (at once if it is), later until at least
+/// one arrived. The first error among them is returned (all stay queued).
 async fn poll_shared<K>(
     store: &Store<K>,
     subscription: &mut Subscription<K>,
     queue: &EventQueue<K>,
+    first: bool,
 ) -> Result<(), Error> {
+    if first && store.is_ready() {
+        return match take(queue, subscription.try_recv()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
     if !store.is_ready() {
         // Wake on each change (and error) until the list is complete.
         loop {

@@ -146,6 +146,42 @@ async fn subscribers_and_a_reflector_share_one_watch_and_see_every_change() {
 }
 
 #[tokio::test]
+async fn late_subscribers_and_reflectors_start_with_every_cached_object() {
+    let ns = common::env().namespace("late").await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
+    for i in 0..3 {
+        api.create(&PostParams::default(), &cm(&format!("l-{i}")))
+            .await
+            .unwrap();
+    }
+    let informers = SharedInformers::new();
+    let informer = informers.informer(api.clone(), InformerConfig::default());
+    informer.wait_until_ready().await;
+
+    let mut late = informer.subscribe();
+    let mut rf = Reflector::from_informer(&informer);
+    tokio::time::timeout(Duration::from_secs(5), rf.poll())
+        .await
+        .expect("the first poll of a reflector on a ready informer returns at once")
+        .unwrap();
+    let mut replay = describe(rf.events());
+    replay.sort();
+    assert_eq!(
+        replay,
+        ["+l-0", "+l-1", "+l-2"],
+        "as a reflector of its own would"
+    );
+    let mut got = collect(&mut late, 3).await;
+    got.sort();
+    assert_eq!(got, ["+l-0", "+l-1", "+l-2"]);
+
+    api.delete("l-1", &DeleteParams::default()).await.unwrap();
+    assert_eq!(collect(&mut late, 1).await, ["-l-1"]);
+    rf.poll().await.unwrap();
+    assert_eq!(describe(rf.events()), ["-l-1"]);
+}
+
+#[tokio::test]
 async fn an_idle_subscriber_is_desynced_and_holds_no_one_up() {
     let ns = common::env().namespace("idle").await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(common::client(), &ns);

@@ -13,7 +13,8 @@
 //! - An [`Informer`] runs **one** watcher (list, then watch, with resumption
 //!   and relists; see [`crate::watcher`]) in a background task, applies
 //!   every change to **one** [`Store`], and then hands it to every
-//!   [`Subscription`]. Each subscriber has its own bounded queue: a slow or
+//!   [`Subscription`] — a late subscriber first gets an `Added` for each
+//!   object already cached. Each subscriber has its own bounded queue: a slow or
 //!   idle subscriber loses its oldest changes and gets a
 //!   [`WatchEvent::Desynced`] marker; it never
 //!   holds up the store or the other subscribers (see [`subscription`]).
@@ -225,7 +226,7 @@ where
                             }
                         }
                         let done = matches!(event, Event::InitDone);
-                        writer.apply(event);
+                        task_hub.applying(|| writer.apply(event));
                         if done {
                             task_hub.clear_error();
                         }
@@ -265,15 +266,19 @@ impl<K> Informer<K> {
         self.shared.store.clone()
     }
 
-    /// Every change from now on, in a queue of the informer's default
-    /// subscriber capacity.
+    /// An `Added` for each object cached now, then every change, in a
+    /// queue of the informer's default subscriber capacity (see
+    /// [`subscription`]).
     pub fn subscribe(&self) -> Subscription<K> {
         self.subscribe_with_capacity(self.shared.subscriber_capacity)
     }
 
-    /// Every change from now on, in a queue of at most `capacity` changes.
+    /// As [`Informer::subscribe`], in a queue of at most `capacity` changes.
     pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription<K> {
-        Subscription::new(self.shared.hub.add(capacity), self.clone())
+        Subscription::new(
+            self.shared.hub.add(capacity.max(1), &self.shared.store),
+            self.clone(),
+        )
     }
 
     /// The default capacity of a subscriber's queue.

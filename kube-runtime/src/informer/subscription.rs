@@ -1,6 +1,9 @@
 //! Fan-out: every subscriber of an informer gets every change, at its own
 //! pace, in bounded memory.
 //!
+//! A new subscriber first gets an `Added` for every object already in the
+//! store (as client-go does for a handler added to a running informer), then
+//! every change after those, with nothing missed or doubled in between.
 //! The informer's task applies each change to the store, then pushes it into
 //! one bounded queue per subscriber and wakes that subscriber. Pushing never
 //! waits: a subscriber whose queue is full loses its oldest change and its
@@ -32,6 +35,11 @@ pub(crate) struct SubscriberQueue<K> {
 pub(crate) struct Hub<K> {
     subscribers: Mutex<Vec<Weak<SubscriberQueue<K>>>>,
     last_error: Mutex<Option<Arc<kube_client::Error>>>,
+    /// Held by the informer while it applies one change to the store and
+    /// hands it out, and by a new subscriber while it copies the store:
+    /// so each object is either in the copy or in a later change, never
+    /// both, never neither.
+    apply: Mutex<()>,
 }
 
 impl<K> Hub<K> {
@@ -39,7 +47,14 @@ impl<K> Hub<K> {
         Self {
             subscribers: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
+            apply: Mutex::new(()),
         }
+    }
+
+    /// Runs `f` (one change applied and broadcast) exclusive of subscribing.
+    pub(crate) fn applying<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.apply.lock();
+        f()
     }
 
     /// Hands `event` to every live subscriber (never waits).
@@ -58,11 +73,21 @@ impl<K> Hub<K> {
         });
     }
 
-    pub(crate) fn add(&self, capacity: usize) -> Arc<SubscriberQueue<K>> {
+    /// A new subscriber whose queue starts with an `Added` for each object
+    /// in `store` now.
+    pub(crate) fn add(&self, capacity: usize, store: &Store<K>) -> Arc<SubscriberQueue<K>> {
         let sub = Arc::new(SubscriberQueue {
             queue: EventQueue::new(capacity),
             notify: Notify::new(),
         });
+        let _guard = self.apply.lock();
+        let existing = store.read();
+        if !existing.is_empty() {
+            for obj in existing {
+                sub.queue.push(WatchEvent::Added(obj));
+            }
+            sub.notify.notify_one();
+        }
         self.subscribers.lock().push(Arc::downgrade(&sub));
         sub
     }
@@ -84,8 +109,8 @@ impl<K> Hub<K> {
     }
 }
 
-/// One subscriber's view of an informer: every change from the moment of
-/// [`Informer::subscribe`] on, in order, with [`WatchEvent::Desynced`] where
+/// One subscriber's view of an informer: an `Added` for each object cached
+/// when it subscribed, then every change, in order, with [`WatchEvent::Desynced`] where
 /// its bounded queue overflowed (see the module docs). Keeps the informer
 /// running while it exists.
 pub struct Subscription<K> {
