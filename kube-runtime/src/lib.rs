@@ -17,7 +17,9 @@
 //!   client-go's semantics (dedup, one reconcile per object at a time,
 //!   delayed requeues, per-key retry backoff), the [`controller::Action`] a
 //!   reconcile returns, and a bounded worker pool;
-//! - [`finalizer`]: run cleanup code before an object is deleted.
+//! - [`finalizer`]: run cleanup code before an object is deleted;
+//! - [`leader_election`]: of several replicas, exactly one leads (a
+//!   `coordination.k8s.io` Lease, client-go's algorithm).
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -50,6 +52,7 @@ pub mod backoff;
 pub mod controller;
 pub mod finalizer;
 pub mod index;
+pub mod leader_election;
 pub mod queue;
 pub mod reflector;
 pub mod store;

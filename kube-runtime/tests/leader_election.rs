@@ -1,0 +1,433 @@
+//! Leader election with real processes on the real control plane.
+//!
+//! Each candidate is this test binary run again as a separate process (the
+//! ignored test `candidate_process`, configured through `LE_*` variables).
+//! A candidate runs a `LeaderElector` with short timings and, every 20 ms,
+//! takes the wall-clock time, checks that it still leads, and only then
+//! appends `tick TERM MICROS` to its own file. Since the check comes after
+//! the timestamp, every tick lies within a term; the intervals of different
+//! candidates' terms must therefore never overlap — that is the safety
+//! property, judged on one machine's clock. The processes are then killed
+//! (SIGKILL), stopped (SIGTERM) and frozen (SIGSTOP/SIGCONT) to measure
+//! failover and to show that a frozen leader does not act after waking.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube_client::Api;
+use kube_runtime::leader_election::{LeaderElectionConfig, LeaderElector};
+
+const LEASE: Duration = Duration::from_secs(3);
+const RENEW: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(500);
+const JITTER: f64 = 1.2;
+
+fn test_config() -> LeaderElectionConfig {
+    LeaderElectionConfig {
+        lease_duration: LEASE,
+        renew_deadline: RENEW,
+        retry_period: RETRY,
+        jitter_factor: JITTER,
+        release_on_shutdown: true,
+    }
+}
+
+fn micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn append(file: &Path, line: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// The candidate, when run by the other tests as a child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a candidate process, spawned by the other tests of this file"]
+async fn candidate_process() {
+    let Ok(out) = std::env::var("LE_OUT") else {
+        return;
+    };
+    let out = PathBuf::from(out);
+    let var = |k: &str| std::env::var(k).unwrap();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let config = common::config_of(Path::new(&var("LE_KUBECONFIG")));
+    let client = kube_client::Client::try_from(config).unwrap();
+    let leases: Api<Lease> = Api::namespaced(client, &var("LE_NAMESPACE"));
+    let elector =
+        LeaderElector::new(leases, &var("LE_LEASE"), &var("LE_IDENTITY"), test_config()).unwrap();
+    let handle = elector.handle();
+    let election = tokio::spawn(elector.run());
+
+    let lifecycle = {
+        let (handle, out) = (handle.clone(), out.clone());
+        tokio::spawn(async move {
+            while let Some(term) = handle.acquired().await {
+                append(
+                    &out,
+                    &format!("acquired {} {}", term.number(), micros_now()),
+                );
+                term.ended().await;
+                let status = handle.status();
+                append(
+                    &out,
+                    &format!(
+                        "lost {} {} master_status={}",
+                        term.number(),
+                        micros_now(),
+                        status.master_status()
+                    ),
+                );
+            }
+        })
+    };
+    let ticks = {
+        let (handle, out) = (handle.clone(), out.clone());
+        tokio::spawn(async move {
+            loop {
+                let ts = micros_now();
+                if let Some(term) = handle.current_term() {
+                    append(&out, &format!("tick {} {ts}", term.number()));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    terminate.recv().await;
+    ticks.abort();
+    handle.release();
+    election.await.unwrap();
+    lifecycle.await.unwrap();
+    append(&out, &format!("stopped {}", micros_now()));
+}
+
+/// A candidate process; killed when dropped.
+struct Candidate {
+    identity: String,
+    out: PathBuf,
+    child: Child,
+}
+
+impl Drop for Candidate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Candidate {
+    fn spawn(dir: &Path, namespace: &str, lease: &str, identity: &str) -> Candidate {
+        let out = dir.join(format!("{identity}.log"));
+        let stderr = std::fs::File::create(dir.join(format!("{identity}.stderr"))).unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["candidate_process", "--exact", "--ignored", "--nocapture"])
+            .env("LE_OUT", &out)
+            .env("LE_KUBECONFIG", common::env().kubeconfig())
+            .env("LE_NAMESPACE", namespace)
+            .env("LE_LEASE", lease)
+            .env("LE_IDENTITY", identity)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Candidate {
+            identity: identity.into(),
+            out,
+            child,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {}", self.child.id());
+    }
+
+    /// `(kind, term, micros)` of each line written so far.
+    fn lines(&self) -> Vec<(String, u64, i64)> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let parts: Vec<&str> = l.split_whitespace().collect();
+                match parts.as_slice() {
+                    ["stopped", ts] => Some(("stopped".into(), 0, ts.parse().ok()?)),
+                    [kind, term, ts, ..] => {
+                        Some((kind.to_string(), term.parse().ok()?, ts.parse().ok()?))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    fn ticks(&self) -> Vec<(u64, i64)> {
+        self.lines()
+            .into_iter()
+            .filter(|(k, ..)| k == "tick")
+            .map(|(_, term, ts)| (term, ts))
+            .collect()
+    }
+}
+
+/// The latest tick of any candidate: `(index, term, micros)`.
+fn latest_tick(cands: &[&Candidate]) -> Option<(usize, u64, i64)> {
+    cands
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.ticks().last().map(|&(t, ts)| (i, t, ts)))
+        .max_by_key(|&(_, _, ts)| ts)
+}
+
+/// Waits (bounded) until `f` gives a value.
+async fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The first tick of any candidate but `except` after `after`.
+fn first_tick_after(cands: &[&Candidate], except: usize, after: i64) -> Option<(usize, i64)> {
+    cands
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != except)
+        .filter_map(|(i, c)| {
+            c.ticks()
+                .into_iter()
+                .find(|&(_, ts)| ts > after)
+                .map(|(_, ts)| (i, ts))
+        })
+        .min_by_key(|&(_, ts)| ts)
+}
+
+/// Asserts that no two terms (of any candidates) overlap, and returns the
+/// terms `(identity, term, first tick, last tick)` in order.
+fn assert_terms_disjoint(cands: &[&Candidate]) -> Vec<(String, u64, i64, i64)> {
+    let mut terms: BTreeMap<(String, u64), (i64, i64)> = BTreeMap::new();
+    for c in cands {
+        for (term, ts) in c.ticks() {
+            let e = terms.entry((c.identity.clone(), term)).or_insert((ts, ts));
+            e.0 = e.0.min(ts);
+            e.1 = e.1.max(ts);
+        }
+    }
+    let mut v: Vec<_> = terms
+        .into_iter()
+        .map(|((id, term), (a, b))| (id, term, a, b))
+        .collect();
+    v.sort_by_key(|t| t.2);
+    for pair in v.windows(2) {
+        assert!(
+            pair[0].3 < pair[1].2,
+            "terms overlap: {:?} and {:?} (all terms: {v:?})",
+            pair[0],
+            pair[1]
+        );
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_candidates_one_leader_then_failover_on_kill_and_on_release() {
+    let ns = common::env().namespace("le-race").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cands: Vec<Candidate> = ["a", "b", "c"]
+        .iter()
+        .map(|id| Candidate::spawn(dir.path(), &ns, "race", id))
+        .collect();
+    let all: Vec<&Candidate> = cands.iter().collect();
+
+    // the race: someone leads; let terms run for a while
+    wait_for("a first leader", Duration::from_secs(60), || {
+        latest_tick(&all)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_terms_disjoint(&all);
+
+    // SIGKILL the leader: another leads once the lease has expired
+    let (first, ..) = latest_tick(&all).unwrap();
+    let killed_at = micros_now();
+    all[first].signal("KILL");
+    let (second, took_over) = wait_for("a leader after SIGKILL", Duration::from_secs(20), || {
+        first_tick_after(&all, first, killed_at)
+    })
+    .await;
+    let kill_gap = Duration::from_micros((took_over - killed_at) as u64);
+    let bound = LEASE + RETRY.mul_f64(2.0 * (1.0 + JITTER)) + Duration::from_secs(2);
+    eprintln!(
+        "SIGKILL: {} took over after {kill_gap:?}",
+        all[second].identity
+    );
+    assert!(
+        kill_gap < bound,
+        "failover took {kill_gap:?}, bound {bound:?}"
+    );
+    // the last renewal was at most a retry period before the kill, and
+    // others wait a whole lease duration after seeing it
+    assert!(
+        kill_gap > LEASE - RETRY - Duration::from_millis(100),
+        "took over after {kill_gap:?}: before the lease could have expired"
+    );
+
+    // SIGTERM the new leader: it releases, the third takes over at once
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let third = 3 - first - second;
+    let termed_at = micros_now();
+    all[second].signal("TERM");
+    let (who, took_over) = wait_for("a leader after SIGTERM", Duration::from_secs(20), || {
+        first_tick_after(&all, second, termed_at)
+    })
+    .await;
+    assert_eq!(who, third, "the killed candidate cannot lead");
+    let release_gap = Duration::from_micros((took_over - termed_at) as u64);
+    let bound = RETRY.mul_f64(1.0 + JITTER) + Duration::from_millis(1300);
+    eprintln!(
+        "SIGTERM: {} took over after {release_gap:?}",
+        all[third].identity
+    );
+    assert!(
+        release_gap < bound,
+        "release should hand over within a retry period: took {release_gap:?}, bound {bound:?}"
+    );
+    wait_for(
+        "the released candidate to exit",
+        Duration::from_secs(10),
+        || {
+            all[second]
+                .lines()
+                .iter()
+                .any(|(k, ..)| k == "stopped")
+                .then_some(())
+        },
+    )
+    .await;
+    let lost: Vec<_> = all[second]
+        .lines()
+        .into_iter()
+        .filter(|(k, ..)| k == "lost")
+        .collect();
+    assert!(!lost.is_empty(), "the released leader ended its term");
+    assert!(
+        lost.last().unwrap().2 <= took_over,
+        "its term ended before the next began"
+    );
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let terms = assert_terms_disjoint(&all);
+    eprintln!("terms: {terms:?}");
+    let lease = Api::<Lease>::namespaced(common::client(), &ns)
+        .get("race")
+        .await
+        .unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(
+        spec.holder_identity.as_deref(),
+        Some(all[third].identity.as_str())
+    );
+    assert_eq!(spec.lease_duration_seconds, Some(3));
+    // created by the first (0), taken over twice
+    assert_eq!(spec.lease_transitions, Some(2), "{spec:?}");
+    assert!(spec.acquire_time.is_some() && spec.renew_time.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_does_not_act_after_losing_the_lease() {
+    let ns = common::env().namespace("le-freeze").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cands: Vec<Candidate> = ["x", "y"]
+        .iter()
+        .map(|id| Candidate::spawn(dir.path(), &ns, "freeze", id))
+        .collect();
+    let all: Vec<&Candidate> = cands.iter().collect();
+    wait_for("a first leader", Duration::from_secs(60), || {
+        latest_tick(&all)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // freeze the leader past its renew deadline and the lease duration
+    let (old, old_term, _) = latest_tick(&all).unwrap();
+    let other = 1 - old;
+    let stopped_at = micros_now();
+    all[old].signal("STOP");
+    let (_, took_over) = wait_for("the other to lead", Duration::from_secs(20), || {
+        first_tick_after(&all, old, stopped_at)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let continued_at = micros_now();
+    all[old].signal("CONT");
+
+    // on waking it notices, on its own clock, that its term is over
+    let lost_at = wait_for(
+        "the old leader to step down",
+        Duration::from_secs(10),
+        || {
+            all[old]
+                .lines()
+                .into_iter()
+                .find(|(k, t, _)| k == "lost" && *t == old_term)
+                .map(|(.., ts)| ts)
+        },
+    )
+    .await;
+    assert!(lost_at >= continued_at);
+    let text = std::fs::read_to_string(&all[old].out).unwrap();
+    assert!(
+        text.contains(&format!("lost {old_term} {lost_at} master_status=0")),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let late: Vec<_> = all[old]
+        .ticks()
+        .into_iter()
+        .filter(|&(t, ts)| t == old_term && (ts >= continued_at || ts >= took_over))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "the frozen leader wrote after waking: {late:?}"
+    );
+    assert_terms_disjoint(&all);
+
+    // it is a candidate again: when the other dies, it leads once more
+    let killed_at = micros_now();
+    all[other].signal("KILL");
+    let (who, _) = wait_for(
+        "the old leader to lead again",
+        Duration::from_secs(20),
+        || first_tick_after(&all, other, killed_at),
+    )
+    .await;
+    assert_eq!(who, old);
+    let new_term = all[old].ticks().last().unwrap().0;
+    assert!(new_term > old_term, "a new term: {new_term} > {old_term}");
+    assert_terms_disjoint(&all);
+}
