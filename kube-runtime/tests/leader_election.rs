@@ -431,3 +431,45 @@ async fn a_frozen_leader_does_not_act_after_losing_the_lease() {
     assert!(new_term > old_term, "a new term: {new_term} > {old_term}");
     assert_terms_disjoint(&all);
 }
+
+/// A renewal cut short by the shutdown may be applied without its answer
+/// being seen, leaving the elector with a stale version of its own lease:
+/// the release must still happen (here the lease is changed behind its
+/// back, as such a renewal would).
+#[tokio::test]
+async fn release_succeeds_when_the_lease_changed_behind_the_leaders_back() {
+    let ns = common::env().namespace("le-release").await.unwrap();
+    let api: Api<Lease> = Api::namespaced(common::client(), &ns);
+    // default timings: the next renewal is 2 s away, time enough to test
+    let elector =
+        LeaderElector::new(api.clone(), "rel", "solo", LeaderElectionConfig::default()).unwrap();
+    let handle = elector.handle();
+    let election = tokio::spawn(elector.run());
+    let term = handle.acquired().await.unwrap();
+    assert!(term.is_current() && handle.status().master_status() == 1);
+    let patch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
+    let touched = api
+        .patch(
+            "rel",
+            &kube_client::params::PatchParams::default(),
+            &kube_client::params::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        touched.spec.unwrap().holder_identity.as_deref(),
+        Some("solo")
+    );
+    handle.release();
+    election.await.unwrap();
+    assert!(!term.is_current() && !handle.is_leader());
+    let status = handle.status();
+    assert!(status.stopped && status.master_status() == 0, "{status:?}");
+    let spec = api.get("rel").await.unwrap().spec.unwrap();
+    assert_eq!(spec.holder_identity, None, "released: {spec:?}");
+    assert_eq!(spec.lease_duration_seconds, Some(1));
+    assert!(
+        handle.acquired().await.is_none(),
+        "a stopped elector never leads"
+    );
+}

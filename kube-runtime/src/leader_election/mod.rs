@@ -400,37 +400,45 @@ impl LeaderElector {
         self.observed = Some(Observed { lease, at });
     }
 
-    /// Writes the released record if we are still the holder we last saw;
-    /// `Ok(false)` if someone else wrote the lease meanwhile.
+    /// Writes the released record if we are still the holder; `Ok(false)`
+    /// if someone else holds the lease. A renewal cut short by the shutdown
+    /// may have been applied without our seeing its answer: on a conflict
+    /// the lease is read again and, if still ours, released at its new
+    /// version.
     async fn release_lease(&mut self) -> Result<bool, kube_client::Error> {
-        let Some(observed) = self.observed.as_ref() else {
+        let Some(mut lease) = self.observed.as_ref().map(|o| o.lease.clone()) else {
             return Ok(false);
         };
-        let mut lease = observed.lease.clone();
-        let old = lease.spec.clone().unwrap_or_default();
-        if old.holder_identity.as_deref() != Some(&self.shared.identity) {
-            return Ok(false);
-        }
-        let now = now();
-        lease.spec = Some(LeaseSpec {
-            holder_identity: None,
-            lease_duration_seconds: Some(1),
-            acquire_time: Some(now.clone()),
-            renew_time: Some(now),
-            ..old
-        });
-        match self
-            .api
-            .replace(self.lease_name(), &PostParams::default(), &lease)
-            .await
-        {
-            Ok(written) => {
-                self.observe(written);
-                Ok(true)
+        for _ in 0..3 {
+            let old = lease.spec.clone().unwrap_or_default();
+            if old.holder_identity.as_deref() != Some(&self.shared.identity) {
+                return Ok(false);
             }
-            Err(e) if e.is_conflict() => Ok(false),
-            Err(e) => Err(e),
+            let now = now();
+            lease.spec = Some(LeaseSpec {
+                holder_identity: None,
+                lease_duration_seconds: Some(1),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                ..old
+            });
+            match self
+                .api
+                .replace(self.lease_name(), &PostParams::default(), &lease)
+                .await
+            {
+                Ok(written) => {
+                    self.observe(written);
+                    return Ok(true);
+                }
+                Err(e) if e.is_conflict() => match self.api.get_opt(self.lease_name()).await? {
+                    Some(fresh) => lease = fresh,
+                    None => return Ok(false),
+                },
+                Err(e) => return Err(e),
+            }
         }
+        Ok(false)
     }
 }
 
