@@ -19,7 +19,9 @@
 //!   reconcile returns, and a bounded worker pool;
 //! - [`finalizer`]: run cleanup code before an object is deleted;
 //! - [`leader_election`]: of several replicas, exactly one leads (a
-//!   `coordination.k8s.io` Lease, client-go's algorithm).
+//!   `coordination.k8s.io` Lease, client-go's algorithm);
+//! - [`events`]: publish `events.k8s.io` Events about objects, in series,
+//!   spam-filtered, without ever blocking a reconcile.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -50,6 +52,7 @@
 
 pub mod backoff;
 pub mod controller;
+pub mod events;
 pub mod finalizer;
 pub mod index;
 pub mod leader_election;
