@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod series;
 mod spam;
 mod worker;
 
