@@ -473,3 +473,89 @@ async fn release_succeeds_when_the_lease_changed_behind_the_leaders_back() {
         "a stopped elector never leads"
     );
 }
+
+/// A leader cut off from the API server stops leading at its renew
+/// deadline, before the other candidate (who waits the longer lease
+/// duration) takes over; reconnected, it follows the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_before_another_starts() {
+    let env = common::env();
+    let ns = env.namespace("le-cut").await.unwrap();
+    let upstream: std::net::SocketAddr = env
+        .access()
+        .server
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    let proxy = common::proxy::Proxy::start(upstream).await;
+    let mut config = common::config_of(env.kubeconfig());
+    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
+    let via_proxy: Api<Lease> =
+        Api::namespaced(kube_client::Client::try_from(config).unwrap(), &ns);
+    let direct: Api<Lease> = Api::namespaced(common::client(), &ns);
+
+    let a = LeaderElector::new(via_proxy, "cut", "a", test_config()).unwrap();
+    let (ha, run_a) = (a.handle(), tokio::spawn(a.run()));
+    let term_a = ha.acquired().await.unwrap();
+    let b = LeaderElector::new(direct.clone(), "cut", "b", test_config()).unwrap();
+    let (hb, run_b) = (b.handle(), tokio::spawn(b.run()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(term_a.is_current() && !hb.is_leader());
+    assert_eq!(hb.status().holder.as_deref(), Some("a"));
+
+    let cut_at = tokio::time::Instant::now();
+    proxy.disconnect();
+    let (lost_at, b_at) = {
+        let lost = async {
+            term_a.ended().await;
+            tokio::time::Instant::now()
+        };
+        let won = async {
+            hb.acquired().await.unwrap();
+            tokio::time::Instant::now()
+        };
+        tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(lost, won) })
+            .await
+            .expect("a stops and b leads")
+    };
+    let stopped_after = lost_at - cut_at;
+    let b_after = b_at - cut_at;
+    eprintln!("cut off: a stopped after {stopped_after:?}, b leads after {b_after:?}");
+    assert!(
+        lost_at < b_at,
+        "a stopped ({stopped_after:?}) before b started ({b_after:?})"
+    );
+    // a's last successful renewal started at most a retry period (plus its
+    // request) before the cut; its term ends a renew deadline after that
+    assert!(
+        stopped_after <= RENEW + Duration::from_millis(300),
+        "a kept leading {stopped_after:?} after the cut"
+    );
+    assert!(
+        stopped_after >= RENEW - 2 * RETRY,
+        "a stopped early: {stopped_after:?}"
+    );
+    let status = ha.status();
+    assert!(!status.leading && status.master_status() == 0, "{status:?}");
+    assert!(
+        status.last_error.is_some(),
+        "the failure is exposed: {status:?}"
+    );
+
+    // reconnected, a follows b
+    proxy.resume();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!ha.is_leader() && hb.is_leader());
+    assert_eq!(ha.status().holder.as_deref(), Some("b"));
+    assert_eq!(ha.status().last_error, None);
+    let spec = direct.get("cut").await.unwrap().spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+
+    ha.release();
+    hb.release();
+    run_a.await.unwrap();
+    run_b.await.unwrap();
+    let spec = direct.get("cut").await.unwrap().spec.unwrap();
+    assert_eq!(spec.holder_identity, None, "b released it");
+}
