@@ -309,3 +309,126 @@ async fn kubectl_reads_back_the_series() {
     let stats = recorder.stats();
     assert_eq!((stats.spam_filtered, stats.created), (16, 1), "{stats:?}");
 }
+
+/// An Event deleted on the server (or expired) while its series goes on is
+/// created again, carrying the series' count.
+#[tokio::test]
+async fn a_vanished_event_is_created_again_with_its_count() {
+    let (ns, cm) = subject("ev-gone").await;
+    let client = common::client();
+    let (recorder, task) = Recorder::new(
+        client.clone(),
+        Reporter::new(CONTROLLER, "replica-5"),
+        unfiltered(),
+    );
+    tokio::spawn(task);
+    let regarding = object_reference(&cm);
+    let ev = || NewEvent::new(EventType::Normal, "Scaled", "Reconcile");
+    for _ in 0..3 {
+        recorder.publish(&regarding, ev());
+    }
+    let evs = wait_events(&client, &ns, "a series of 3", |evs| {
+        evs.len() == 1 && count(&evs[0]) == 3
+    })
+    .await;
+    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let first = evs[0].metadata.name.clone().unwrap();
+    api.delete(&first, &Default::default()).await.unwrap();
+    wait_events(&client, &ns, "the deletion", |evs| evs.is_empty()).await;
+
+    recorder.publish(&regarding, ev());
+    let evs = wait_events(&client, &ns, "the Event again", |evs| evs.len() == 1).await;
+    assert_ne!(evs[0].metadata.name.as_deref(), Some(first.as_str()));
+    assert_eq!(count(&evs[0]), 4, "the series goes on");
+    let stats = recorder.stats();
+    assert_eq!((stats.created, stats.failed), (2, 0), "{stats:?}");
+}
+
+/// A rejected Event (reason over the API's 128 characters) is logged and
+/// counted, never retried forever, and the recorder goes on.
+#[tokio::test]
+async fn a_rejected_event_is_counted_and_the_recorder_goes_on() {
+    let (ns, cm) = subject("ev-reject").await;
+    let client = common::client();
+    let (recorder, task) = Recorder::new(
+        client.clone(),
+        Reporter::new(CONTROLLER, "replica-6"),
+        unfiltered(),
+    );
+    tokio::spawn(task);
+    let regarding = object_reference(&cm);
+    let long = "R".repeat(200);
+    assert_eq!(
+        recorder.publish(
+            &regarding,
+            NewEvent::new(EventType::Normal, long, "Reconcile")
+        ),
+        Published::Queued
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while recorder.stats().failed < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            recorder.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    recorder.publish(
+        &regarding,
+        NewEvent::new(EventType::Normal, "Fine", "Reconcile"),
+    );
+    let evs = wait_events(&client, &ns, "the valid Event", |evs| evs.len() == 1).await;
+    assert_eq!(evs[0].reason.as_deref(), Some("Fine"));
+    let stats = recorder.stats();
+    assert_eq!((stats.created, stats.failed), (1, 1), "{stats:?}");
+}
+
+/// With the API server unreachable, writes are retried `max_tries` times,
+/// then given up; publish never waits meanwhile.
+#[tokio::test]
+async fn an_unreachable_server_costs_a_few_retries_then_the_event() {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = unused.local_addr().unwrap().port();
+    drop(unused);
+    let mut config = common::config_of(common::env().kubeconfig());
+    config.cluster_url = format!("https://127.0.0.1:{port}").parse().unwrap();
+    let client = kube_client::Client::builder(config)
+        .retry(kube_client::client::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let (recorder, task) = Recorder::new(
+        client,
+        Reporter::new(CONTROLLER, "replica-7"),
+        RecorderConfig {
+            max_tries: 3,
+            retry_delay: Duration::from_millis(50),
+            ..unfiltered()
+        },
+    );
+    tokio::spawn(task);
+    let regarding = object_reference(&common::cm("nowhere"));
+    let started = tokio::time::Instant::now();
+    for _ in 0..10 {
+        let ev = NewEvent::new(EventType::Warning, "Unreachable", "Reconcile");
+        assert_eq!(recorder.publish(&regarding, ev), Published::Queued);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while recorder.stats().failed < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            recorder.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // three tries, 50 ms apart
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = recorder.stats();
+    assert_eq!(
+        (stats.processed, stats.created, stats.failed),
+        (10, 0, 1),
+        "one series, given up once: {stats:?}"
+    );
+}
