@@ -170,6 +170,9 @@ impl LeaderElector {
                 () = tokio::time::sleep(self.config.jittered_retry()) => {}
             }
         }
+        if self.config.release_on_shutdown {
+            self.release().await;
+        }
         self.shared.state.lock().stopped = true;
         self.shared.leading.send_replace(false);
         tracing::info!(lease = %self.lease_name(), identity = %self.shared.identity, "leader election: candidate stopped");
@@ -217,7 +220,7 @@ impl LeaderElector {
             let deadline = self.leading_until();
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return self.step_down_and_release(term, &ended).await,
+                () = shutdown.cancelled() => return self.end_term(term, &ended, "shutting down"),
                 () = tokio::time::sleep_until(deadline) => {
                     return self.end_term(term, &ended, "the lease was not renewed within the renew deadline");
                 }
@@ -226,7 +229,7 @@ impl LeaderElector {
             let started = Instant::now();
             let attempt = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return self.step_down_and_release(term, &ended).await,
+                () = shutdown.cancelled() => return self.end_term(term, &ended, "shutting down"),
                 a = tokio::time::timeout_at(deadline, self.try_acquire_or_renew()) => a,
             };
             match self.note(attempt) {
@@ -276,20 +279,23 @@ impl LeaderElector {
         self.shared.state.lock().leading_until = None;
         ended.cancel();
         self.shared.leading.send_replace(false);
-        tracing::warn!(lease = %self.lease_name(), identity = %self.shared.identity, term, "leader election: stopped leading: {why}");
+        if self.shared.shutdown.is_cancelled() {
+            tracing::info!(lease = %self.lease_name(), identity = %self.shared.identity, term, "leader election: stopped leading: {why}");
+        } else {
+            tracing::warn!(lease = %self.lease_name(), identity = %self.shared.identity, term, "leader election: stopped leading: {why}");
+        }
     }
 
-    async fn step_down_and_release(&mut self, term: u64, ended: &CancellationToken) {
-        self.end_term(term, ended, "shutting down");
-        if !self.config.release_on_shutdown {
-            return;
-        }
+    /// Releases the lease if we are its holder (whether or not our term
+    /// is still running: client-go releases whenever it last saw itself as
+    /// holder), and logs the outcome.
+    async fn release(&mut self) {
         match tokio::time::timeout(self.config.renew_deadline, self.release_lease()).await {
             Ok(Ok(true)) => {
                 tracing::info!(lease = %self.lease_name(), identity = %self.shared.identity, "leader election: released the lease")
             }
             Ok(Ok(false)) => {
-                tracing::info!(lease = %self.lease_name(), "leader election: not released: the lease changed hands meanwhile")
+                tracing::debug!(lease = %self.lease_name(), "leader election: nothing to release: the lease is not ours")
             }
             Ok(Err(e)) => {
                 tracing::warn!(lease = %self.lease_name(), error = %e, "leader election: releasing the lease failed; others take over after its duration")
