@@ -559,3 +559,56 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_another_starts() {
     let spec = direct.get("cut").await.unwrap().spec.unwrap();
     assert_eq!(spec.holder_identity, None, "b released it");
 }
+
+/// `run_while_leading` gives the work each term, the work sees its term
+/// end, and the loop stops after release.
+#[tokio::test]
+async fn work_runs_per_term_until_release() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let ns = common::env().namespace("le-work").await.unwrap();
+    let api: Api<Lease> = Api::namespaced(common::client(), &ns);
+    let elector = LeaderElector::new(api.clone(), "work", "w", test_config()).unwrap();
+    let handle = elector.handle();
+    let election = tokio::spawn(elector.run());
+    let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let work = {
+        let (handle, started, finished) = (handle.clone(), started.clone(), finished.clone());
+        tokio::spawn(async move {
+            handle
+                .run_while_leading(|term| {
+                    let (started, finished) = (started.clone(), finished.clone());
+                    async move {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        assert!(term.is_current());
+                        term.cancellation_token().cancelled().await;
+                        assert!(!term.is_current());
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+                .await
+        })
+    };
+    wait_for("the work to start", Duration::from_secs(20), || {
+        (started.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+    handle.release();
+    tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .expect("run_while_leading returns after release")
+        .unwrap();
+    election.await.unwrap();
+    assert_eq!(
+        (
+            started.load(Ordering::SeqCst),
+            finished.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+    let spec = api.get("work").await.unwrap().spec.unwrap();
+    assert_eq!(spec.holder_identity, None);
+}

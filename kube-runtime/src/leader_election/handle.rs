@@ -9,6 +9,7 @@
 //! longer leads — before its background task has run a single step. Check
 //! it immediately before every write that only the leader may make.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -115,6 +116,23 @@ impl LeaderHandle {
                 changed = changes.changed() => if changed.is_err() { return None },
                 () = self.shared.shutdown.cancelled() => {}
             }
+        }
+    }
+
+    /// Runs `work` once per term, for as long as the elector runs: waits to
+    /// lead, calls `work(term)`, and after it returns waits for the term to
+    /// end before competing again. `work` must return once
+    /// `term.cancellation_token()` is cancelled (e.g. run a controller until
+    /// then, and let reconciles in flight finish). Returns after
+    /// [`release`](Self::release).
+    pub async fn run_while_leading<F, Fut>(&self, mut work: F)
+    where
+        F: FnMut(Term) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        while let Some(term) = self.acquired().await {
+            work(term.clone()).await;
+            term.ended().await;
         }
     }
 
