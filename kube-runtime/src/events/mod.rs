@@ -273,7 +273,13 @@ impl Recorder {
     }
 
     /// A recorder with the default settings, its task spawned on the
-    /// current tokio runtime. The task ends when every clone is dropped.
+    /// current tokio runtime. The task ends when every clone is dropped,
+    /// after writing what is pending. To wait for that at shutdown, use
+    /// [`new`](Self::new) and keep the task's `JoinHandle`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn`.
     pub fn spawn(client: Client, reporter: Reporter) -> Self {
         let (recorder, task) = Self::new(client, reporter, RecorderConfig::default());
         tokio::spawn(task);
