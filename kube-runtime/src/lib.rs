@@ -22,7 +22,11 @@
 //!   reconcile returns, and a bounded worker pool;
 //!   and [`Controller`], the builder that runs it on shared informers
 //!   (kube-rs's `Controller::new(api, cfg).owns(..).run(..)`);
-//! - [`finalizer`]: run cleanup code before an object is deleted.
+//! - [`finalizer`]: run cleanup code before an object is deleted;
+//! - [`leader_election`]: of several replicas, exactly one leads (a
+//!   `coordination.k8s.io` Lease, client-go's algorithm);
+//! - [`events`]: publish `events.k8s.io` Events about objects, in series,
+//!   spam-filtered, without ever blocking a reconcile.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -53,9 +57,11 @@
 
 pub mod backoff;
 pub mod controller;
+pub mod events;
 pub mod finalizer;
 pub mod index;
 pub mod informer;
+pub mod leader_election;
 pub mod queue;
 pub mod reflector;
 pub mod store;
