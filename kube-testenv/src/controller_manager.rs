@@ -89,19 +89,23 @@ pub(crate) fn args(files: &Files<'_>, port: u16) -> Vec<String> {
     ]
 }
 
-/// Starts kube-controller-manager and waits for its `/healthz`.
-/// `health` is how to reach it: its URL with the control plane's CA and a
-/// client identity the API server knows.
+/// Starts kube-controller-manager and waits for its `/healthz`; returns the
+/// process and its `https://127.0.0.1:PORT`. `admin` is the API server's
+/// admin access: the controller manager is checked with the same CA and
+/// client identity.
 pub(crate) fn start(
     binary: &Path,
     files: &Files<'_>,
-    health: impl Fn(u16) -> Access,
+    admin: &Access,
     log: &Path,
-) -> Result<ServerProcess> {
+) -> Result<(ServerProcess, String)> {
     let port = free_port()?;
     let mut server =
         ServerProcess::spawn("kube-controller-manager", binary, &args(files, port), log)?;
-    let access = health(port);
+    let access = Access {
+        server: format!("https://127.0.0.1:{port}"),
+        ..admin.clone()
+    };
     let client = block_on(async { access.http_client() })?;
     wait_ready(&mut server, READY, || {
         block_on(async {
@@ -111,7 +115,7 @@ pub(crate) fn start(
             )
         })
     })?;
-    Ok(server)
+    Ok((server, access.server))
 }
 
 #[cfg(test)]

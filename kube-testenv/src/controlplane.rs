@@ -73,6 +73,7 @@ pub struct ControlPlane {
     etcd: Mutex<ServerProcess>,
     apiserver: Mutex<ServerProcess>,
     controller_manager: Option<Mutex<ServerProcess>>,
+    controller_manager_url: Option<String>,
     apiserver_args: Vec<String>,
     etcd_url: String,
     access: Access,
@@ -218,18 +219,17 @@ impl ControlPlane {
                     root_ca: &ca,
                     client_ca: &client_ca,
                 };
-                let health = |port: u16| Access {
-                    server: format!("https://127.0.0.1:{port}"),
-                    ..access.clone()
-                };
-                let server = controller_manager::start(
+                Some(controller_manager::start(
                     &binary,
                     &files,
-                    health,
+                    &access,
                     &dir.join("kube-controller-manager.log"),
-                )?;
-                Some(Mutex::new(server))
+                )?)
             }
+        };
+        let (controller_manager, controller_manager_url) = match controller_manager {
+            Some((process, url)) => (Some(Mutex::new(process)), Some(url)),
+            None => (None, None),
         };
         Ok(Self {
             dir,
@@ -237,6 +237,7 @@ impl ControlPlane {
             etcd: Mutex::new(etcd),
             apiserver: Mutex::new(apiserver),
             controller_manager,
+            controller_manager_url,
             apiserver_args,
             etcd_url,
             access,
@@ -313,6 +314,13 @@ impl ControlPlane {
     /// The process id of kube-controller-manager, if one runs.
     pub fn controller_manager_pid(&self) -> Option<u32> {
         self.controller_manager.as_ref().map(|cm| lock(cm).pid())
+    }
+
+    /// `https://127.0.0.1:PORT` of kube-controller-manager, if one runs: its
+    /// `/healthz` answers anyone, `/metrics` the admin (see
+    /// [`crate::controller_manager`]).
+    pub fn controller_manager_url(&self) -> Option<&str> {
+        self.controller_manager_url.as_deref()
     }
 
     /// Stops kube-apiserver only (etcd keeps the data); watches break.

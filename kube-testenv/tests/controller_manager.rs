@@ -307,3 +307,213 @@ fn a_controller_manager_that_fails_to_start_is_reported_with_its_log() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_deployment_becomes_a_replicaset_with_pods() {
+    let env = with_cm();
+    let (access, http) = (env.access(), env.access().http_client().unwrap());
+    let ns = env.namespace("deploy").await.unwrap();
+    let labels = json!({"app": "web"});
+    let deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            // Never pulled: there are no nodes, so Pods stay Pending.
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1"}]},
+            },
+        },
+    });
+    access
+        .request_ok(
+            &http,
+            "POST",
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+            Some(&deployment),
+        )
+        .await
+        .unwrap();
+    let replicaset = eventually(
+        "the deployment controller creates a ReplicaSet",
+        GC_TIMEOUT,
+        || async {
+            let (_, list) = get(
+                access,
+                &http,
+                &format!("/apis/apps/v1/namespaces/{ns}/replicasets"),
+            )
+            .await;
+            list["items"]
+                .as_array()
+                .and_then(|items| items.first().cloned())
+        },
+    )
+    .await;
+    assert_eq!(
+        replicaset["metadata"]["ownerReferences"][0]["kind"], "Deployment",
+        "{replicaset}"
+    );
+    assert_eq!(
+        replicaset["metadata"]["ownerReferences"][0]["name"], "web",
+        "{replicaset}"
+    );
+    eventually(
+        "the replicaset controller creates two Pods",
+        GC_TIMEOUT,
+        || async {
+            let (_, list) = get(access, &http, &format!("/api/v1/namespaces/{ns}/pods")).await;
+            let pods = list["items"].as_array().map_or(0, Vec::len);
+            assert!(pods <= 2, "{list}");
+            (pods == 2).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Socket inodes of `pid`'s open sockets.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Local addresses (as in /proc/net/tcp*, hex) of listening TCP sockets
+/// whose inode is in `inodes`.
+fn listening_addresses(inodes: &[String]) -> Vec<String> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    // local_address is field 1, state 3 (0A = LISTEN), inode 9.
+                    (fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]))
+                        .then(|| fields[1].to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_controller_manager_listens_on_loopback_only_and_checks_who_asks() {
+    let env = with_cm();
+    let Some(plane) = env.control_plane() else {
+        return; // an existing cluster's controller manager is not ours to inspect
+    };
+    let url = plane.controller_manager_url().unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let pid = plane.controller_manager_pid().unwrap();
+    let listening = listening_addresses(&socket_inodes(pid));
+    assert!(
+        !listening.is_empty(),
+        "no listening socket found for pid {pid}"
+    );
+    for address in &listening {
+        // 127.0.0.1 in /proc/net/tcp's little-endian hex.
+        assert!(
+            address.starts_with("0100007F:"),
+            "listens on {address}: {listening:?}"
+        );
+    }
+
+    let admin = Access {
+        server: url.to_string(),
+        ..env.access().clone()
+    };
+    let anonymous = Access {
+        client_identity: None,
+        bearer_token: None,
+        ..admin.clone()
+    };
+    let (admin_http, anonymous_http) = (
+        admin.http_client().unwrap(),
+        anonymous.http_client().unwrap(),
+    );
+    let (status, body) = anonymous
+        .request(&anonymous_http, "GET", "/healthz", None)
+        .await
+        .unwrap();
+    assert_eq!((status, body), (200, json!("ok")));
+    let (status, body) = anonymous
+        .request(&anonymous_http, "GET", "/metrics", None)
+        .await
+        .unwrap();
+    assert!(
+        status == 401 || status == 403,
+        "anonymous /metrics: {status} {body}"
+    );
+    let (status, body) = admin
+        .request(&admin_http, "GET", "/metrics", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "admin /metrics: {body}");
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[test]
+fn the_controller_manager_dies_with_the_test_process() {
+    if std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "orphan_child", "--nocapture", "--test-threads=1"])
+        .env("KUBE_TESTENV_CM_ORPHAN_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid: u32 = stdout
+        .lines()
+        .find_map(|l| l.split_once("CM_PID ").map(|(_, pid)| pid))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no pid:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "kube-controller-manager {pid} outlived a killed test process"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Not a test on its own: the child half of the orphan test.
+#[test]
+fn orphan_child() {
+    if std::env::var_os("KUBE_TESTENV_CM_ORPHAN_CHILD").is_none() {
+        return;
+    }
+    let pid = with_cm()
+        .control_plane()
+        .and_then(ControlPlane::controller_manager_pid)
+        .expect("a controller manager");
+    println!("CM_PID {pid}");
+    std::process::abort();
+}
