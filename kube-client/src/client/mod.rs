@@ -9,11 +9,13 @@
 //! 3. the HTTP request over reqwest + rustls (HTTP/2 when the server offers
 //!    it), under a total timeout — except watches and log follows, which
 //!    only have a connect timeout, so a long watch is never cut by us;
-//! 4. retries: 429, 503 and 504 answers and refused connections are retried
-//!    with capped exponential backoff, honouring `Retry-After`; a 401 drops
-//!    cached credentials and retries once with fresh ones;
+//! 4. retries: refused connections and 429 answers, any 5xx carrying
+//!    `Retry-After`, and for idempotent methods also 503 and 504, are
+//!    retried with capped exponential backoff, honouring `Retry-After` (a
+//!    POST or PATCH is never resent after an answer that may mean it ran);
+//!    a 401 drops cached credentials and retries once with fresh ones;
 //! 5. the answer: 2xx is decoded, anything else becomes a typed
-//!    [`Error`](crate::Error) carrying the server's `Status`.
+//!    [`Error`] carrying the server's `Status`.
 //!
 //! Every request runs in a `tracing` span (`kube.request`: method, path,
 //! status, duration in ms). Credentials never appear in spans, logs or

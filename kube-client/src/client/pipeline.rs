@@ -145,13 +145,13 @@ impl Client {
                         self.inner.config.auth.invalidate();
                         continue;
                     }
-                    if retry::retryable_status(code) {
-                        let after = retry::retry_after(resp.headers());
-                        if let Some(delay) = self.inner.retry.next_delay(&mut backoff, after) {
-                            tracing::debug!(code, ?delay, "retrying");
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
+                    let after = retry::retry_after(resp.headers());
+                    if retry::retryable_answer(req.method(), code, after)
+                        && let Some(delay) = self.inner.retry.next_delay(&mut backoff, after)
+                    {
+                        tracing::debug!(code, ?delay, "retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
                     }
                     return Err(error_from_response(method, url, resp).await);
                 }
