@@ -10,6 +10,7 @@ use common::scripted::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
+use kube_client::{Client, Error};
 
 fn generated() -> ConfigMap {
     ConfigMap {
@@ -146,4 +147,42 @@ async fn idempotent_requests_are_retried_on_503_and_504() {
         assert_eq!(methods(&server), ["DELETE", "DELETE"]);
     })
     .await
+}
+
+// ---------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------
+
+#[test]
+fn out_of_range_client_settings_are_configuration_errors() {
+    // Nothing is sent: build() refuses, so no server is needed.
+    let url = "http://127.0.0.1:9";
+    let cases = [
+        (0.0, 5),
+        (-1.0, 5),
+        (-0.0, 5),
+        (f64::NAN, 5),
+        (f64::INFINITY, 5),
+        (1e-300, 5),
+        (10.0, 0),
+    ];
+    for (qps, burst) in cases {
+        match Client::builder(config(url)).rate_limit(qps, burst).build() {
+            Err(e @ Error::Config(_)) => assert!(e.to_string().contains("rate_limit"), "{e}"),
+            other => panic!("rate_limit({qps}, {burst}): {other:?}"),
+        }
+    }
+    assert!(
+        Client::builder(config(url))
+            .rate_limit(0.5, 1)
+            .build()
+            .is_ok()
+    );
+    match Client::builder(config(url))
+        .user_agent("bad\nagent")
+        .build()
+    {
+        Err(Error::Config(_)) => {}
+        other => panic!("an invalid User-Agent: {other:?}"),
+    }
 }

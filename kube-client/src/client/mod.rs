@@ -137,7 +137,10 @@ impl ClientBuilder {
     }
 
     /// Limits requests to `qps` per second with bursts of `burst`, as
-    /// client-go's token bucket does. Off by default.
+    /// client-go's token bucket does. Off by default. `qps` must be a
+    /// positive, finite number (fractions allowed, down to one request per
+    /// [`RateLimit::LONGEST_WAIT`]) and `burst` at least 1, else
+    /// [`build`](Self::build) fails with [`Error::Config`].
     pub fn rate_limit(mut self, qps: f64, burst: u32) -> Self {
         self.rate_limit = Some((qps, burst));
         self
@@ -149,8 +152,13 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Fails on an unusable CA, client certificate or proxy.
+    /// Builds the client. Fails on an unusable CA, client certificate or
+    /// proxy, and on settings out of range (rate limit).
     pub fn build(self) -> Result<Client> {
+        let rate_limit = self
+            .rate_limit
+            .map(|(qps, burst)| RateLimit::try_new(qps, burst))
+            .transpose()?;
         let identity = self.config.identity.as_ref().map(|id| tls::Identity {
             chain: id.cert_chain_der(),
             key: id.key_der(),
@@ -168,9 +176,7 @@ impl ClientBuilder {
                 base,
                 http: RwLock::new((http, None)),
                 retry: self.retry,
-                rate_limit: self
-                    .rate_limit
-                    .map(|(qps, burst)| RateLimit::new(qps, burst)),
+                rate_limit,
                 timeout,
                 user_agent: self.user_agent,
                 config: self.config,
