@@ -4,8 +4,8 @@
 //! `Status` ([`Error::Api`]); use the helpers (`is_not_found`, `is_conflict`,
 //! `is_gone`, …) rather than matching codes. Failures that never reached a
 //! decoded answer are distinct variants, each naming the URL: transport,
-//! TLS, authentication, decoding, and a non-JSON error body (whose first
-//! bytes are kept).
+//! TLS, authentication, decoding, a non-JSON error body (whose first
+//! bytes are kept), a body over a limit.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
@@ -74,6 +74,19 @@ pub enum Error {
         message: String,
         /// The first bytes of what was being decoded.
         body: String,
+    },
+    /// The server sent more than a configured limit allows; the rest was
+    /// not read.
+    #[error("{what} from {url} is larger than the limit of {limit} bytes ({setting})")]
+    TooLarge {
+        /// Request URL.
+        url: String,
+        /// What was too large: `"response body"`, `"watch event"`, `"log line"`.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+        /// The setting that sets the limit, e.g. `ClientBuilder::max_body_bytes`.
+        setting: &'static str,
     },
     /// The configuration cannot make a client (bad CA, bad proxy URL, …).
     #[error("invalid client configuration: {0}")]

@@ -3,14 +3,17 @@
 //! - Retries never run a POST or PATCH twice: a 503/504 without
 //!   `Retry-After` may mean the request ran, so it is not resent; 429 and a
 //!   5xx with `Retry-After` are; idempotent methods keep retrying 503/504.
+//! - Bodies are read under a limit: a huge answer, an endless watch line and
+//!   a huge error body end with `Error::TooLarge`, and memory stays bounded.
 
 mod common;
 
 use common::scripted::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
-use kube_client::{Client, Error};
+use kube_client::client::RetryPolicy;
+use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams, WatchParams};
+use kube_client::{Api, Client, Error};
 
 fn generated() -> ConfigMap {
     ConfigMap {
@@ -147,6 +150,144 @@ async fn idempotent_requests_are_retried_on_503_and_504() {
         assert_eq!(methods(&server), ["DELETE", "DELETE"]);
     })
     .await
+}
+
+// ---------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------
+
+/// The process's peak resident memory (VmHWM), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+const MIB: usize = 1 << 20;
+
+/// A client with small limits: 256 KiB bodies, 64 KiB watch events.
+fn small_limits(server: &Server) -> Api<ConfigMap> {
+    let client = Client::builder(config(&server.url))
+        .retry(RetryPolicy::none())
+        .max_body_bytes(256 << 10)
+        .max_watch_event_bytes(64 << 10)
+        .build()
+        .unwrap();
+    Api::namespaced(client, "default")
+}
+
+fn assert_too_large(err: &Error, what: &str, limit: usize, url: &str) {
+    match err {
+        Error::TooLarge {
+            what: w,
+            limit: l,
+            url: u,
+            ..
+        } => {
+            assert_eq!((*w, *l, u.as_str()), (what, limit, url), "{err:?}");
+            let text = err.to_string();
+            assert!(text.contains(&limit.to_string()), "{text}");
+            assert!(
+                text.contains("ClientBuilder::max_"),
+                "names the setting: {text}"
+            );
+        }
+        other => panic!("expected TooLarge {what}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_and_not_read() {
+    within(60, async {
+        // 512 MiB, announced by Content-Length.
+        let mut announced = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            512 * MIB
+        )
+        .into_bytes();
+        announced.extend_from_slice(b"{\"items\":[");
+        // 512 MiB again, chunked, so only counting can stop it.
+        let server = Server::start(vec![
+            vec![Step::Write(announced), Step::Repeat(vec![b' '; MIB], 512)],
+            vec![chunked_head(), Step::Repeat(chunk(&vec![b' '; MIB]), 512)],
+            vec![
+                Step::Write(
+                    format!(
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n",
+                        512 * MIB
+                    )
+                    .into_bytes(),
+                ),
+                Step::Repeat(vec![b'x'; MIB], 512),
+            ],
+        ])
+        .await;
+        let api = small_limits(&server);
+        for _ in 0..2 {
+            let err = api.get("x").await.unwrap_err();
+            assert_too_large(&err, "response body", 256 << 10, &server.cm_url("x"));
+        }
+        // An error body is capped too (at most 1 MiB, here the smaller body limit).
+        let err = api.get("x").await.unwrap_err();
+        assert_too_large(&err, "error body", 256 << 10, &server.cm_url("x"));
+        assert!(
+            peak_rss_mib() < 400,
+            "memory stayed bounded: peak {} MiB",
+            peak_rss_mib()
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_endless_watch_line_ends_the_stream_with_too_large() {
+    within(60, async {
+        let server = Server::start(vec![vec![
+            chunked_head(),
+            Step::Write(chunk(added("first").as_bytes())),
+            // 512 MiB without a newline.
+            Step::Repeat(chunk(&vec![b'x'; MIB]), 512),
+        ]])
+        .await;
+        let api = small_limits(&server);
+        let mut events = Box::pin(api.watch(&WatchParams::default(), "").await.unwrap());
+        expect_added(next(&mut events).await, "first");
+        let err = next(&mut events).await.expect("an error item").unwrap_err();
+        let url = format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=true",
+            server.url
+        );
+        let Error::TooLarge { url: u, .. } = &err else {
+            panic!("expected TooLarge, got {err:?}")
+        };
+        assert!(u.starts_with(&url), "names the watch URL: {u}");
+        assert_too_large(&err, "watch event", 64 << 10, u);
+        assert!(next(&mut events).await.is_none(), "the stream ends");
+        assert!(
+            peak_rss_mib() < 400,
+            "memory stayed bounded: peak {} MiB",
+            peak_rss_mib()
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn zero_limits_are_configuration_errors() {
+    let server = Server::start(vec![ok_cm()]).await;
+    for builder in [
+        Client::builder(config(&server.url)).max_body_bytes(0),
+        Client::builder(config(&server.url)).max_watch_event_bytes(0),
+    ] {
+        match builder.build() {
+            Err(e @ Error::Config(_)) => assert!(e.to_string().contains("ClientBuilder::max_")),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ use crate::object::{ObjectList, PartialObjectMetadata};
 use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use crate::path::segment;
 use crate::resource::{ApiResource, Resource};
-use crate::watch::{WatchEvent, decode_events};
+use crate::watch::{WatchEvent, decode_events_with_limit};
 
 const JSON: &str = "application/json";
 const META_ACCEPT: &str =
@@ -344,6 +344,10 @@ where
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
         let path = self.path(None, None, &wp.query(resource_version))?;
         let (url, chunks) = self.open_stream(path).await?;
-        Ok(decode_events(url, chunks))
+        Ok(decode_events_with_limit(
+            url,
+            chunks,
+            self.client.max_event_bytes(),
+        ))
     }
 }

@@ -152,7 +152,11 @@ impl Api<Pod> {
     ) -> Result<impl Stream<Item = Result<String>> + Send + use<>> {
         let path = self.path(Some(name), Some("log"), &lp.query())?;
         let (url, chunks) = self.open_stream(path).await?;
-        Ok(crate::watch::lines(url, chunks))
+        Ok(crate::watch::lines_with_limit(
+            url,
+            chunks,
+            self.client.max_event_bytes(),
+        ))
     }
 
     /// Evicts a Pod (policy/v1 `Eviction`): like a delete, but refused with

@@ -8,7 +8,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::{Client, http_client, retry, tls};
+use super::{Client, body, http_client, retry, tls};
 use crate::error::{Error, Result, body_prefix, error_chain, is_tls_error};
 
 /// A decoded answer, or the `Status` the server sent instead (DELETE may
@@ -73,10 +73,14 @@ impl Client {
 
     async fn request_bytes(&self, req: http::Request<Vec<u8>>) -> Result<(String, bytes::Bytes)> {
         let (resp, url) = self.send(&req, false).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(req.method().as_str(), &url, &e))?;
+        let bytes = body::read_limited(
+            resp,
+            req.method().as_str(),
+            &url,
+            self.inner.max_body_bytes,
+            "response body",
+        )
+        .await?;
         Ok((url, bytes))
     }
 
@@ -153,7 +157,8 @@ impl Client {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    return Err(error_from_response(method, url, resp).await);
+                    let limit = self.inner.max_body_bytes.min(body::MAX_ERROR_BODY_BYTES);
+                    return Err(error_from_response(method, url, resp, limit).await);
                 }
                 Err(e) if e.is_connect() && !is_tls_error(&e) => {
                     if let Some(delay) = self.inner.retry.next_delay(&mut backoff, None) {
@@ -292,13 +297,18 @@ pub(crate) fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> Er
 }
 
 /// Turns a non-2xx answer into an error, decoding a `Status` if there is one.
-async fn error_from_response(method: &str, url: &str, resp: reqwest::Response) -> Error {
+/// Reads at most `limit` bytes of it.
+async fn error_from_response(
+    method: &str,
+    url: &str,
+    resp: reqwest::Response,
+    limit: usize,
+) -> Error {
     let code = resp.status().as_u16();
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => return transport_error(method, url, &e),
-    };
-    status_error(method, url, code, &bytes)
+    match body::read_limited(resp, method, url, limit, "error body").await {
+        Ok(bytes) => status_error(method, url, code, &bytes),
+        Err(e) => e,
+    }
 }
 
 pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> Error {
