@@ -11,8 +11,8 @@
 //!   ends the stream with an [`Error::TooLarge`]: no API server sends an
 //!   event that large (etcd refuses objects over ~1.5 MiB), so the line is
 //!   not a watch event and is not read further;
-//! - a line that is not a valid event yields an `Err` item and decoding goes
-//!   on with the next line;
+//! - a line that is not a valid event yields an `Err` item (which never
+//!   quotes the line) and decoding goes on with the next line;
 //! - a clean end of the body ends the stream; a body cut mid-line ends it
 //!   with an `Err` naming how many bytes were left over;
 //! - a transport error ends the stream with that error.
@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result, body_prefix};
+use crate::error::{Error, Result, describe_body, safe_json_error};
 
 /// Default limit of one watch event (one line of a watch body) or one line
 /// of a followed log: 16 MiB.
@@ -149,8 +149,8 @@ where
                 Ok(line) => Some(serde_json::from_slice::<WatchEvent<K>>(&line).map_err(|e| {
                     Error::Decode {
                         url: decode_url.clone(),
-                        message: format!("watch event: {e}"),
-                        body: body_prefix(&line),
+                        message: format!("watch event: {}", safe_json_error(&e)),
+                        body: describe_body(&line, None),
                     }
                 })),
                 Err(e) => Some(Err(e)),
@@ -238,9 +238,8 @@ where
                             return Some((Ok(rest), st));
                         }
                         let message = format!(
-                            "stream ended in the middle of an event ({} bytes left: {})",
-                            rest.len(),
-                            body_prefix(&rest)
+                            "stream ended in the middle of an event ({} bytes left)",
+                            rest.len()
                         );
                         return Some((
                             Err(Error::Transport {
@@ -300,9 +299,10 @@ mod tests {
         assert_eq!(events.len(), 2);
         let err = events[0].as_ref().unwrap_err().to_string();
         assert!(
-            err.contains("https://h/w") && err.contains("{not json"),
+            err.contains("https://h/w") && err.contains("not valid JSON at line 1 column 2"),
             "{err}"
         );
+        assert!(!err.contains("{not json"), "never quotes the line: {err}");
         assert!(matches!(events[1], Ok(WatchEvent::Added(_))));
     }
 

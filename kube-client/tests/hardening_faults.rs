@@ -5,6 +5,7 @@
 //!   5xx with `Retry-After` are; idempotent methods keep retrying 503/504.
 //! - Bodies are read under a limit: a huge answer, an endless watch line and
 //!   a huge error body end with `Error::TooLarge`, and memory stays bounded.
+//! - Errors never quote a body.
 
 mod common;
 
@@ -288,6 +289,53 @@ async fn zero_limits_are_configuration_errors() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Bodies in errors
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn errors_describe_bodies_and_never_quote_them() {
+    within(30, async {
+        let secret = "c2VjcmV0LXZhbHVlLWh1bnRlcjI="; // base64 of secret-value-hunter2
+        let not_status = format!("upstream said: token={secret}");
+        let wrong_type = format!(r#"{{"kind":"ConfigMap","data":{{"k":{{"v":"{secret}"}}}}}}"#);
+        let server = Server::start(vec![
+            reply(
+                "502 Bad Gateway",
+                &[("Content-Type", "text/plain; charset=utf-8")],
+                &not_status,
+            ),
+            reply(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                &wrong_type,
+            ),
+        ])
+        .await;
+        let api = server.api(RetryPolicy::none());
+        let http = api.get("x").await.unwrap_err();
+        assert!(
+            matches!(http, Error::HttpStatus { code: 502, .. }),
+            "{http:?}"
+        );
+        assert!(
+            http.to_string().ends_with(&format!(
+                "HTTP 502, a {}-byte text/plain body",
+                not_status.len()
+            )),
+            "{http}"
+        );
+        let decode = api.get("x").await.unwrap_err();
+        assert!(matches!(decode, Error::Decode { .. }), "{decode:?}");
+        for e in [&http, &decode] {
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------

@@ -186,8 +186,11 @@ impl Api<Pod> {
             ObjectOrStatus::Status(status) => Ok(*status),
             ObjectOrStatus::Object(other) => Ok(Status {
                 message: Some(format!(
-                    "eviction accepted: {}",
-                    crate::error::body_prefix(other.to_string().as_bytes())
+                    "eviction accepted (answered with a {} object)",
+                    other
+                        .get("kind")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("kindless")
                 )),
                 ..Status::default()
             }),

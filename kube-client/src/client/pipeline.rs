@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::{Client, body, http_client, retry, tls};
-use crate::error::{Error, Result, body_prefix, error_chain, is_tls_error};
+use crate::error::{Error, Result, describe_body, error_chain, is_tls_error, safe_json_error};
 
 /// A decoded answer, or the `Status` the server sent instead (DELETE may
 /// answer either).
@@ -276,8 +276,8 @@ fn percent_encode(key: &str) -> String {
 pub(crate) fn decode<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Decode {
         url: url.to_string(),
-        message: e.to_string(),
-        body: body_prefix(bytes),
+        message: safe_json_error(&e),
+        body: describe_body(bytes, None),
     })
 }
 
@@ -305,13 +305,24 @@ async fn error_from_response(
     limit: usize,
 ) -> Error {
     let code = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match body::read_limited(resp, method, url, limit, "error body").await {
-        Ok(bytes) => status_error(method, url, code, &bytes),
+        Ok(bytes) => status_error(method, url, code, &bytes, content_type.as_deref()),
         Err(e) => e,
     }
 }
 
-pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> Error {
+pub(crate) fn status_error(
+    method: &str,
+    url: &str,
+    code: u16,
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Error {
     match serde_json::from_slice::<Status>(bytes) {
         Ok(mut status)
             if status.code.is_some() || status.reason.is_some() || status.message.is_some() =>
@@ -327,7 +338,7 @@ pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> 
             method: method.to_string(),
             url: url.to_string(),
             code,
-            body: body_prefix(bytes),
+            body: describe_body(bytes, content_type),
         },
     }
 }
@@ -353,6 +364,7 @@ mod tests {
             "https://h/api/v1/namespaces/d/configmaps/x",
             404,
             body,
+            Some("application/json"),
         );
         assert!(e.is_not_found());
         assert_eq!(
@@ -372,18 +384,59 @@ mod tests {
     }
 
     #[test]
-    fn a_non_json_error_keeps_its_first_bytes() {
+    fn a_non_json_error_is_described_never_quoted() {
         let body = "<html>bad gateway</html>".repeat(100);
-        let e = status_error("GET", "https://h/x", 502, body.as_bytes());
+        let e = status_error(
+            "GET",
+            "https://h/x",
+            502,
+            body.as_bytes(),
+            Some("text/html; charset=utf-8"),
+        );
         match &e {
             Error::HttpStatus {
                 code: 502, body, ..
-            } => {
-                assert!(body.starts_with("<html>bad gateway"));
-                assert_eq!(body.len(), crate::error::BODY_PREFIX);
-            }
+            } => assert_eq!(body, "a 2400-byte text/html body"),
             other => panic!("{other:?}"),
         }
         assert_eq!(e.code(), Some(502));
+        assert_eq!(
+            e.to_string(),
+            "GET https://h/x: HTTP 502, a 2400-byte text/html body"
+        );
+        let e = status_error("GET", "https://h/x", 500, b"c2VjcmV0", None);
+        assert_eq!(e.to_string(), "GET https://h/x: HTTP 500, a 8-byte body");
+    }
+
+    #[test]
+    fn a_decode_error_never_quotes_the_body() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Wanted {
+            count: u32,
+            mode: Mode,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        enum Mode {
+            On,
+        }
+        let bodies: [&[u8]; 5] = [
+            br#"{"count":"hunter2-secret"}"#,
+            br#"{"count":1,"mode":"hunter2-secret"}"#,
+            br#"{"count":1,"hunter2-secret":1}"#,
+            br#"hunter2-secret"#,
+            br#"{"count":12345678901234567890123,"x":"hunter2-secret"}"#,
+        ];
+        for body in bodies {
+            let e = decode::<Wanted>("https://h/x", body).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("https://h/x") && shown.contains("line 1"),
+                "{shown}"
+            );
+        }
+        let e = decode::<Wanted>("https://h/x", br#"{"mode":"On"}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `count`"), "{e}");
     }
 }
