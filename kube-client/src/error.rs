@@ -207,25 +207,28 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A description of a body that never quotes it: its size and, when
-/// known, its content type.
+/// known, its media type.
 pub(crate) fn describe_body(body: &[u8], content_type: Option<&str>) -> String {
-    match content_type.map(str::trim).filter(|c| !c.is_empty()) {
-        Some(ct) => {
-            // The media type only (`text/html`), never parameters: they are
-            // the server's text too.
-            let media: String = ct
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .chars()
-                .filter(|c| c.is_ascii_graphic())
-                .take(64)
-                .collect();
-            format!("a {}-byte {media} body", body.len())
-        }
+    match media_type(content_type) {
+        Some(media) => format!("a {}-byte {media} body", body.len()),
         None => format!("a {}-byte body", body.len()),
     }
+}
+
+/// The media type of a `Content-Type` (`text/html`), never its parameters
+/// (they are the server's text too), printable ASCII only, at most 64
+/// characters.
+pub(crate) fn media_type(content_type: Option<&str>) -> Option<String> {
+    let media: String = content_type?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect();
+    (!media.is_empty()).then_some(media)
 }
 
 /// What a serde_json error may say without quoting the input: serde's

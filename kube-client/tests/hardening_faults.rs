@@ -232,9 +232,22 @@ async fn bodies_over_the_limit_are_refused_and_not_read() {
             let err = api.get("x").await.unwrap_err();
             assert_too_large(&err, "response body", 256 << 10, &server.cm_url("x"));
         }
-        // An error body is capped too (at most 1 MiB, here the smaller body limit).
+        // An error body is capped too (at most 1 MiB, here the smaller body
+        // limit): too large to be a Status, it is not read, and the answer's
+        // code is kept.
         let err = api.get("x").await.unwrap_err();
-        assert_too_large(&err, "error body", 256 << 10, &server.cm_url("x"));
+        match &err {
+            Error::HttpStatus {
+                code: 500,
+                url,
+                body,
+                ..
+            } => {
+                assert_eq!(url, &server.cm_url("x"));
+                assert_eq!(body, "a body over the 262144-byte limit, not read");
+            }
+            other => panic!("expected HTTP 500, got {other:?}"),
+        }
         assert!(
             peak_rss_mib() < 400,
             "memory stayed bounded: peak {} MiB",

@@ -14,7 +14,9 @@
 //!   unpaged list of a very large cluster; a single object is at most
 //!   ~1.5 MiB in etcd), [`ClientBuilder::max_body_bytes`](super::ClientBuilder::max_body_bytes);
 //! - an error answer: [`MAX_ERROR_BODY_BYTES`] (1 MiB; a `Status` is small)
-//!   or the body limit if that is smaller.
+//!   or the body limit if that is smaller. A larger error body is not a
+//!   `Status`: it becomes an [`Error::HttpStatus`] that keeps the answer's
+//!   code and says the body was over the limit.
 
 use bytes::{Bytes, BytesMut};
 

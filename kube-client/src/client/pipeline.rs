@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::{Client, body, http_client, retry, tls};
-use crate::error::{Error, Result, describe_body, error_chain, is_tls_error, safe_json_error};
+use crate::error::{
+    Error, Result, describe_body, error_chain, is_tls_error, media_type, safe_json_error,
+};
 
 /// A decoded answer, or the `Status` the server sent instead (DELETE may
 /// answer either).
@@ -297,7 +299,8 @@ pub(crate) fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> Er
 }
 
 /// Turns a non-2xx answer into an error, decoding a `Status` if there is one.
-/// Reads at most `limit` bytes of it.
+/// Reads at most `limit` bytes of it; a larger body is not a `Status`, and
+/// becomes an [`Error::HttpStatus`] saying so (the code is kept).
 async fn error_from_response(
     method: &str,
     url: &str,
@@ -312,6 +315,17 @@ async fn error_from_response(
         .map(str::to_string);
     match body::read_limited(resp, method, url, limit, "error body").await {
         Ok(bytes) => status_error(method, url, code, &bytes, content_type.as_deref()),
+        // Too large to be a Status: keep the answer's code, say why the
+        // body was not read.
+        Err(Error::TooLarge { limit, .. }) => Error::HttpStatus {
+            method: method.to_string(),
+            url: url.to_string(),
+            code,
+            body: match media_type(content_type.as_deref()) {
+                Some(media) => format!("a {media} body over the {limit}-byte limit, not read"),
+                None => format!("a body over the {limit}-byte limit, not read"),
+            },
+        },
         Err(e) => e,
     }
 }
