@@ -154,6 +154,38 @@ mod tests {
     }
 
     #[test]
+    fn extreme_policies_never_panic() {
+        for (min_delay, max_delay) in [
+            (Duration::MAX, Duration::MAX),
+            (Duration::ZERO, Duration::ZERO),
+            (Duration::from_secs(10), Duration::from_millis(1)),
+            (Duration::from_nanos(1), Duration::MAX),
+        ] {
+            let policy = RetryPolicy {
+                max_retries: 100,
+                min_delay,
+                max_delay,
+            };
+            let mut backoff = policy.backoff();
+            for _ in 0..100 {
+                let delay = policy.next_delay(&mut backoff, Some(Duration::MAX));
+                assert!(delay.is_some_and(|d| d <= max_delay));
+            }
+            assert_eq!(policy.next_delay(&mut backoff, None), None);
+        }
+        let mut huge = reqwest::header::HeaderMap::new();
+        huge.insert(
+            reqwest::header::RETRY_AFTER,
+            "99999999999999999999999".parse().unwrap(),
+        );
+        assert_eq!(
+            retry_after(&huge),
+            None,
+            "not a number of seconds we can wait"
+        );
+    }
+
+    #[test]
     fn which_answers_are_retried() {
         use http::Method;
         let after = Some(Duration::from_secs(1));
