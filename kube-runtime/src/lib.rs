@@ -17,7 +17,11 @@
 //!   client-go's semantics (dedup, one reconcile per object at a time,
 //!   delayed requeues, per-key retry backoff), the [`controller::Action`] a
 //!   reconcile returns, and a bounded worker pool;
-//! - [`finalizer`]: run cleanup code before an object is deleted.
+//! - [`finalizer`]: run cleanup code before an object is deleted;
+//! - [`metrics`]: controller-runtime's Prometheus metrics (reconciles, work
+//!   queue, client requests, leader election);
+//! - [`admin`]: an opt-in HTTP server for `/metrics`, `/healthz` and
+//!   `/readyz`.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -46,10 +50,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod backoff;
 pub mod controller;
 pub mod finalizer;
 pub mod index;
+pub mod metrics;
 pub mod queue;
 pub mod reflector;
 pub mod store;

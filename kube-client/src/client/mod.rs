@@ -16,9 +16,11 @@
 //!    [`Error`](crate::Error) carrying the server's `Status`.
 //!
 //! Every request runs in a `tracing` span (`kube.request`: method, path,
-//! status, duration in ms). Credentials never appear in spans, logs or
-//! `Debug`.
+//! status, duration in ms), and every attempt is told to the optional
+//! [`RequestObserver`] (for metrics, see [`observer`]). Credentials never
+//! appear in spans, logs, observations or `Debug`.
 
+pub mod observer;
 mod pipeline;
 mod ratelimit;
 mod retry;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+pub use observer::{RequestAttempt, RequestObserver};
 pub use pipeline::ObjectOrStatus;
 pub(crate) use pipeline::transport_error;
 pub use ratelimit::RateLimit;
@@ -58,6 +61,7 @@ struct Inner {
     rate_limit: Option<RateLimit>,
     timeout: Duration,
     user_agent: String,
+    observer: Option<observer::Observer>,
 }
 
 impl std::fmt::Debug for Client {
@@ -109,12 +113,24 @@ impl Client {
 }
 
 /// Options of a [`Client`] beyond its [`kube_config::Config`].
-#[derive(Debug)]
 pub struct ClientBuilder {
     config: kube_config::Config,
     retry: RetryPolicy,
     rate_limit: Option<(f64, u32)>,
     user_agent: String,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
+            .field("user_agent", &self.user_agent)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl ClientBuilder {
@@ -125,7 +141,16 @@ impl ClientBuilder {
             retry: RetryPolicy::default(),
             rate_limit: None,
             user_agent: format!("kube-client/{} (rust)", env!("CARGO_PKG_VERSION")),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every HTTP attempt (method, host, status,
+    /// duration), e.g. `kube_runtime::metrics`' client metrics. See
+    /// [`observer`].
+    pub fn request_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Sets the retry policy ([`RetryPolicy::none`] disables retries).
@@ -161,6 +186,9 @@ impl ClientBuilder {
             .trim_end_matches('/')
             .to_string();
         let timeout = self.config.read_timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let observer = self
+            .observer
+            .map(|o| observer::Observer::new(o, &self.config.cluster_url));
         Ok(Client {
             inner: Arc::new(Inner {
                 base,
@@ -171,6 +199,7 @@ impl ClientBuilder {
                     .map(|(qps, burst)| RateLimit::new(qps, burst)),
                 timeout,
                 user_agent: self.user_agent,
+                observer,
                 config: self.config,
             }),
         })
