@@ -141,11 +141,8 @@ struct Families {
     reconcile_time: HistogramFamily<ControllerLabels>,
     active_workers: Family<ControllerLabels, Gauge>,
     max_concurrent_reconciles: Family<ControllerLabels, Gauge>,
-    queue_adds: Family<QueueLabels, Counter>,
-    queue_retries: Family<QueueLabels, Counter>,
-    queue_duration: HistogramFamily<QueueLabels>,
-    work_duration: HistogramFamily<QueueLabels>,
-    queue_gauges: Arc<workqueue::QueueGauges>,
+    /// Every `workqueue_*` family (encoded by this collector).
+    queue: Arc<workqueue::QueueCollector>,
     leader_status: Family<LeaseLabels, Gauge>,
     rest_requests: Family<client::RequestLabels, Counter>,
     rest_duration: HistogramFamily<client::DurationLabels>,
@@ -194,11 +191,7 @@ impl Metrics {
             reconcile_time: Family::new_with_constructor(reconcile_time_histogram as fn() -> _),
             active_workers: Family::default(),
             max_concurrent_reconciles: Family::default(),
-            queue_adds: Family::default(),
-            queue_retries: Family::default(),
-            queue_duration: Family::new_with_constructor(workqueue_histogram as fn() -> _),
-            work_duration: Family::new_with_constructor(workqueue_histogram as fn() -> _),
-            queue_gauges: Arc::default(),
+            queue: Arc::default(),
             leader_status: Family::default(),
             rest_requests: Family::default(),
             rest_duration: Family::new_with_constructor(rest_client_histogram as fn() -> _),
@@ -235,27 +228,7 @@ impl Metrics {
             "Maximum number of concurrent reconciles per controller",
             f.max_concurrent_reconciles.clone(),
         );
-        registry.register(
-            "workqueue_adds",
-            "Total number of adds handled by workqueue",
-            f.queue_adds.clone(),
-        );
-        registry.register(
-            "workqueue_retries",
-            "Total number of retries handled by workqueue",
-            f.queue_retries.clone(),
-        );
-        registry.register(
-            "workqueue_queue_duration_seconds",
-            "How long in seconds an item stays in workqueue before being requested",
-            f.queue_duration.clone(),
-        );
-        registry.register(
-            "workqueue_work_duration_seconds",
-            "How long in seconds processing an item from workqueue takes",
-            f.work_duration.clone(),
-        );
-        registry.register_collector(Box::new(f.queue_gauges.clone()));
+        registry.register_collector(Box::new(f.queue.clone()));
         registry.register(
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates \

@@ -7,11 +7,16 @@
 //! - **State** — `depth`, `unfinished_work_seconds`,
 //!   `longest_running_processor_seconds` — is read from the queue when the
 //!   registry is scraped: the queue registers a weak *probe* of itself, and
-//!   the [`QueueGauges`] collector asks every live probe for a
-//!   [`QueueSample`]. The values are exact at scrape time (a delayed key
-//!   that came due is counted even while every worker is busy), nothing is
-//!   maintained between scrapes, and a dropped queue disappears from the
-//!   output at the next scrape.
+//!   the [`QueueCollector`] asks every live probe for a [`QueueSample`].
+//!   The values are exact at scrape time (a delayed key that came due is
+//!   counted even while every worker is busy), nothing is maintained
+//!   between scrapes, and a dropped queue disappears from the output at the
+//!   next scrape.
+//!
+//! Every `workqueue_*` family is encoded by the one collector, after the
+//! probes were sampled: sampling moves keys that came due to the ready
+//! list (counting their adds), so one scrape shows adds and depth that
+//! agree.
 //!
 //! Meanings, as in client-go: *depth* is the number of keys due and not yet
 //! handed to a worker (a key due again while it is being reconciled counts);
@@ -31,10 +36,11 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::{Families, QueueLabels};
+use super::{Families, HistogramFamily, QueueLabels, workqueue_histogram};
 
 /// What a queue reports at scrape time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -53,21 +59,36 @@ pub(crate) trait QueueProbe: Send + Sync {
     fn sample(&self) -> QueueSample;
 }
 
-/// The collector of every queue's scrape-time gauges.
-#[derive(Default)]
-pub(super) struct QueueGauges {
+/// The collector of every queue's `workqueue_*` series.
+pub(super) struct QueueCollector {
+    adds: Family<QueueLabels, Counter>,
+    retries: Family<QueueLabels, Counter>,
+    queue_duration: HistogramFamily<QueueLabels>,
+    work_duration: HistogramFamily<QueueLabels>,
     probes: Mutex<Vec<(QueueLabels, Weak<dyn QueueProbe>)>>,
 }
 
-impl fmt::Debug for QueueGauges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueueGauges")
-            .field("queues", &self.probes.lock().len())
-            .finish()
+impl Default for QueueCollector {
+    fn default() -> Self {
+        Self {
+            adds: Family::default(),
+            retries: Family::default(),
+            queue_duration: Family::new_with_constructor(workqueue_histogram as fn() -> _),
+            work_duration: Family::new_with_constructor(workqueue_histogram as fn() -> _),
+            probes: Mutex::default(),
+        }
     }
 }
 
-impl QueueGauges {
+impl fmt::Debug for QueueCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueCollector")
+            .field("queues", &self.probes.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueCollector {
     fn add(&self, labels: QueueLabels, probe: Weak<dyn QueueProbe>) {
         let mut probes = self.probes.lock();
         probes.retain(|(_, p)| p.strong_count() > 0);
@@ -98,9 +119,45 @@ impl QueueGauges {
     }
 }
 
-impl Collector for QueueGauges {
+impl Collector for QueueCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        // First: sampling promotes due keys, which counts their adds.
         let samples = self.samples();
+        // Counters are named without `_total`: the encoder appends it.
+        let families: [(&str, &str, &dyn EncodeMetric, bool); 4] = [
+            (
+                "workqueue_adds",
+                "Total number of adds handled by workqueue",
+                &self.adds,
+                self.adds.is_empty(),
+            ),
+            (
+                "workqueue_retries",
+                "Total number of retries handled by workqueue",
+                &self.retries,
+                self.retries.is_empty(),
+            ),
+            (
+                "workqueue_queue_duration_seconds",
+                "How long in seconds an item stays in workqueue before being requested",
+                &self.queue_duration,
+                self.queue_duration.is_empty(),
+            ),
+            (
+                "workqueue_work_duration_seconds",
+                "How long in seconds processing an item from workqueue takes",
+                &self.work_duration,
+                self.work_duration.is_empty(),
+            ),
+        ];
+        for (name, help, family, empty) in families {
+            if !empty {
+                family.encode(encoder.encode_descriptor(name, help, None, family.metric_type())?)?;
+            }
+        }
+        if samples.is_empty() {
+            return Ok(());
+        }
         let mut gauge = |name: &str, help: &str, value: &dyn Fn(&QueueSample) -> f64| {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for (labels, sample) in &samples {
@@ -133,7 +190,7 @@ struct Handles {
     retries: Counter,
     queue_duration: Histogram,
     work_duration: Histogram,
-    gauges: Arc<QueueGauges>,
+    collector: Arc<QueueCollector>,
 }
 
 /// The `workqueue_*` series of one queue; give it to
@@ -167,11 +224,11 @@ impl QueueMetrics {
         };
         Self {
             handles: Arc::new(Handles {
-                adds: families.queue_adds.get_or_create_owned(&labels),
-                retries: families.queue_retries.get_or_create_owned(&labels),
-                queue_duration: families.queue_duration.get_or_create_owned(&labels),
-                work_duration: families.work_duration.get_or_create_owned(&labels),
-                gauges: families.queue_gauges.clone(),
+                adds: families.queue.adds.get_or_create_owned(&labels),
+                retries: families.queue.retries.get_or_create_owned(&labels),
+                queue_duration: families.queue.queue_duration.get_or_create_owned(&labels),
+                work_duration: families.queue.work_duration.get_or_create_owned(&labels),
+                collector: families.queue.clone(),
                 labels,
             }),
         }
@@ -184,7 +241,7 @@ impl QueueMetrics {
 
     /// Reports `probe`'s state at every scrape while it lives.
     pub(crate) fn register_probe(&self, probe: Weak<dyn QueueProbe>) {
-        self.handles.gauges.add(self.handles.labels.clone(), probe);
+        self.handles.collector.add(self.handles.labels.clone(), probe);
     }
 
     /// A key became due.
