@@ -13,9 +13,7 @@ use prometheus_client::registry::Registry;
 use prometheus_parse::{Sample, Scrape, Value};
 
 use super::*;
-use crate::controller::{
-    Action, ObjectRef, RunnerConfig, WorkQueue, WorkQueueConfig, run_workers,
-};
+use crate::controller::{Action, ObjectRef, RunnerConfig, WorkQueue, WorkQueueConfig, run_workers};
 
 /// The registry's samples, as the classic text format carries them.
 fn scrape(registry: &Registry) -> Vec<Sample> {
@@ -59,9 +57,12 @@ fn exposed_names_are_controller_runtimes_in_both_formats() {
     let controller = metrics.controller("cm");
     let queue = WorkQueue::<String>::new(WorkQueueConfig::default().metrics(controller.queue()));
     metrics.leader_election("lease");
-    metrics
-        .client()
-        .observe(&RequestAttempt::new("GET", "h:1", Some(200), Duration::ZERO));
+    metrics.client().observe(&RequestAttempt::new(
+        "GET",
+        "h:1",
+        Some(200),
+        Duration::ZERO,
+    ));
 
     let mut expected: std::collections::BTreeSet<String> = [
         "controller_runtime_reconcile_total",
@@ -189,7 +190,11 @@ async fn queue_counts_adds_retries_depth_and_durations() {
     q.add_rate_limited("y"); // absorbed by the earlier due time, still a retry
     let s = scrape(&registry);
     assert_eq!(value(&s, "workqueue_retries_total", &labels), 3.0);
-    assert_eq!(value(&s, "workqueue_depth", &labels), 4.0, "x, y not due yet");
+    assert_eq!(
+        value(&s, "workqueue_depth", &labels),
+        4.0,
+        "x, y not due yet"
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     let s = scrape(&registry);
     assert_eq!(value(&s, "workqueue_depth", &labels), 6.0);
@@ -264,7 +269,10 @@ async fn runner_counts_reconciles_by_result_errors_time_and_workers() {
     for key in objects.keys() {
         queue.add(key.clone());
     }
-    let runs = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, u32>::new()));
+    let runs = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        u32,
+    >::new()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stream = run_workers(
         queue.clone(),
@@ -318,7 +326,11 @@ async fn runner_counts_reconciles_by_result_errors_time_and_workers() {
         3.0
     );
     assert_eq!(
-        value(&s, "controller_runtime_max_concurrent_reconciles", &controller_label),
+        value(
+            &s,
+            "controller_runtime_max_concurrent_reconciles",
+            &controller_label
+        ),
         3.0
     );
     // "gone", the 8 objects, and the retries of backoff-1 and panic-1.
@@ -342,18 +354,34 @@ async fn runner_counts_reconciles_by_result_errors_time_and_workers() {
     assert_eq!(result("requeue"), 1.0);
     assert_eq!(result("error"), 3.0, "two failures and a panic");
     assert_eq!(
-        value(&s, "controller_runtime_reconcile_errors_total", &controller_label),
+        value(
+            &s,
+            "controller_runtime_reconcile_errors_total",
+            &controller_label
+        ),
         3.0
     );
     assert_eq!(
-        value(&s, "controller_runtime_reconcile_panics_total", &controller_label),
+        value(
+            &s,
+            "controller_runtime_reconcile_panics_total",
+            &controller_label
+        ),
         1.0
     );
     assert_eq!(
-        value(&s, "controller_runtime_reconcile_time_seconds_count", &controller_label),
+        value(
+            &s,
+            "controller_runtime_reconcile_time_seconds_count",
+            &controller_label
+        ),
         10.0
     );
-    let time = value(&s, "controller_runtime_reconcile_time_seconds_sum", &controller_label);
+    let time = value(
+        &s,
+        "controller_runtime_reconcile_time_seconds_sum",
+        &controller_label,
+    );
     assert!((time - 10.0 * 0.04).abs() < 1e-6, "{time}");
     assert_eq!(
         value(&s, "controller_runtime_active_workers", &controller_label),
@@ -365,7 +393,10 @@ async fn runner_counts_reconciles_by_result_errors_time_and_workers() {
     assert_eq!(value(&s, "workqueue_adds_total", &q), 11.0);
     assert_eq!(value(&s, "workqueue_retries_total", &q), 3.0);
     assert_eq!(value(&s, "workqueue_work_duration_seconds_count", &q), 11.0);
-    assert_eq!(value(&s, "workqueue_queue_duration_seconds_count", &q), 11.0);
+    assert_eq!(
+        value(&s, "workqueue_queue_duration_seconds_count", &q),
+        11.0
+    );
     assert_eq!(value(&s, "workqueue_depth", &q), 0.0);
 }
 
@@ -375,16 +406,35 @@ fn client_metrics_count_every_attempt_by_code_method_and_host() {
     let metrics = Metrics::register(&mut registry);
     let client = metrics.client();
     let ms = Duration::from_millis;
-    client.observe(&RequestAttempt::new("GET", "10.0.0.1:6443", Some(200), ms(3)));
-    client.observe(&RequestAttempt::new("GET", "10.0.0.1:6443", Some(200), ms(30)));
-    client.observe(&RequestAttempt::new("GET", "10.0.0.1:6443", Some(503), ms(2)));
+    client.observe(&RequestAttempt::new(
+        "GET",
+        "10.0.0.1:6443",
+        Some(200),
+        ms(3),
+    ));
+    client.observe(&RequestAttempt::new(
+        "GET",
+        "10.0.0.1:6443",
+        Some(200),
+        ms(30),
+    ));
+    client.observe(&RequestAttempt::new(
+        "GET",
+        "10.0.0.1:6443",
+        Some(503),
+        ms(2),
+    ));
     client.observe(&RequestAttempt::new("POST", "10.0.0.1:6443", None, ms(1)));
     let s = scrape(&registry);
     let requests = |code: &str, method: &str| {
         value(
             &s,
             "rest_client_requests_total",
-            &[("code", code), ("method", method), ("host", "10.0.0.1:6443")],
+            &[
+                ("code", code),
+                ("method", method),
+                ("host", "10.0.0.1:6443"),
+            ],
         )
     };
     assert_eq!(requests("200", "GET"), 2.0);
@@ -395,9 +445,7 @@ fn client_metrics_count_every_attempt_by_code_method_and_host() {
         value(&s, "rest_client_request_duration_seconds_count", &get),
         3.0
     );
-    assert!(
-        (value(&s, "rest_client_request_duration_seconds_sum", &get) - 0.035).abs() < 1e-9
-    );
+    assert!((value(&s, "rest_client_request_duration_seconds_sum", &get) - 0.035).abs() < 1e-9);
 }
 
 #[test]

@@ -152,7 +152,12 @@ impl Collector for QueueCollector {
         ];
         for (name, help, family, empty) in families {
             if !empty {
-                family.encode(encoder.encode_descriptor(name, help, None, family.metric_type())?)?;
+                family.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    family.metric_type(),
+                )?)?;
             }
         }
         if samples.is_empty() {
@@ -241,7 +246,9 @@ impl QueueMetrics {
 
     /// Reports `probe`'s state at every scrape while it lives.
     pub(crate) fn register_probe(&self, probe: Weak<dyn QueueProbe>) {
-        self.handles.collector.add(self.handles.labels.clone(), probe);
+        self.handles
+            .collector
+            .add(self.handles.labels.clone(), probe);
     }
 
     /// A key became due.
