@@ -13,7 +13,7 @@
 //!    with capped exponential backoff, honouring `Retry-After`; a 401 drops
 //!    cached credentials and retries once with fresh ones;
 //! 5. the answer: 2xx is decoded, anything else becomes a typed
-//!    [`Error`](crate::Error) carrying the server's `Status`.
+//!    [`Error`] carrying the server's `Status`.
 //!
 //! Every request runs in a `tracing` span (`kube.request`: method, path,
 //! status, duration in ms), and every attempt is told to the optional
