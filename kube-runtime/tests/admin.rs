@@ -1,12 +1,11 @@
-//! The admin server end to end: a controller runs over the real control
+//! The admin server end to end: a `Controller` runs over the real control
 //! plane with metrics on, and `/metrics`, `/healthz` and `/readyz` are
 //! read over HTTP the way Prometheus and the kubelet read them; the
 //! metrics text is parsed by a Prometheus text parser.
 
 mod common;
 
-use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,12 +13,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::params::PostParams;
 use kube_client::{Api, Client};
 use kube_runtime::admin::{AdminServer, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
-use kube_runtime::controller::{
-    Action, ObjectRef, RunnerConfig, WorkQueue, WorkQueueConfig, run_workers,
-};
+use kube_runtime::controller::{Action, Config, Controller};
 use kube_runtime::metrics::Metrics;
 use kube_runtime::metrics::prometheus_client::registry::Registry;
-use kube_runtime::{Reflector, WatchEvent};
+use kube_runtime::{Store, WatcherConfig};
 use prometheus_parse::{Sample, Scrape, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -139,14 +136,15 @@ async fn admin_server_serves_controller_metrics_health_and_readiness() {
     }
     assert!(api.get_opt("missing").await.unwrap().is_none());
 
-    let mut rf = Reflector::new(api.clone());
-    let store = rf.reader();
+    // The readiness checks: the controller's cache (once it exists) and a
+    // leader flag as leader election would hold it.
+    let cache: Arc<OnceLock<Store<ConfigMap>>> = Arc::default();
     let (leading_tx, leading) = tokio::sync::watch::channel(false);
     let admin = AdminServer::bind("127.0.0.1:0")
         .metrics(registry)
         .ready_when("caches", {
-            let store = store.clone();
-            move || store.is_ready()
+            let cache = cache.clone();
+            move || cache.get().is_some_and(Store::is_ready)
         })
         .ready_when("leader", move || *leading.borrow())
         .spawn()
@@ -171,59 +169,39 @@ async fn admin_server_serves_controller_metrics_health_and_readiness() {
         readyz.body
     );
 
-    // The controller: reflector events feed the queue, the runner
-    // reconciles from the store; bad-* fail once and wait for a change.
-    let controller = metrics.controller("configmaps");
-    let queue: WorkQueue<ObjectRef<ConfigMap>> =
-        WorkQueue::new(WorkQueueConfig::default().metrics(controller.queue()));
-    let feeder = {
-        let queue = queue.clone();
-        tokio::spawn(async move {
-            loop {
-                if rf.poll().await.is_err() {
-                    continue;
-                }
-                for event in rf.events() {
-                    if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) =
-                        event
-                    {
-                        queue.add(ObjectRef::from_obj(&*o));
-                    }
-                }
-            }
-        })
-    };
+    // The controller, with metrics; bad-* fail once and wait for a change.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let results = tokio::spawn(
-        run_workers(
-            queue.clone(),
-            {
-                let store = store.clone();
-                move |r: &ObjectRef<ConfigMap>| store.get(r.namespace.as_deref(), &r.name)
-            },
-            |cm: Arc<ConfigMap>, _ctx: Arc<()>| async move {
-                if cm
-                    .metadata
-                    .name
-                    .as_deref()
-                    .unwrap_or_default()
-                    .starts_with("bad")
-                {
-                    Err(Bad)
-                } else {
-                    Ok(Action::await_change())
-                }
-            },
-            |_, _: &Bad, _| Action::await_change(),
-            Arc::new(()),
-            RunnerConfig::default()
-                .concurrency(NonZeroUsize::new(2).unwrap())
-                .metrics(controller),
-            async move {
-                let _ = stopped.await;
-            },
+    let controller = Controller::new(api.clone(), WatcherConfig::default())
+        .with_config(
+            Config::default()
+                .concurrency(2)
+                .metrics(metrics.controller("configmaps")),
         )
-        .collect::<Vec<_>>(),
+        .graceful_shutdown_on(async move {
+            let _ = stopped.await;
+        });
+    let store = controller.store();
+    cache.set(store.clone()).unwrap();
+    let results = tokio::spawn(
+        controller
+            .run(
+                |cm: Arc<ConfigMap>, _ctx: Arc<()>| async move {
+                    if cm
+                        .metadata
+                        .name
+                        .as_deref()
+                        .unwrap_or_default()
+                        .starts_with("bad")
+                    {
+                        Err(Bad)
+                    } else {
+                        Ok(Action::await_change())
+                    }
+                },
+                |_, _: &Bad, _| Action::await_change(),
+                Arc::new(()),
+            )
+            .collect::<Vec<_>>(),
     );
 
     // Caches synced, not yet leading: still 503, naming only the leader.
@@ -356,7 +334,6 @@ async fn admin_server_serves_controller_metrics_health_and_readiness() {
         .await
         .expect("the runner stops")
         .unwrap();
-    feeder.abort();
     admin.shutdown().await;
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),

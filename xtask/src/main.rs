@@ -6,12 +6,17 @@
 //!   etcd + kube-apiserver for people, examples and benchmarks;
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
 //!   kube-rs and client-go, on a control plane of its own (not part of `test`);
+//! - `soak --minutes N` — reflectors of every kind against a control plane
+//!   of its own under faults (API server restarts, etcd compaction, cut
+//!   connections, 429s), checked for lost or stale objects after each, with
+//!   the catch-up times;
 //! - `demo` — a guided tour: control plane, objects, the pod reflector
 //!   printing events while changes (and an API server restart) happen.
 
 mod bench;
 mod controlplane;
 mod demo;
+mod soak;
 mod test;
 
 use anyhow::{Result, bail};
@@ -28,6 +33,8 @@ commands:
   bench [--objects N] [--runs K] [--mods M] [--quick]
                           benchmark against kube-rs and client-go on a control plane of its own
                           (table + target/bench/results.json; `cargo xtask bench --help` for options)
+  soak [--minutes N]      reflectors under faults on a control plane of its own: lost/stale objects
+                          and catch-up times per fault (default 5 minutes; fails if anything is lost)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 fn main() -> Result<()> {
@@ -43,6 +50,7 @@ fn main() -> Result<()> {
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),
         ["bench", rest @ ..] => bench::run(rest),
+        ["soak", rest @ ..] => soak::run(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

@@ -65,6 +65,12 @@ pub fn run() -> Result<()> {
         "bench smoke (N=200)",
         Command::new(std::env::current_exe()?).args(["bench", "--smoke"]),
     )?;
+    // Reflectors under restarts, compaction, cuts and 429s: fails when any
+    // cache loses an object or keeps a stale one.
+    step(
+        "chaos soak (1 min)",
+        Command::new(std::env::current_exe()?).args(["soak", "--minutes", "1"]),
+    )?;
     println!(
         "==> xtask test: all steps passed in {:.0} s",
         started.elapsed().as_secs_f64()

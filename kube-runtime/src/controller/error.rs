@@ -28,4 +28,14 @@ pub enum Error<E: std::error::Error + 'static> {
     /// A watch feeding the queue failed; it retries by itself.
     #[error("a watch feeding the controller failed: {0}")]
     QueueError(#[source] kube_client::Error),
+    /// The controller's caches did not all complete their first list within
+    /// the cache sync timeout: nothing was reconciled, and this is the
+    /// stream's last item.
+    #[error("controller caches not ready after {waited:?}: {}", not_ready.join("; "))]
+    CacheSyncTimeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// Each cache that was not ready, with its last list/watch error.
+        not_ready: Vec<String>,
+    },
 }

@@ -16,18 +16,32 @@
 //!   bucket, for retries;
 //! - [`action`]: what a reconcile asks for next;
 //! - [`runner`]: the worker pool that drives reconciles from the queue;
-//! - [`error`]: what the result stream reports.
+//! - [`error`]: what the result stream reports;
+//! - [`builder`]: [`Controller`], which puts it all together on shared
+//!   informers (kube-rs's builder: `new`, `owns`, `watches`, `run`);
+//! - [`triggers`]: which changes queue which keys;
+//! - [`predicates`]: skipping changes that do not matter;
+//! - [`config`]: the controller's settings;
+//! - [`shutdown`]: graceful and immediate shutdown.
 
 pub mod action;
+pub mod builder;
+pub mod config;
 pub mod error;
 pub mod object_ref;
+pub mod predicates;
 pub mod rate_limit;
 pub mod runner;
+pub mod shutdown;
+pub mod triggers;
 pub mod workqueue;
 
 pub use action::{Action, default_error_policy};
+pub use builder::Controller;
+pub use config::Config;
 pub use error::Error;
 pub use object_ref::ObjectRef;
 pub use rate_limit::{RateLimiter, RateLimiterConfig};
 pub use runner::{RunnerConfig, run_workers};
+pub use triggers::TriggerConfig;
 pub use workqueue::{WorkQueue, WorkQueueConfig};
