@@ -15,9 +15,12 @@ use kube_client::{Api, Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// What the observer was told, without the durations.
+/// One observed attempt: method, host, status, duration.
+type Seen = (String, String, Option<u16>, Duration);
+
+/// What the observer was told.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(String, String, Option<u16>, Duration)>>);
+struct Recorder(Mutex<Vec<Seen>>);
 
 impl RequestObserver for Recorder {
     fn observe(&self, a: &RequestAttempt<'_>) {
@@ -29,6 +32,7 @@ impl RequestObserver for Recorder {
 }
 
 impl Recorder {
+    /// The attempts without their durations.
     fn seen(&self) -> Vec<(String, String, Option<u16>)> {
         self.0
             .lock()
