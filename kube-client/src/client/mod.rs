@@ -20,22 +20,24 @@
 //! [`RequestObserver`] (for metrics, see [`observer`]). Credentials never
 //! appear in spans, logs, observations or `Debug`.
 
-pub mod observer;
 mod pipeline;
 mod ratelimit;
 mod retry;
 pub(crate) mod tls;
+
+pub mod observer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
 
-pub use observer::{RequestAttempt, RequestObserver};
 pub use pipeline::ObjectOrStatus;
 pub(crate) use pipeline::transport_error;
 pub use ratelimit::RateLimit;
 pub use retry::RetryPolicy;
+
+pub use observer::{RequestAttempt, RequestObserver};
 
 use crate::error::{Error, Result};
 
@@ -58,10 +60,10 @@ struct Inner {
     /// presents (rebuilt when an exec plugin hands out a new one).
     http: RwLock<(reqwest::Client, Option<Vec<u8>>)>,
     retry: RetryPolicy,
+    observer: Option<observer::Observer>,
     rate_limit: Option<RateLimit>,
     timeout: Duration,
     user_agent: String,
-    observer: Option<observer::Observer>,
 }
 
 impl std::fmt::Debug for Client {
@@ -113,24 +115,13 @@ impl Client {
 }
 
 /// Options of a [`Client`] beyond its [`kube_config::Config`].
+#[derive(Debug)]
 pub struct ClientBuilder {
     config: kube_config::Config,
     retry: RetryPolicy,
+    observer: observer::ObserverSlot,
     rate_limit: Option<(f64, u32)>,
     user_agent: String,
-    observer: Option<Arc<dyn RequestObserver>>,
-}
-
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("config", &self.config)
-            .field("retry", &self.retry)
-            .field("rate_limit", &self.rate_limit)
-            .field("user_agent", &self.user_agent)
-            .field("observer", &self.observer.is_some())
-            .finish()
-    }
 }
 
 impl ClientBuilder {
@@ -139,18 +130,10 @@ impl ClientBuilder {
         Self {
             config,
             retry: RetryPolicy::default(),
+            observer: observer::ObserverSlot::default(),
             rate_limit: None,
             user_agent: format!("kube-client/{} (rust)", env!("CARGO_PKG_VERSION")),
-            observer: None,
         }
-    }
-
-    /// Tells `observer` about every HTTP attempt (method, host, status,
-    /// duration), e.g. `kube_runtime::metrics`' client metrics. See
-    /// [`observer`].
-    pub fn request_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
-        self.observer = Some(observer);
-        self
     }
 
     /// Sets the retry policy ([`RetryPolicy::none`] disables retries).
@@ -186,11 +169,9 @@ impl ClientBuilder {
             .trim_end_matches('/')
             .to_string();
         let timeout = self.config.read_timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let observer = self
-            .observer
-            .map(|o| observer::Observer::new(o, &self.config.cluster_url));
         Ok(Client {
             inner: Arc::new(Inner {
+                observer: self.observer.build(&self.config.cluster_url),
                 base,
                 http: RwLock::new((http, None)),
                 retry: self.retry,
@@ -199,7 +180,6 @@ impl ClientBuilder {
                     .map(|(qps, burst)| RateLimit::new(qps, burst)),
                 timeout,
                 user_agent: self.user_agent,
-                observer,
                 config: self.config,
             }),
         })

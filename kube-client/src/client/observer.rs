@@ -83,6 +83,32 @@ impl Observer {
     }
 }
 
+/// The builder's observer, if one was set (`Debug` says only whether).
+#[derive(Clone, Default)]
+pub(crate) struct ObserverSlot(Option<Arc<dyn RequestObserver>>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+impl ObserverSlot {
+    pub(crate) fn build(self, server: &url::Url) -> Option<Observer> {
+        self.0.map(|o| Observer::new(o, server))
+    }
+}
+
+impl super::ClientBuilder {
+    /// Tells `observer` about every HTTP attempt (method, host, status,
+    /// duration), e.g. `kube_runtime::metrics`' client metrics; see
+    /// [the module docs](self).
+    pub fn request_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = ObserverSlot(Some(observer));
+        self
+    }
+}
+
 impl super::Client {
     /// Sends one attempt and tells the observer, if there is one, about it.
     pub(super) async fn send_observed(
