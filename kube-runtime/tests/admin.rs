@@ -340,3 +340,43 @@ async fn admin_server_serves_controller_metrics_health_and_readiness() {
         "the port is closed after shutdown"
     );
 }
+
+#[tokio::test]
+async fn readiness_checks_that_panic_fail_and_other_edges() {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let admin = AdminServer::bind("127.0.0.1:0")
+        .ready_when("flag", {
+            let flag = flag.clone();
+            move || flag.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .ready_when("boom", || panic!("a check that panics"))
+        .spawn()
+        .await
+        .unwrap();
+    let addr = admin.local_addr();
+    let readyz = http(addr, "GET", "/readyz", "*/*").await;
+    assert_eq!(readyz.status, 503);
+    assert_eq!(
+        readyz.body,
+        "[-]flag not ready\n[-]boom not ready\nreadyz check failed\n"
+    );
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    let readyz = http(addr, "GET", "/readyz", "*/*").await;
+    assert_eq!(readyz.status, 503, "the panicking check still fails");
+    assert!(readyz.body.starts_with("[+]flag ok\n[-]boom not ready\n"));
+    // The server survived the panics.
+    let healthz = http(addr, "HEAD", "/healthz", "*/*").await;
+    assert_eq!((healthz.status, healthz.body.as_str()), (200, ""));
+    assert_eq!(healthz.header("content-length"), Some("3"));
+    // No registry: no metrics.
+    assert_eq!(http(addr, "GET", "/metrics", "*/*").await.status, 404);
+
+    // The port is taken while the server runs: a second one says so.
+    let e = AdminServer::bind(addr).spawn().await.unwrap_err();
+    assert!(
+        matches!(e, kube_runtime::admin::AdminError::Bind { .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&addr.to_string()), "{e}");
+    admin.shutdown().await;
+}
