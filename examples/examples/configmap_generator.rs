@@ -1,39 +1,25 @@
 //! A complete controller for a custom resource: each `ConfigMapGenerator`
 //! (group `example.kube.rs`, v1, namespaced) owns `copies` ConfigMaps named
-//! `<name>-0`, `<name>-1`, … holding its `data`.
+//! `<name>-0`, `<name>-1`, … holding its `data`. README, "Writing a
+//! controller", walks through it; in short:
+//!
+//! - its CRD (from `#[derive(CustomResource)]`) is created at start if
+//!   absent, then awaited until Established;
+//! - reconcile server-side applies the ConfigMaps with a *controller*
+//!   ownerReference: `.owns(..)` undoes hand edits, the cluster's garbage
+//!   collector deletes them with their owner; surplus copies are found in
+//!   the owned store (by owner uid) and deleted;
+//! - the status subresource records what was done, written on change only;
+//! - the `finalizer` helper prints `cleanup <ns>/<name>` once per deletion;
+//! - SIGTERM or Ctrl-C lets the reconciles in flight finish, then exit 0.
 //!
 //! ```sh
-//! eval "$(cargo xtask controlplane up)"
-//! cargo run --example configmap_generator        # -n NAMESPACE; Ctrl-C stops it
-//! kubectl apply -f - <<'EOF'
-//! apiVersion: example.kube.rs/v1
-//! kind: ConfigMapGenerator
-//! metadata: {name: demo}
-//! spec: {copies: 2, data: {greeting: hello}}
-//! EOF
-//! kubectl get cmg,configmaps
+//! eval "$(cargo xtask controlplane up --with-controller-manager)"
+//! cargo run --example configmap_generator   # -n NAMESPACE; Ctrl-C stops it
 //! ```
 //!
-//! What it shows, one concept each:
-//! - the kind comes from a Rust struct (`#[derive(CustomResource)]`); its CRD
-//!   is created at start if absent, then awaited until Established;
-//! - reconcile server-side applies the ConfigMaps (field manager
-//!   `configmap-generator`, `force`), each with a *controller*
-//!   ownerReference, so that `.owns(..)` reconciles the generator when one is
-//!   edited or deleted by hand (and the change is undone), and the cluster's
-//!   garbage collector deletes them once the generator is gone;
-//! - surplus copies (after `copies` went down) are found in the owned store
-//!   by owner uid — no request — and deleted;
-//! - the status subresource records what was done (`observedGeneration`,
-//!   the ConfigMaps, when), written only when it changes;
-//! - the `finalizer` helper: `cleanup <ns>/<name>` is printed once per
-//!   deleted generator before the finalizer is removed;
-//! - SIGTERM or Ctrl-C lets the reconciles in flight finish, then it exits
-//!   with status 0 (a second signal stops it at once).
-//!
-//! Every reconcile prints `reconciling …` when it starts and `reconciled …`
-//! when it is done. `GENERATOR_RECONCILE_DELAY_MS` makes each reconcile wait
-//! that long first (to watch a graceful shutdown).
+//! Each reconcile prints `reconciling …` and `reconciled …`;
+//! `GENERATOR_RECONCILE_DELAY_MS` makes each one wait that long first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -130,7 +116,7 @@ async fn apply(
 ) -> Result<Action, kube_client::Error> {
     let name = generator.name_any().to_string();
     let ns = generator.namespace().unwrap_or_default();
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let uid = generator.uid().unwrap_or_default();
     let kind = ConfigMapGenerator::api_resource(&());
     let owner = json!({"apiVersion": kind.api_version, "kind": kind.kind, "name": name,
@@ -155,7 +141,7 @@ async fn apply(
         if !wanted.iter().any(|w| w == surplus.name_any()) {
             println!("deleting surplus {ns}/{}", surplus.name_any());
             match config_maps
-                .delete(&surplus.name_any(), &DeleteParams::default())
+                .delete(surplus.name_any(), &DeleteParams::default())
                 .await
             {
                 Err(e) if !e.is_not_found() => return Err(e),
