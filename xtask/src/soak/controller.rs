@@ -123,6 +123,23 @@ impl ControllerSubject {
     }
 }
 
+/// What differs between the children (`name → source resourceVersion`)
+/// and the parents as listed (`namespace/name → resourceVersion`): a parent
+/// without a child is lost, a child made from another resourceVersion is
+/// stale; children without a parent are not counted.
+fn divergence_of(sources: &View, listed: &View) -> Divergence {
+    let mut divergence = Divergence::default();
+    for (key, rv) in listed {
+        let name = key.split_once('/').map_or(key.as_str(), |(_, n)| n);
+        match sources.get(name) {
+            None => divergence.lost += 1,
+            Some(source) if source != rv => divergence.stale += 1,
+            Some(_) => {}
+        }
+    }
+    divergence
+}
+
 impl Subject for ControllerSubject {
     fn name(&self) -> &str {
         "controller"
@@ -153,16 +170,7 @@ impl Subject for ControllerSubject {
                     (c.name_any().to_string(), source)
                 })
                 .collect();
-            let mut divergence = Divergence::default();
-            for (key, rv) in listed {
-                let name = key.split_once('/').map_or(key.as_str(), |(_, n)| n);
-                match sources.get(name) {
-                    None => divergence.lost += 1,
-                    Some(source) if source != rv => divergence.stale += 1,
-                    Some(_) => {}
-                }
-            }
-            Some(divergence)
+            Some(divergence_of(&sources, listed))
         }
         .boxed()
     }
@@ -173,5 +181,33 @@ impl Subject for ControllerSubject {
             errors: self.failed.load(Ordering::Relaxed),
             ..Received::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(items: &[(&str, &str)]) -> View {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_child_is_lost_an_old_one_stale_an_orphan_ignored() {
+        let listed = view(&[
+            ("kube-soak/a", "10"),
+            ("kube-soak/b", "11"),
+            ("kube-soak/c", "12"),
+        ]);
+        let current = view(&[("a", "10"), ("b", "11"), ("c", "12"), ("orphan", "3")]);
+        assert!(divergence_of(&current, &listed).is_none());
+        let behind = view(&[("a", "10"), ("b", "9")]);
+        assert_eq!(
+            divergence_of(&behind, &listed),
+            Divergence { lost: 1, stale: 1 }
+        );
     }
 }
