@@ -32,7 +32,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client, Resource, ResourceExt};
 use kube_derive::CustomResource;
-use kube_runtime::controller::{Action, Controller};
+use kube_runtime::controller::{self, Action, Controller};
 use kube_runtime::finalizer::{self, Event, finalizer};
 use kube_runtime::informer::strip_managed_fields;
 use kube_runtime::{Store, WatcherConfig};
@@ -263,8 +263,10 @@ async fn main() -> anyhow::Result<()> {
             }),
         )
         .for_each(|result| async move {
-            if let Err(e) = result {
-                println!("controller: {e}");
+            match result {
+                // Queued by its last change, gone by its turn: nothing to do.
+                Ok(_) | Err(controller::Error::ObjectNotFound(_)) => {}
+                Err(e) => println!("controller: {e}"),
             }
         })
         .await;
