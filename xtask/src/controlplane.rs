@@ -38,10 +38,10 @@ fn options(controller_manager: bool) -> ControlPlaneOptions {
 }
 
 /// Builds or reuses the binaries (kube-controller-manager too if asked),
-/// saying which.
+/// saying which on stderr (stdout of `up` is for `eval`).
 pub fn build(controller_manager: bool) -> Result<Binaries> {
     let wanted = Wanted { controller_manager };
-    let (found, provenance) = binaries::ensure_with(wanted, |line| println!("    {line}"))?;
+    let (found, provenance) = binaries::ensure_with(wanted, |line| eprintln!("    {line}"))?;
     let built = if found.kube_controller_manager.is_some() {
         "kube-apiserver, etcd and kube-controller-manager"
     } else {
@@ -54,11 +54,11 @@ pub fn build(controller_manager: bool) -> Result<Binaries> {
         .unwrap_or_default();
     match provenance {
         Provenance::Environment => {
-            println!("    using binaries from KUBEBUILDER_ASSETS / TEST_ASSET_*: {dir}")
+            eprintln!("    using binaries from KUBEBUILDER_ASSETS / TEST_ASSET_*: {dir}")
         }
-        Provenance::Cached => println!("    reused cached binaries in {dir} (no rebuild)"),
+        Provenance::Cached => eprintln!("    reused cached binaries in {dir} (no rebuild)"),
         Provenance::Built(took) => {
-            println!(
+            eprintln!(
                 "    built what was missing of {built} in {:.1} min into {dir}",
                 took.as_secs_f64() / 60.0
             )
@@ -94,15 +94,15 @@ pub fn up(controller_manager: bool) -> Result<()> {
                  stop it with `cargo xtask controlplane down` first"
             );
         }
-        println!(
-            "a control plane is already running (pid {pid}{})\n{}",
+        eprintln!(
+            "a control plane is already running (pid {pid}{})",
             if has_cm {
                 ", with controller manager"
             } else {
                 ""
             },
-            export_line()
         );
+        println!("{}", export_line());
         return Ok(());
     }
     build(controller_manager)?;
@@ -127,7 +127,7 @@ pub fn up(controller_manager: bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(240);
     while Instant::now() < deadline {
         if dir.join("kubeconfig").exists() {
-            println!(
+            eprintln!(
                 "control plane is up (pid {}); its log: {}",
                 child.id(),
                 log.display()

@@ -7,7 +7,7 @@
 //!   `build` with `--with-controller-manager`: kube-controller-manager too);
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
 //!   kube-rs and client-go, on a control plane of its own (not part of `test`);
-//! - `soak --minutes N` — reflectors of every kind against a control plane
+//! - `soak --minutes N` — reflectors of every kind and a controller against a control plane
 //!   of its own under faults (API server restarts, etcd compaction, cut
 //!   connections, 429s), checked for lost or stale objects after each, with
 //!   the catch-up times;
@@ -38,8 +38,8 @@ commands:
   bench [--objects N] [--runs K] [--mods M] [--quick]
                           benchmark against kube-rs and client-go on a control plane of its own
                           (table + target/bench/results.json; `cargo xtask bench --help` for options)
-  soak [--minutes N]      reflectors under faults on a control plane of its own: lost/stale objects
-                          and catch-up times per fault (default 5 minutes; fails if anything is lost)
+  soak [--minutes N]      reflectors and a controller under faults on a control plane of its own:
+                          lost/stale objects and catch-up times per fault (default 5 minutes; fails if anything is lost)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 /// Whether `flags` (after `controlplane build|up|serve`) ask for
