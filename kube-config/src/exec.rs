@@ -182,6 +182,20 @@ impl ExecProvider {
         *cache = None;
     }
 
+    /// Parses what the plugin printed on standard output into a credential,
+    /// exactly as [`credential`](Self::credential) does after running it
+    /// (the cache is not touched). The output must be an `ExecCredential` of
+    /// this provider's apiVersion (see the module docs); any other output is
+    /// an [`Error::ExecOutput`] naming the command and user, never quoting
+    /// the output. Useful to test a plugin's output without running it.
+    pub fn parse_output(&self, stdout: &[u8]) -> Result<Credential, Error> {
+        parse_output(stdout, self.inner.api_version).map_err(|reason| Error::ExecOutput {
+            command: self.inner.command.clone(),
+            user: self.inner.user.clone(),
+            reason,
+        })
+    }
+
     fn run(&self) -> Result<Credential, Error> {
         let inner = &*self.inner;
         let stdin_is_tty = std::io::stdin().is_terminal();
@@ -252,11 +266,7 @@ impl ExecProvider {
                 "exec credential plugin wrote to stderr"
             );
         }
-        parse_output(&output.stdout, inner.api_version).map_err(|reason| Error::ExecOutput {
-            command: inner.command.clone(),
-            user: inner.user.clone(),
-            reason,
-        })
+        self.parse_output(&output.stdout)
     }
 }
 

@@ -301,6 +301,17 @@ async fn error_from_response(method: &str, url: &str, resp: reqwest::Response) -
     status_error(method, url, code, &bytes)
 }
 
+impl Error {
+    /// The error for a non-2xx answer with HTTP status `code` and body
+    /// `body`, as the client builds it: [`Error::Api`] when the body is a
+    /// `Status` with a code, reason or message (a missing code is taken from
+    /// the HTTP status), otherwise [`Error::HttpStatus`] keeping the first
+    /// 512 bytes of the body. Never panics, whatever the body.
+    pub fn from_error_response(method: &str, url: &str, code: u16, body: &[u8]) -> Error {
+        status_error(method, url, code, body)
+    }
+}
+
 pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> Error {
     match serde_json::from_slice::<Status>(bytes) {
         Ok(mut status)
