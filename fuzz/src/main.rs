@@ -18,7 +18,8 @@ use anyhow::{Context, Result, bail};
 use kube_fuzz::runner::{fuzz_target, load_seeds, quiet_panics, run_case};
 use kube_fuzz::targets::{self, Target};
 
-const USAGE: &str = "usage: kube-fuzz [--seconds N] [--target T]... [--seed S] [--corpus DIR] [--crashes DIR]
+const USAGE: &str =
+    "usage: kube-fuzz [--seconds N] [--target T]... [--seed S] [--corpus DIR] [--crashes DIR]
        kube-fuzz --target T --reproduce FILE
        kube-fuzz --list";
 
@@ -45,15 +46,22 @@ fn parse_args() -> Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |flag: &str| it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = |flag: &str| {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match arg.as_str() {
             "--seconds" => {
-                args.seconds = value("--seconds")?.parse().context("--seconds: not a number")?;
+                args.seconds = value("--seconds")?
+                    .parse()
+                    .context("--seconds: not a number")?;
                 if !(args.seconds.is_finite() && args.seconds >= 0.0) {
                     bail!("--seconds must be a non-negative number");
                 }
             }
-            "--target" => args.targets.extend(value("--target")?.split(',').map(str::to_owned)),
+            "--target" => args
+                .targets
+                .extend(value("--target")?.split(',').map(str::to_owned)),
             "--seed" => args.seed = Some(value("--seed")?.parse().context("--seed: not a number")?),
             "--corpus" => args.corpus = value("--corpus")?.into(),
             "--crashes" => args.crashes = value("--crashes")?.into(),
@@ -112,7 +120,9 @@ fn main() -> Result<ExitCode> {
     }
 
     let seed = args.seed.unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
     });
     let budget = Duration::from_secs_f64(args.seconds / chosen.len() as f64);
     println!(
@@ -150,12 +160,20 @@ fn main() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for r in reports.iter().filter(|r| r.panics > 0) {
-        println!("\n{}: {} panicking case(s); first messages:", r.name, r.panics);
+        println!(
+            "\n{}: {} panicking case(s); first messages:",
+            r.name, r.panics
+        );
         for m in &r.messages {
             println!("  - {}", m.chars().take(600).collect::<String>());
         }
         for f in &r.saved {
-            println!("  saved: {}   (replay: kube-fuzz --target {} --reproduce {})", f.display(), r.name, f.display());
+            println!(
+                "  saved: {}   (replay: kube-fuzz --target {} --reproduce {})",
+                f.display(),
+                r.name,
+                f.display()
+            );
         }
     }
     // A sanity re-run of the first saved input, so a flaky check is noticed.
@@ -167,7 +185,10 @@ fn main() -> Result<ExitCode> {
             run_case(target.check, &input)
         };
         if again.is_none() {
-            println!("note: {} does not panic when replayed alone (state-dependent?)", r.saved[0].display());
+            println!(
+                "note: {} does not panic when replayed alone (state-dependent?)",
+                r.saved[0].display()
+            );
         }
     }
     Ok(ExitCode::FAILURE)

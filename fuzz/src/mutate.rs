@@ -127,7 +127,11 @@ fn mutate_once(rng: &mut Rng, out: &mut Vec<u8>, other: &[u8], dictionary: &[&[u
             let at = rng.below(len);
             let n = 1 + rng.below((len - at).min(64));
             let run = out[at..at + n].to_vec();
-            let times = if rng.chance(1, 8) { 1 + rng.below(64) } else { 1 };
+            let times = if rng.chance(1, 8) {
+                1 + rng.below(64)
+            } else {
+                1
+            };
             let dest = rng.below(len + 1);
             for _ in 0..times {
                 out.splice(dest..dest, run.iter().copied());
@@ -213,7 +217,10 @@ mod tests {
             assert!(x.len() <= MAX_LEN);
             changed += usize::from(x != seed);
         }
-        assert!(changed > 1800, "only {changed} of 2000 mutations changed the input");
+        assert!(
+            changed > 1800,
+            "only {changed} of 2000 mutations changed the input"
+        );
         // The empty input is handled.
         for _ in 0..200 {
             let _ = mutate(&mut a, b"", b"", &[]);

@@ -69,13 +69,17 @@ pub fn run_case(check: fn(&[u8]), input: &[u8]) -> Option<String> {
     LAST_PANIC.with(|p| p.borrow_mut().take());
     match panic::catch_unwind(AssertUnwindSafe(|| check(input))) {
         Ok(()) => None,
-        Err(payload) => Some(LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| {
-            payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(non-string panic payload)".to_owned())
-        })),
+        Err(payload) => Some(
+            LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| {
+                    payload
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(non-string panic payload)".to_owned())
+                }),
+        ),
     }
 }
 
@@ -195,7 +199,11 @@ pub fn fuzz_target(
             let total = seeds.len() + pool.len();
             let pick = |rng: &mut Rng| {
                 let i = rng.below(total);
-                if i < seeds.len() { &seeds[i] } else { &pool[i - seeds.len()] }
+                if i < seeds.len() {
+                    &seeds[i]
+                } else {
+                    &pool[i - seeds.len()]
+                }
             };
             let base = pick(&mut rng).clone();
             let other = pick(&mut rng).clone();

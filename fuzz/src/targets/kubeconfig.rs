@@ -63,11 +63,26 @@ pub fn target() -> Target {
 }
 
 const FIXTURES: [(&str, &[u8]); 8] = [
-    ("ca.crt", include_bytes!("../../../kube-config/tests/fixtures/ca.crt")),
-    ("ca-bundle.crt", include_bytes!("../../../kube-config/tests/fixtures/ca-bundle.crt")),
-    ("client-rsa.crt", include_bytes!("../../../kube-config/tests/fixtures/client-rsa.crt")),
-    ("client-rsa.key", include_bytes!("../../../kube-config/tests/fixtures/client-rsa-pkcs1.key")),
-    ("client-ec.key", include_bytes!("../../../kube-config/tests/fixtures/client-ec.key")),
+    (
+        "ca.crt",
+        include_bytes!("../../../kube-config/tests/fixtures/ca.crt"),
+    ),
+    (
+        "ca-bundle.crt",
+        include_bytes!("../../../kube-config/tests/fixtures/ca-bundle.crt"),
+    ),
+    (
+        "client-rsa.crt",
+        include_bytes!("../../../kube-config/tests/fixtures/client-rsa.crt"),
+    ),
+    (
+        "client-rsa.key",
+        include_bytes!("../../../kube-config/tests/fixtures/client-rsa-pkcs1.key"),
+    ),
+    (
+        "client-ec.key",
+        include_bytes!("../../../kube-config/tests/fixtures/client-ec.key"),
+    ),
     ("token", b"SECRET-token-from-file\n"),
     ("empty", b""),
     ("garbage", b"-----BEGIN CERTIFICATE-----\nnot base64\n"),
@@ -138,10 +153,15 @@ pub fn check(input: &[u8]) {
         .collect();
     assert_hidden(&secrets, &format!("{kc:?}"), "Debug of the Kubeconfig");
 
-    let yaml = kc.to_yaml().unwrap_or_else(|e| panic!("a parsed kubeconfig does not serialize: {e}"));
+    let yaml = kc
+        .to_yaml()
+        .unwrap_or_else(|e| panic!("a parsed kubeconfig does not serialize: {e}"));
     let again = Kubeconfig::from_yaml(&yaml)
         .unwrap_or_else(|e| panic!("the serialized kubeconfig does not parse: {e}\n{yaml}"));
-    assert_eq!(again, kc, "the round trip changed the kubeconfig; YAML:\n{yaml}");
+    assert_eq!(
+        again, kc,
+        "the round trip changed the kubeconfig; YAML:\n{yaml}"
+    );
 
     let mut kc = kc;
     for c in &mut kc.clusters {
@@ -155,9 +175,15 @@ pub fn check(input: &[u8]) {
 
     let mut options = vec![KubeconfigOptions::default()];
     for c in kc.contexts.iter().take(6) {
-        options.push(KubeconfigOptions { context: Some(c.name.clone()), ..Default::default() });
+        options.push(KubeconfigOptions {
+            context: Some(c.name.clone()),
+            ..Default::default()
+        });
     }
-    options.push(KubeconfigOptions { context: Some("no-such-context".into()), ..Default::default() });
+    options.push(KubeconfigOptions {
+        context: Some("no-such-context".into()),
+        ..Default::default()
+    });
     if let (Some(c), Some(u)) = (kc.clusters.first(), kc.users.last()) {
         options.push(KubeconfigOptions {
             cluster: Some(c.name.clone()),
@@ -171,13 +197,18 @@ pub fn check(input: &[u8]) {
             Ok(config) => {
                 let url = &config.cluster_url;
                 assert!(matches!(url.scheme(), "http" | "https"), "{url}");
-                assert!(url.host_str().is_some_and(|h| !h.is_empty()), "no host in {url}");
+                assert!(
+                    url.host_str().is_some_and(|h| !h.is_empty()),
+                    "no host in {url}"
+                );
                 assert_hidden(&secrets, &format!("{config:?}"), "Debug of the Config");
                 // Exec plugins are never run; other credentials are read
                 // from the input or a sandboxed file.
                 if config.auth.kind() != "exec" {
                     match config.auth.current_credential() {
-                        Ok(c) => assert_hidden(&secrets, &format!("{c:?}"), "Debug of the credential"),
+                        Ok(c) => {
+                            assert_hidden(&secrets, &format!("{c:?}"), "Debug of the credential")
+                        }
                         Err(e) => assert_hidden(&secrets, &e.to_string(), "a credential error"),
                     }
                 }
@@ -203,20 +234,24 @@ fn name() -> impl Strategy<Value = String> {
 /// A server or proxy URL: valid in many shapes, or subtly not.
 fn url() -> impl Strategy<Value = String> {
     let host = prop_oneof![
-        "[a-z0-9-]{1,10}(\\.[a-z]{2,5}){0,2}",
-        Just("[::1]".to_owned()),
-        Just("[fd00::1%25eth0]".to_owned()),
-        Just("127.0.0.1".to_owned()),
-        Just("xn--nxasmq6b.example".to_owned()),
-        Just("ドメイン.jp".to_owned()),
-        Just("ex%41mple.com".to_owned()),
-        Just("user:SECRET-in-url@host".to_owned()),
-        Just("".to_owned()),
-    ];
+        8 => "[a-z0-9-]{1,10}(\\.[a-z]{2,5}){0,2}",
+        2 => Just("127.0.0.1".to_owned()),
+        2 => Just("[::1]".to_owned()),
+        1 => Just("[fd00::1%25eth0]".to_owned()),
+        1 => Just("xn--nxasmq6b.example".to_owned()),
+        1 => Just("ドメイン.jp".to_owned()),
+        1 => Just("ex%41mple.com".to_owned()),
+        1 => Just("user:SECRET-in-url@host".to_owned()),
+        1 => Just("".to_owned()),
+    ]
+    .boxed();
     let built = (
-        prop::sample::select(vec!["https://", "http://", "socks5://", "ftp://", "", "https:/", "HTTPS://"]),
+        prop_oneof![
+            8 => Just("https://"), 3 => Just("http://"), 1 => Just("socks5://"), 1 => Just("ftp://"),
+            1 => Just(""), 1 => Just("https:/"), 1 => Just("HTTPS://"),
+        ],
         host,
-        prop::option::of(prop_oneof![0u32..70000, Just(6443)]),
+        prop::option::of(prop_oneof![1 => 0u32..70000, 3 => Just(6443), 1 => Just(443)]),
         prop::sample::select(vec!["", "/", "/prefix", "/a/../b", "/%zz", "?q=1", "#frag"]),
         prop::sample::select(vec!["", " ", "\t"]),
     )
@@ -231,16 +266,16 @@ fn url() -> impl Strategy<Value = String> {
 /// not base64.
 fn base64_of<S: Strategy<Value = String>>(pem: S) -> impl Strategy<Value = String> {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    (pem, 0u8..6).prop_map(move |(pem, how)| match how {
-        0 | 1 => b64(pem.as_bytes()),
-        2 => b64(pem.as_bytes())
+    (pem, 0u8..10).prop_map(move |(pem, how)| match how {
+        0..=5 => b64(pem.as_bytes()),
+        6 => b64(pem.as_bytes())
             .as_bytes()
             .chunks(64)
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect::<Vec<_>>()
             .join("\n"),
-        3 => b64(pem.as_bytes()).trim_end_matches('=').to_owned(),
-        4 => pem,
+        7 => b64(pem.as_bytes()).trim_end_matches('=').to_owned(),
+        8 => pem,
         _ => format!("{}!", b64(pem.as_bytes())),
     })
 }
@@ -251,15 +286,19 @@ fn path() -> impl Strategy<Value = String> {
 
 fn exec() -> impl Strategy<Value = Value> {
     (
-        prop::sample::select(vec!["", "aws", "./rel/plugin", "/abs/plugin"]),
-        prop::option::of(prop::sample::select(vec![
-            "client.authentication.k8s.io/v1",
-            "client.authentication.k8s.io/v1beta1",
-            "client.authentication.k8s.io/v1alpha1",
-            "",
-        ])),
-        prop::option::of(prop::sample::select(vec!["Never", "IfAvailable", "Always", "Sometimes", ""])),
-        prop::collection::vec((prop::sample::select(vec!["", "A", "TOKEN"]), secret()), 0..3),
+        prop_oneof![6 => Just("aws"), 2 => Just("./rel/plugin"), 2 => Just("/abs/plugin"), 1 => Just("")],
+        prop_oneof![
+            4 => Just(Some("client.authentication.k8s.io/v1beta1")),
+            4 => Just(Some("client.authentication.k8s.io/v1")),
+            1 => Just(Some("client.authentication.k8s.io/v1alpha1")),
+            1 => Just(Some("")),
+            1 => Just(None),
+        ],
+        prop_oneof![
+            3 => Just(Some("Never")), 2 => Just(Some("IfAvailable")), 1 => Just(Some("Always")),
+            1 => Just(Some("Sometimes")), 1 => Just(Some("")), 2 => Just(None),
+        ],
+        prop::collection::vec((prop_oneof![6 => Just("A"), 3 => Just("TOKEN"), 1 => Just("")], secret()), 0..3),
         prop::collection::vec("[a-z-]{0,8}", 0..3),
         any::<bool>(),
     )
@@ -270,7 +309,17 @@ fn exec() -> impl Strategy<Value = Value> {
         })
 }
 
-fn user() -> impl Strategy<Value = Value> {
+fn object(fields: Vec<(&str, Option<Value>)>) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect(),
+    )
+}
+
+/// Any subset of the user fields, conflicting ones included.
+fn user_fields() -> impl Strategy<Value = Value> {
     let opt = |p: f64, s: BoxedStrategy<Value>| prop::option::weighted(p, s);
     (
         (
@@ -285,42 +334,68 @@ fn user() -> impl Strategy<Value = Value> {
             opt(0.1, path().prop_map(Value::from).boxed()),
             opt(0.1, path().prop_map(Value::from).boxed()),
         ),
-        (
-            opt(0.2, exec().boxed()),
-            opt(
-                0.1,
-                (prop::sample::select(vec!["oidc", "gcp", ""]), prop::option::of(secret()), prop::option::of(secret()))
-                    .prop_map(|(n, id, refresh)| {
-                        json!({"name": n, "config": {"id-token": id, "refresh-token": refresh, "client-id": "kubectl"}})
-                    })
-                    .boxed(),
-            ),
-            opt(0.1, name().prop_map(Value::from).boxed()),
-            opt(0.05, prop::collection::vec(name(), 0..3).prop_map(|g| json!(g)).boxed()),
-        ),
+        (opt(0.2, exec().boxed()), opt(0.1, auth_provider().boxed())),
     )
-        .prop_map(|((token, token_file, username, password), (cert, key, cert_file, key_file), (exec, provider, as_user, as_groups))| {
-            let mut m = serde_json::Map::new();
-            for (k, v) in [
-                ("token", token),
-                ("tokenFile", token_file),
-                ("username", username),
-                ("password", password),
-                ("client-certificate-data", cert),
-                ("client-key-data", key),
-                ("client-certificate", cert_file),
-                ("client-key", key_file),
-                ("exec", exec),
-                ("auth-provider", provider),
-                ("as", as_user),
-                ("as-groups", as_groups),
-            ] {
-                if let Some(v) = v {
-                    m.insert(k.to_owned(), v);
-                }
-            }
-            Value::Object(m)
-        })
+        .prop_map(
+            |(
+                (token, token_file, username, password),
+                (cert, key, cert_file, key_file),
+                (exec, provider),
+            )| {
+                object(vec![
+                    ("token", token),
+                    ("tokenFile", token_file),
+                    ("username", username),
+                    ("password", password),
+                    ("client-certificate-data", cert),
+                    ("client-key-data", key),
+                    ("client-certificate", cert_file),
+                    ("client-key", key_file),
+                    ("exec", exec),
+                    ("auth-provider", provider),
+                ])
+            },
+        )
+}
+
+fn auth_provider() -> impl Strategy<Value = Value> {
+    (prop_oneof![4 => Just("oidc"), 1 => Just("gcp"), 1 => Just("")], prop::option::weighted(0.8, secret()), prop::option::of(secret()))
+        .prop_map(|(n, id, refresh)| json!({"name": n, "config": {"id-token": id, "refresh-token": refresh, "client-id": "kubectl"}}))
+}
+
+/// A user: mostly one coherent way to authenticate, sometimes any mix;
+/// maybe impersonating someone.
+fn user() -> impl Strategy<Value = Value> {
+    let one = |k: &'static str, s: BoxedStrategy<Value>| {
+        s.prop_map(move |v| object(vec![(k, Some(v))])).boxed()
+    };
+    let auth = prop_oneof![
+        2 => one("token", secret().prop_map(Value::from).boxed()),
+        1 => one("tokenFile", path().prop_map(Value::from).boxed()),
+        2 => (name(), secret()).prop_map(|(u, p)| json!({"username": u, "password": p})),
+        2 => (base64_of(cert_pem()), base64_of(key_pem())).prop_map(|(c, k)| json!({"client-certificate-data": c, "client-key-data": k})),
+        1 => (path(), path()).prop_map(|(c, k)| json!({"client-certificate": c, "client-key": k})),
+        2 => one("exec", exec().boxed()),
+        2 => one("auth-provider", auth_provider().boxed()),
+        1 => Just(json!({})),
+        3 => user_fields(),
+    ];
+    let impersonate = prop::option::weighted(
+        0.15,
+        (
+            name(),
+            prop::option::of(prop::collection::vec(name(), 0..3)),
+            prop::option::weighted(0.3, "[a-z0-9-]{0,8}"),
+        ),
+    );
+    (auth, impersonate).prop_map(|(mut user, imp)| {
+        if let (Some((who, groups, uid)), Some(m)) = (imp, user.as_object_mut()) {
+            m.insert("as".into(), json!(who));
+            m.insert("as-groups".into(), json!(groups));
+            m.insert("as-uid".into(), json!(uid));
+        }
+        user
+    })
 }
 
 fn cluster() -> impl Strategy<Value = Value> {
@@ -343,24 +418,66 @@ fn cluster() -> impl Strategy<Value = Value> {
         })
 }
 
-/// A kubeconfig document: random clusters, users and contexts that refer
-/// to each other (or to names that do not exist), as block YAML, flow
-/// YAML or JSON.
+/// Makes `name` unique among `taken` (appending a number) unless
+/// `collide`: duplicate names are an error worth reaching, but rarely.
+fn unique(name: String, taken: &mut Vec<String>, collide: bool) -> String {
+    let mut n = name.clone();
+    let mut i = 2;
+    while !collide && taken.contains(&n) {
+        n = format!("{name}{i}");
+        i += 1;
+    }
+    taken.push(n.clone());
+    n
+}
+
+/// A kubeconfig document: random clusters, users and contexts that mostly
+/// refer to each other (sometimes to names that do not exist, sometimes
+/// with duplicate names), as block YAML, flow YAML or JSON.
 pub fn document() -> impl Strategy<Value = Vec<u8>> {
+    let collide = || prop::bool::weighted(0.03);
     (
-        prop::collection::vec((name(), cluster()), 0..4),
-        prop::collection::vec((name(), user()), 0..4),
-        prop::collection::vec((name(), name(), name(), prop::option::of("[a-z0-9-]{0,10}")), 0..4),
-        prop::option::of(name()),
+        prop::collection::vec((name(), collide(), cluster()), 1..4),
+        prop::collection::vec((name(), collide(), user()), 1..4),
+        prop::collection::vec(
+            (name(), collide(), any::<prop::sample::Index>(), any::<prop::sample::Index>(), prop::bool::weighted(0.08), prop::option::of("[a-z0-9-]{0,10}")),
+            0..4,
+        ),
+        prop::option::weighted(0.8, (any::<prop::sample::Index>(), prop::bool::weighted(0.05))),
         0u8..3,
+        prop::bool::weighted(0.05),
     )
-        .prop_map(|(clusters, users, contexts, current, style)| {
+        .prop_map(|(clusters, users, contexts, current, style, empty)| {
+            let (clusters, users) = if empty { (Vec::new(), Vec::new()) } else { (clusters, users) };
+            let mut taken = Vec::new();
+            let clusters: Vec<(String, Value)> =
+                clusters.into_iter().map(|(n, c, v)| (unique(n, &mut taken, c), v)).collect();
+            let mut taken = Vec::new();
+            let users: Vec<(String, Value)> =
+                users.into_iter().map(|(n, c, v)| (unique(n, &mut taken, c), v)).collect();
+            let mut taken = Vec::new();
+            let pick = |names: &[String], at: &prop::sample::Index, dangling: bool| {
+                if dangling || names.is_empty() { "missing".to_owned() } else { at.get(names).clone() }
+            };
+            let cluster_names: Vec<String> = clusters.iter().map(|(n, _)| n.clone()).collect();
+            let user_names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
+            let contexts: Vec<Value> = contexts
+                .into_iter()
+                .map(|(n, c, ci, ui, dangling, ns)| {
+                    json!({"name": unique(n, &mut taken, c), "context": {
+                        "cluster": pick(&cluster_names, &ci, dangling),
+                        "user": pick(&user_names, &ui, false),
+                        "namespace": ns}})
+                })
+                .collect();
+            let context_names: Vec<String> = taken;
+            let current = current.map(|(at, dangling)| pick(&context_names, &at, dangling));
             let doc = json!({
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": clusters.into_iter().map(|(n, c)| json!({"name": n, "cluster": c})).collect::<Vec<_>>(),
                 "users": users.into_iter().map(|(n, u)| json!({"name": n, "user": u})).collect::<Vec<_>>(),
-                "contexts": contexts.into_iter().map(|(n, c, u, ns)| json!({"name": n, "context": {"cluster": c, "user": u, "namespace": ns}})).collect::<Vec<_>>(),
+                "contexts": contexts,
                 "current-context": current,
             });
             match style {

@@ -94,8 +94,8 @@ fn model<K: DeserializeOwned>(body: &[u8], ends_cleanly: bool) -> Vec<Item<K>> {
     out
 }
 
-/// Polls a stream that is always ready to its end.
-fn drain<S: Stream>(stream: S) -> Vec<S::Item> {
+/// Polls a stream that is always ready to its end (panics on `Pending`).
+pub fn drain<S: Stream>(stream: S) -> Vec<S::Item> {
     let mut stream = pin!(stream);
     let mut cx = Context::from_waker(Waker::noop());
     let mut out = Vec::new();
@@ -103,7 +103,9 @@ fn drain<S: Stream>(stream: S) -> Vec<S::Item> {
         match stream.as_mut().poll_next(&mut cx) {
             Poll::Ready(Some(item)) => out.push(item),
             Poll::Ready(None) => return out,
-            Poll::Pending => panic!("the decoder returned Pending on a stream that is always ready"),
+            Poll::Pending => {
+                panic!("the decoder returned Pending on a stream that is always ready")
+            }
         }
     }
 }
@@ -148,7 +150,10 @@ fn chunkings(body: &[u8]) -> Vec<Vec<Bytes>> {
 }
 
 fn decode<K: DeserializeOwned + Send>(chunks: Vec<Result<Bytes, Error>>) -> Vec<Item<K>> {
-    let items = drain(decode_events::<K, _, _>(URL.to_owned(), futures::stream::iter(chunks)));
+    let items = drain(decode_events::<K, _, _>(
+        URL.to_owned(),
+        futures::stream::iter(chunks),
+    ));
     items
         .into_iter()
         .map(|item| match item {
@@ -156,7 +161,10 @@ fn decode<K: DeserializeOwned + Send>(chunks: Vec<Result<Bytes, Error>>) -> Vec<
             Err(e) => {
                 let text = e.to_string();
                 let _ = format!("{e:?}");
-                assert!(text.contains(URL), "the error does not name the URL: {text}");
+                assert!(
+                    text.contains(URL),
+                    "the error does not name the URL: {text}"
+                );
                 match e {
                     Error::Decode { url, message, body } => {
                         assert_eq!(url, URL);
@@ -165,7 +173,9 @@ fn decode<K: DeserializeOwned + Send>(chunks: Vec<Result<Bytes, Error>>) -> Vec<
                         assert!(body.len() <= 3 * 512, "body prefix of {} bytes", body.len());
                         Item::BadLine(Vec::new())
                     }
-                    Error::Transport { message, .. } if message.starts_with("stream ended in the middle of an event (") => {
+                    Error::Transport { message, .. }
+                        if message.starts_with("stream ended in the middle of an event (") =>
+                    {
                         let n: usize = message["stream ended in the middle of an event (".len()..]
                             .split(' ')
                             .next()
@@ -196,7 +206,12 @@ fn check_typed<K: DeserializeOwned + Send + PartialEq + std::fmt::Debug>(body: &
     let want = forget_lines(model::<K>(body, true));
     for chunks in chunkings(body) {
         let got = decode::<K>(chunks.iter().cloned().map(Ok).collect());
-        assert_eq!(got, want, "chunking {:?}", chunks.iter().map(Bytes::len).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            want,
+            "chunking {:?}",
+            chunks.iter().map(Bytes::len).collect::<Vec<_>>()
+        );
     }
     // A transport error after a prefix: the complete lines of the prefix,
     // then that error.
@@ -204,10 +219,18 @@ fn check_typed<K: DeserializeOwned + Send + PartialEq + std::fmt::Debug>(body: &
         let cut = fnv1a(body) as usize % (body.len() + 1);
         let got = decode::<K>(vec![
             Ok(Bytes::copy_from_slice(&body[..cut])),
-            Err(Error::Transport { method: "GET".into(), url: URL.into(), message: "injected".into() }),
+            Err(Error::Transport {
+                method: "GET".into(),
+                url: URL.into(),
+                message: "injected".into(),
+            }),
             Ok(Bytes::copy_from_slice(&body[cut..])),
         ]);
-        assert_eq!(got, forget_lines(model::<K>(&body[..cut], false)), "transport error at {cut}");
+        assert_eq!(
+            got,
+            forget_lines(model::<K>(&body[..cut], false)),
+            "transport error at {cut}"
+        );
     }
 }
 
@@ -223,10 +246,13 @@ fn check_lines(body: &[u8]) {
         want.push(String::from_utf8_lossy(tail).into_owned());
     }
     for chunks in chunkings(body) {
-        let got: Vec<String> = drain(lines(URL.to_owned(), futures::stream::iter(chunks.into_iter().map(Ok::<_, Error>))))
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|e| panic!("lines failed on a clean stream: {e}")))
-            .collect();
+        let got: Vec<String> = drain(lines(
+            URL.to_owned(),
+            futures::stream::iter(chunks.into_iter().map(Ok::<_, Error>)),
+        ))
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("lines failed on a clean stream: {e}")))
+        .collect();
         assert_eq!(got, want);
     }
 }
@@ -272,19 +298,27 @@ fn object() -> impl Strategy<Value = Value> {
 }
 
 fn event_line() -> impl Strategy<Value = String> {
-    let event = (prop::sample::select(vec!["ADDED", "MODIFIED", "DELETED"]), object())
+    let event = (
+        prop::sample::select(vec!["ADDED", "MODIFIED", "DELETED"]),
+        object(),
+    )
         .prop_map(|(t, o)| json!({"type": t, "object": o}).to_string());
     let bookmark = ("[0-9]{1,8}", any::<bool>()).prop_map(|(rv, end)| {
-        let annotations = if end { json!({"k8s.io/initial-events-end": "true"}) } else { json!({}) };
+        let annotations = if end {
+            json!({"k8s.io/initial-events-end": "true"})
+        } else {
+            json!({})
+        };
         json!({"type": "BOOKMARK", "object": {"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {"resourceVersion": rv, "annotations": annotations}}})
         .to_string()
     });
-    let error = (prop::sample::select(vec![410, 500, 403, -1, 0]), text()).prop_map(|(code, msg)| {
-        json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+    let error =
+        (prop::sample::select(vec![410, 500, 403, -1, 0]), text()).prop_map(|(code, msg)| {
+            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
             "status": "Failure", "message": msg, "reason": "Expired", "code": code}})
-        .to_string()
-    });
+            .to_string()
+        });
     let odd = prop::sample::select(vec![
         "",
         "   ",
@@ -315,9 +349,18 @@ fn event_line() -> impl Strategy<Value = String> {
 /// A watch body: lines of events, bookmarks, errors, blanks and garbage,
 /// some truncated, ended by `\n` or `\r\n`, maybe with a partial tail.
 pub fn body() -> impl Strategy<Value = Vec<u8>> {
-    let line = (event_line(), any::<bool>(), any::<u16>(), prop::bool::weighted(0.1));
-    (prop::collection::vec(line, 0..8), prop::option::weighted(0.3, event_line()), any::<u16>()).prop_map(
-        |(lines, tail, cut)| {
+    let line = (
+        event_line(),
+        any::<bool>(),
+        any::<u16>(),
+        prop::bool::weighted(0.1),
+    );
+    (
+        prop::collection::vec(line, 0..8),
+        prop::option::weighted(0.3, event_line()),
+        any::<u16>(),
+    )
+        .prop_map(|(lines, tail, cut)| {
             let mut out = Vec::new();
             for (line, crlf, cut_at, truncate) in lines {
                 let bytes = line.as_bytes();
@@ -336,6 +379,5 @@ pub fn body() -> impl Strategy<Value = Vec<u8>> {
                 }
             }
             out
-        },
-    )
+        })
 }
