@@ -6,12 +6,15 @@
 //!   etcd + kube-apiserver for people, examples and benchmarks;
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
 //!   kube-rs and client-go, on a control plane of its own (not part of `test`);
+//! - `fuzz` — the fuzz targets (kubeconfig, watch decoding, error bodies,
+//!   exec output, path segments) for a time budget, on stable Rust;
 //! - `demo` — a guided tour: control plane, objects, the pod reflector
 //!   printing events while changes (and an API server restart) happen.
 
 mod bench;
 mod controlplane;
 mod demo;
+mod fuzz;
 mod test;
 
 use anyhow::{Result, bail};
@@ -28,6 +31,8 @@ commands:
   bench [--objects N] [--runs K] [--mods M] [--quick]
                           benchmark against kube-rs and client-go on a control plane of its own
                           (table + target/bench/results.json; `cargo xtask bench --help` for options)
+  fuzz [--seconds N] [--target T]... [--seed S]
+                          run the fuzz targets for N seconds in total (default 60); fails on any panic
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 fn main() -> Result<()> {
@@ -42,6 +47,7 @@ fn main() -> Result<()> {
         ["controlplane", "serve"] => controlplane::serve(),
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),
+        ["fuzz", rest @ ..] => fuzz::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
