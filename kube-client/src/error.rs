@@ -81,6 +81,17 @@ pub enum Error {
     /// The request itself is invalid (e.g. an object without a name).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A name, namespace, plural, group, version or subresource cannot be a
+    /// URL path segment (see [`crate::path`]); nothing was sent.
+    #[error("invalid {what} {value}: {reason}")]
+    InvalidPathSegment {
+        /// Which segment: `"name"`, `"namespace"`, `"plural"`, ….
+        what: &'static str,
+        /// The refused value, escaped and cut to a readable length.
+        value: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A watch stream sent an `ERROR` event.
     #[error("watch of {url} failed: {} {}: {}", status.code.unwrap_or_default(), status.reason.as_deref().unwrap_or("Unknown"), status.message.as_deref().unwrap_or_default())]
     WatchError {

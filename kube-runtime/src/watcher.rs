@@ -399,7 +399,11 @@ where
                         }
                         Some(Ok(WatchEvent::Error(status))) => {
                             let err = Error::WatchError {
-                                url: self.api.resource().collection_path(self.api.namespace()),
+                                url: self
+                                    .api
+                                    .resource()
+                                    .collection_path(self.api.namespace())
+                                    .unwrap_or_default(),
                                 status,
                             };
                             self.state = if err.is_gone() || err.is_resource_version_too_large() {

@@ -26,6 +26,7 @@ use crate::client::{Client, ObjectOrStatus};
 use crate::error::{Error, Result};
 use crate::object::{ObjectList, PartialObjectMetadata};
 use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
+use crate::path::segment;
 use crate::resource::{ApiResource, Resource};
 use crate::watch::{WatchEvent, decode_events};
 
@@ -133,26 +134,23 @@ impl<K> Api<K> {
         &self.client
     }
 
-    /// `/api(s)/…/plural[/name[/subresource]]` plus `query`.
+    /// `/api(s)/…/plural[/name[/subresource]]` plus `query`. Every part
+    /// (including the namespace, checked here at request time) passes
+    /// [`crate::path::segment`].
     pub(crate) fn path(
         &self,
         name: Option<&str>,
         subresource: Option<&str>,
         query: &str,
     ) -> Result<String> {
-        let mut path = self.resource.collection_path(self.namespace.as_deref());
+        let mut path = self.resource.collection_path(self.namespace.as_deref())?;
         if let Some(name) = name {
-            if name.is_empty() || name.contains('/') {
-                return Err(Error::InvalidRequest(format!(
-                    "`{name}` is not a valid object name"
-                )));
-            }
             path.push('/');
-            path.push_str(name);
+            path.push_str(&segment("name", name)?);
         }
         if let Some(sub) = subresource {
             path.push('/');
-            path.push_str(sub);
+            path.push_str(&segment("subresource", sub)?);
         }
         path.push_str(query);
         Ok(path)

@@ -186,7 +186,7 @@ fn aggregated_documents_become_groups_in_priority_order() {
     let deploy = d.resolve_gvk("apps", "v1", "Deployment").unwrap();
     assert_eq!(deploy.api_version, "apps/v1");
     assert_eq!(
-        deploy.collection_path(Some("x")),
+        deploy.collection_path(Some("x")).unwrap(),
         "/apis/apps/v1/namespaces/x/deployments"
     );
     assert_eq!(
