@@ -1,6 +1,6 @@
 //! Fuzz and property targets for every parser of untrusted bytes in kube:
-//! kubeconfig documents, watch streams, HTTP error bodies and exec plugin
-//! output (see [`targets`]).
+//! kubeconfig documents, watch streams, HTTP error bodies, exec plugin
+//! output and URL path segments (see [`targets`]).
 //!
 //! Each target is a deterministic `check(&[u8])` that panics when a
 //! property fails. Inputs come from three sources: a committed seed corpus

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube_client::watch::{WatchEvent, decode_events};
 use kube_config::{Config, Kubeconfig, KubeconfigOptions};
 use kube_fuzz::runner::{fuzz_target, load_seeds, quiet_panics, run_case};
-use kube_fuzz::targets::{self, Target, exec, kubeconfig, status, watch};
+use kube_fuzz::targets::{self, Target, exec, kubeconfig, segment, status, watch};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -40,6 +40,11 @@ proptest! {
     #[test]
     fn exec_outputs(input in exec::output()) {
         exec::check(&input);
+    }
+
+    #[test]
+    fn path_segments(input in segment::value()) {
+        segment::check(input.as_bytes());
     }
 }
 

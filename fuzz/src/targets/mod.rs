@@ -10,6 +10,7 @@ use proptest::strategy::BoxedStrategy;
 
 pub mod exec;
 pub mod kubeconfig;
+pub mod segment;
 pub mod status;
 pub mod watch;
 
@@ -34,6 +35,7 @@ pub fn all() -> Vec<Target> {
         watch::target(),
         status::target(),
         exec::target(),
+        segment::target(),
     ]
 }
 
