@@ -20,7 +20,9 @@ pub fn run(args: &[&str]) -> Result<()> {
     while let Some(&arg) = it.next() {
         match arg {
             "--seconds" | "--target" | "--seed" => {
-                let value = it.next().with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
+                let value = it
+                    .next()
+                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
                 pass.push(arg.to_owned());
                 pass.push((*value).to_owned());
             }
@@ -35,7 +37,15 @@ pub fn run(args: &[&str]) -> Result<()> {
     let root = crate::bench::root();
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "--profile", "fuzz", "-p", "kube-fuzz", "--bin", "kube-fuzz"])
+        .args([
+            "build",
+            "--profile",
+            "fuzz",
+            "-p",
+            "kube-fuzz",
+            "--bin",
+            "kube-fuzz",
+        ])
         .status()
         .context("running cargo build for kube-fuzz")?;
     if !status.success() {
