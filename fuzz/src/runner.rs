@@ -86,7 +86,8 @@ pub fn run_case(check: fn(&[u8]), input: &[u8]) -> Option<String> {
 /// Replaces the panic hook with one that records the message and location
 /// quietly; returns a guard restoring the previous hook.
 pub fn quiet_panics() -> impl Drop {
-    struct Restore(Option<Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>>);
+    type Hook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+    struct Restore(Option<Hook>);
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(hook) = self.0.take() {

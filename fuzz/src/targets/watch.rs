@@ -15,7 +15,7 @@
 //!   ready stream;
 //! - a transport error after some chunks ends the stream right after the
 //!   events of the lines complete before it;
-//! - [`lines`](kube_client::watch::lines) yields the same lines as the
+//! - [`lines`] yields the same lines as the
 //!   model, lossily decoded, plus the tail as a last line.
 
 use std::pin::pin;
