@@ -215,7 +215,7 @@ fn status_generator_reaches_api_and_plain_errors() {
     let mut api = 0;
     let mut plain = 0;
     for body in sample(status::body(), 300) {
-        match kube_client::Error::from_error_response("GET", "u", 500, &body) {
+        match kube_client::Error::from_error_response("GET", "u", 500, &body, None) {
             kube_client::Error::Api { .. } => api += 1,
             _ => plain += 1,
         }

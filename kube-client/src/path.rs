@@ -22,7 +22,10 @@
 //!
 //! The namespace of an [`Api`](crate::Api) is checked here too, when a
 //! request is built (the constructors `Api::namespaced` cannot fail, so an
-//! invalid namespace is reported by the first request that would use it).
+//! invalid namespace is reported by every request that would use it).
+//! Every request builder of this crate (`Api`, its subresources, discovery)
+//! goes through [`segment`]; a request built by hand for
+//! [`Client::request`](crate::Client::request) should too.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

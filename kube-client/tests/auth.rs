@@ -1,6 +1,7 @@
 //! TLS and credentials against the real API server: CA verification,
 //! tls-server-name, insecure mode, bearer tokens, token-file rotation, exec
-//! plugins (expiry and refresh after 401), impersonation, HTTP/2.
+//! plugins (expiry, refresh after 401, one run for concurrent requests, timeout),
+//! impersonation, HTTP/2.
 
 mod common;
 
@@ -72,14 +73,12 @@ async fn tls_server_name_replaces_the_host_in_verification() {
 
 #[tokio::test]
 async fn insecure_skip_tls_verify_only_when_asked() {
+    // Without a CA the platform's roots are used (tests/system_roots.rs),
+    // and they do not hold the test control plane's CA.
     let mut config = common::config();
     config.root_certs = None;
-    let err = Client::try_from(config.clone()).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("nothing to verify the server against"),
-        "{err}"
-    );
+    let err = list_default(config.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
     config.accept_invalid_certs = true;
     assert!(list_default(config).await.is_ok());
 }
@@ -225,4 +224,135 @@ async fn an_exec_credential_is_refreshed_once_after_a_401() {
         .await
         .expect("401, refresh, retry");
     assert_eq!(runs(dir.path()), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_exec_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin_token();
+    let config = exec_plugin(dir.path(), &[&token], Duration::from_secs(3600));
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let params = ListParams::default();
+    let lists = (0..20).map(|_| api.list(&params));
+    for listed in futures::future::join_all(lists).await {
+        listed.expect("list with the shared exec credential");
+    }
+    assert_eq!(
+        runs(dir.path()),
+        1,
+        "20 concurrent requests, one plugin run"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_exec_plugin_fails_the_request_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = exec_plugin(dir.path(), &["unused"], Duration::from_secs(3600))
+        .with_exec_timeout(Some(Duration::from_millis(500)));
+    // Replace the plugin with one that never answers.
+    std::fs::write(dir.path().join("plugin.sh"), "#!/bin/sh\nexec sleep 30\n").unwrap();
+    let started = std::time::Instant::now();
+    let err = list_default(config).await.expect_err("the plugin hangs");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let Error::Auth { source, .. } = &err else {
+        panic!("not an auth error: {err}");
+    };
+    assert!(
+        matches!(&**source, kube_client::config::Error::ExecTimeout { timeout, .. }
+            if *timeout == Duration::from_millis(500)),
+        "{source}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_401s_rerun_the_exec_plugin_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin_token();
+    let config = exec_plugin(dir.path(), &["revoked", &token], Duration::from_secs(3600));
+    let api: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let params = ListParams::default();
+    let lists = (0..20).map(|_| api.list(&params));
+    for listed in futures::future::join_all(lists).await {
+        listed.expect("401, refresh, retry");
+    }
+    assert_eq!(
+        runs(dir.path()),
+        2,
+        "one run for the first credential, one after all the 401s"
+    );
+}
+
+/// A minimal SOCKS5 relay on 127.0.0.1 (no authentication, CONNECT only),
+/// counting the connections it relayed and recording their targets.
+async fn socks5_relay() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("socks5://{}", listener.local_addr().unwrap());
+    let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = targets.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // Greeting: version 5, N methods; answer "no authentication".
+                let mut head = [0u8; 2];
+                client.read_exact(&mut head).await?;
+                let mut methods = vec![0u8; usize::from(head[1])];
+                client.read_exact(&mut methods).await?;
+                client.write_all(&[5, 0]).await?;
+                // Request: 5, CONNECT, 0, address type, address, port.
+                let mut req = [0u8; 4];
+                client.read_exact(&mut req).await?;
+                let host = match req[3] {
+                    1 => {
+                        let mut ip = [0u8; 4];
+                        client.read_exact(&mut ip).await?;
+                        std::net::Ipv4Addr::from(ip).to_string()
+                    }
+                    3 => {
+                        let mut len = [0u8; 1];
+                        client.read_exact(&mut len).await?;
+                        let mut name = vec![0u8; usize::from(len[0])];
+                        client.read_exact(&mut name).await?;
+                        String::from_utf8_lossy(&name).into_owned()
+                    }
+                    _ => return Err(std::io::Error::other("unsupported address type")),
+                };
+                let mut port = [0u8; 2];
+                client.read_exact(&mut port).await?;
+                let target = format!("{host}:{}", u16::from_be_bytes(port));
+                assert!(
+                    host == "127.0.0.1" || host == "localhost",
+                    "the relay only connects to 127.0.0.1: {target}"
+                );
+                seen.lock().unwrap().push(target.clone());
+                let mut upstream = tokio::net::TcpStream::connect(&target).await?;
+                client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+                tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+                Ok::<(), std::io::Error>(())
+            });
+        }
+    });
+    (url, targets)
+}
+
+#[tokio::test]
+async fn a_socks5_proxy_url_carries_the_requests() {
+    let (proxy, targets) = socks5_relay().await;
+    let mut config = common::config();
+    config.proxy_url = Some(proxy.parse().unwrap());
+    let server = config.cluster_url.clone();
+    assert!(list_default(config).await.is_ok());
+    let targets = targets.lock().unwrap().clone();
+    assert!(!targets.is_empty(), "nothing went through the relay");
+    let expected = format!(
+        "{}:{}",
+        server.host_str().unwrap(),
+        server.port_or_known_default().unwrap()
+    );
+    assert!(targets.iter().all(|t| t == &expected), "{targets:?}");
 }

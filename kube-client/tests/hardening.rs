@@ -1,12 +1,13 @@
-//! Hostile input against the real API server: names and namespaces that
-//! would change which URL is addressed, and errors that must not carry a
-//! Secret's data.
+//! Hostile input against the real API server (issue 12): names and
+//! namespaces that would change which URL is addressed, and errors that
+//! must not carry a Secret's data.
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, ApiResource, DynamicObject, Error, ResourceExt, Scope};
@@ -217,4 +218,74 @@ async fn hostile_namespaces_and_plurals_are_refused_before_sending() {
     );
 
     assert_eq!(state(&ns).await, before);
+}
+
+/// A type a Secret does not decode into: its values are strings, this
+/// wants numbers — so serde's error would quote a value.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+struct SecretAsNumbers {
+    metadata: ObjectMeta,
+    data: BTreeMap<String, u64>,
+}
+
+impl kube_client::Resource for SecretAsNumbers {
+    type DynamicType = ();
+    fn api_resource(_: &()) -> std::borrow::Cow<'_, ApiResource> {
+        std::borrow::Cow::Owned(ApiResource::of::<Secret>())
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[tokio::test]
+async fn decoding_errors_never_carry_a_secrets_data() {
+    use base64::Engine;
+    let ns = common::namespace("secret-errors").await;
+    let plain = "s3cr3t-hunter2-value";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(plain);
+    let secrets: Api<Secret> = Api::namespaced(common::client(), &ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("db".into()),
+                    ..ObjectMeta::default()
+                },
+                string_data: Some(BTreeMap::from([("password".into(), plain.into())])),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets.get("db").await.unwrap().data.unwrap()["password"].0,
+        plain.as_bytes()
+    );
+
+    let wrong: Api<SecretAsNumbers> = Api::namespaced(common::client(), &ns);
+    let mut errors = vec![
+        wrong.get("db").await.unwrap_err(),
+        wrong.list(&ListParams::default()).await.unwrap_err(),
+    ];
+    let mut events = Box::pin(wrong.watch(&Default::default(), "0").await.unwrap());
+    match tokio::time::timeout(std::time::Duration::from_secs(20), events.next()).await {
+        Ok(Some(Err(e))) => errors.push(e),
+        other => panic!("expected a decode error for the watch event, got {other:?}"),
+    }
+    for e in &errors {
+        assert!(matches!(e, Error::Decode { .. }), "{e:?}");
+        let shown = format!("{e}\n{e:?}");
+        for leaked in [plain, encoded.as_str(), "hunter2"] {
+            assert!(!shown.contains(leaked), "{leaked} in: {shown}");
+        }
+        assert!(
+            shown.contains("does not match the expected type"),
+            "{shown}"
+        );
+    }
 }

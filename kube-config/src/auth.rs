@@ -15,9 +15,12 @@
 //!   client certificate.
 //! - `auth-provider: oidc` uses its `id-token` as the bearer token and keeps
 //!   the settings a later refresh needs; every other provider is an error.
-//! - [`Auth::current_credential`] is the one synchronous call a client makes
-//!   per request; it re-reads token files and runs or re-uses exec plugins.
-//!   [`Auth::invalidate`] forces fresh credentials (call it after a 401).
+//! - [`Auth::current_credential`] (or, in async code,
+//!   [`Auth::current_credential_async`]) is the one call a client makes per
+//!   request; it re-reads token files and runs or re-uses exec plugins.
+//!   [`Auth::invalidate`] forces fresh credentials (call it after a 401);
+//!   [`Auth::invalidate_rejected`] does so unless another caller already
+//!   replaced the rejected credential.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -117,9 +120,28 @@ impl Auth {
     /// The credential for the next request: `None` for [`Auth::None`].
     ///
     /// Cheap when cached; re-reads a changed token file; runs the exec plugin
-    /// when it has no unexpired credential (blocking, so call it from a
-    /// blocking-tolerant context).
+    /// when it has no unexpired credential, blocking the thread until it is
+    /// done (so in async code use
+    /// [`current_credential_async`](Self::current_credential_async)).
     pub fn current_credential(&self) -> Result<Option<Credential>, Error> {
+        match self {
+            Auth::Exec(provider) => Ok(Some(provider.credential()?)),
+            other => other.immediate_credential(),
+        }
+    }
+
+    /// Like [`current_credential`](Self::current_credential), but waits for
+    /// an exec plugin without blocking the thread; concurrent callers share
+    /// one plugin run (see [`ExecProvider`]). Works on any executor.
+    pub async fn current_credential_async(&self) -> Result<Option<Credential>, Error> {
+        match self {
+            Auth::Exec(provider) => Ok(Some(provider.credential_async().await?)),
+            other => other.immediate_credential(),
+        }
+    }
+
+    /// The credential of every kind that needs no plugin run.
+    fn immediate_credential(&self) -> Result<Option<Credential>, Error> {
         Ok(match self {
             Auth::None => None,
             Auth::Basic { username, password } => Some(Credential {
@@ -148,6 +170,18 @@ impl Auth {
             Auth::Bearer(source) => source.invalidate(),
             Auth::Exec(provider) => provider.invalidate(),
             Auth::None | Auth::Basic { .. } | Auth::Oidc { .. } => {}
+        }
+    }
+
+    /// Like [`invalidate`](Self::invalidate) after the server rejected
+    /// `rejected` (the credential a request used), but keeps an exec
+    /// credential that is no longer the one rejected: when many requests get
+    /// a 401 at once, the first drops the credential and later ones do not
+    /// throw away the fresh one its retry fetched, so the plugin runs once.
+    pub fn invalidate_rejected(&self, rejected: Option<&Credential>) {
+        match (self, rejected) {
+            (Auth::Exec(provider), Some(rejected)) => provider.invalidate_if_cached(rejected),
+            _ => self.invalidate(),
         }
     }
 

@@ -100,6 +100,23 @@ impl Config {
         }
     }
 
+    /// This configuration with another exec plugin timeout (`None`: no
+    /// limit); the default is [`EXEC_DEFAULT_TIMEOUT`](crate::EXEC_DEFAULT_TIMEOUT).
+    /// Only [`Auth::Exec`] is affected; its credential cache starts empty.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn f(config: kube_config::Config) {
+    /// let config = config.with_exec_timeout(Some(Duration::from_secs(180)));
+    /// # }
+    /// ```
+    pub fn with_exec_timeout(mut self, timeout: Option<Duration>) -> Config {
+        if let Auth::Exec(provider) = &self.auth {
+            self.auth = Auth::Exec(provider.with_timeout(timeout));
+        }
+        self
+    }
+
     /// The kubeconfig from `KUBECONFIG` or `~/.kube/config`, with options
     /// (never in-cluster).
     pub fn from_default_kubeconfig(options: &KubeconfigOptions) -> Result<Config, Error> {

@@ -293,9 +293,39 @@ pub enum Error {
         user: String,
         /// The exit status as text (e.g. `exit status: 1`).
         status: String,
-        /// The plugin's stderr, trimmed and bounded (or a note that it went
-        /// to the terminal).
+        /// The tail of the plugin's stderr: its last 10 lines, at most 1 KiB
+        /// (or a note that it went to the terminal).
         stderr: String,
+    },
+
+    /// The exec plugin did not finish within its timeout; it was killed.
+    #[error(
+        "exec plugin `{command}` of user `{user}` did not finish within {timeout:?} and was killed; stderr: {stderr}"
+    )]
+    ExecTimeout {
+        /// The command.
+        command: String,
+        /// The user whose plugin it is.
+        user: String,
+        /// The timeout it exceeded.
+        timeout: std::time::Duration,
+        /// The tail of what it wrote to stderr so far (or a note that it
+        /// went to the terminal).
+        stderr: String,
+    },
+
+    /// The exec plugin wrote more to stdout than any credential needs; it
+    /// was killed.
+    #[error(
+        "exec plugin `{command}` of user `{user}` wrote more than {limit} bytes to stdout and was killed"
+    )]
+    ExecOutputTooLarge {
+        /// The command.
+        command: String,
+        /// The user whose plugin it is.
+        user: String,
+        /// The limit in bytes ([`EXEC_MAX_STDOUT`](crate::EXEC_MAX_STDOUT)).
+        limit: usize,
     },
 
     /// The exec plugin printed something that is not a valid ExecCredential.

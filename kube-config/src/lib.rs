@@ -31,6 +31,22 @@
 //! each request to get the bearer token, basic credentials or exec-provided
 //! certificate (token files are re-read when they change, exec plugins are
 //! run when their credential expired), and [`Auth::invalidate`] after a 401.
+//! Async clients call [`Auth::current_credential_async`], which awaits an
+//! exec plugin without blocking a thread.
+//!
+//! # Exec plugin limits
+//!
+//! An exec plugin is an outside program, so its run is bounded (details in
+//! [`ExecProvider`]):
+//!
+//! - it must finish within [`EXEC_DEFAULT_TIMEOUT`] (60 s; change it with
+//!   [`Config::with_exec_timeout`]), else it is killed, with the processes it
+//!   started, and reaped ([`Error::ExecTimeout`]);
+//! - it may write at most [`EXEC_MAX_STDOUT`] (1 MiB) to stdout
+//!   ([`Error::ExecOutputTooLarge`]); of stderr only the tail is kept, and an
+//!   error shows its last 10 lines (at most 1 KiB);
+//! - concurrent callers needing a fresh credential share one run, and callers
+//!   with a valid cached credential never wait for a run.
 //!
 //! Secrets are wrapped in [`SecretString`] / [`SecretBytes`], whose `Debug`
 //! prints `[redacted]`; no `Debug` output or error message in this crate
@@ -92,7 +108,10 @@ mod token;
 pub use auth::{Auth, BasicAuth, Credential, Impersonation, OidcProvider};
 pub use config::Config;
 pub use error::{Error, FileList};
-pub use exec::{EXEC_API_V1, EXEC_API_V1BETA1, ExecProvider, InteractiveMode};
+pub use exec::{
+    EXEC_API_V1, EXEC_API_V1BETA1, EXEC_DEFAULT_TIMEOUT, EXEC_MAX_STDOUT, ExecProvider,
+    InteractiveMode,
+};
 pub use incluster::{InClusterEnv, SERVICE_ACCOUNT_DIR};
 pub use kubeconfig::{
     AuthInfo, AuthProviderConfig, Cluster, Context, ExecConfig, ExecEnvVar, Kubeconfig,

@@ -28,10 +28,24 @@
 //!    read) and emits a new `Init … InitDone` sequence; the
 //!    [`Store`](crate::Store) turns it into Added / Modified / Deleted
 //!    events for what changed meanwhile.
+//!    This is expected (an API server that restarts starts with an empty
+//!    watch cache and answers it to every resume), so it is no failure: the
+//!    error is returned once, logged at info level, and the relist starts
+//!    at once, without backoff — once per healthy spell: a second 410
+//!    before any watch delivered again meets the backoff like any error,
+//!    so a server answering nothing but 410 is not relisted in a loop.
 //! 5. Other **errors** (refused connections, 429, 5xx, a cut mid-list) are
 //!    returned from [`Watcher::next`] and the next call waits out a backoff
-//!    ([`BackoffConfig`], client-go's defaults) before trying again from the
-//!    same place.
+//!    ([`BackoffConfig`]: exponential, capped at `max`, jitter included)
+//!    before trying again from the same place.
+//! 6. A watch that delivers an event or a bookmark again, or a list that
+//!    succeeds, proves the watcher **healthy**: the backoff starts from its
+//!    first step at the next failure. So each API server restart costs a
+//!    watcher the first step or two, never the accumulated ones.
+//!
+//! Timeouts saturate: `watch_timeout` beyond `u32::MAX` seconds asks the
+//! server for `u32::MAX`, and `watch_timeout + idle_margin` that overflows
+//! means "never presume the watch dead" — no setting panics.
 
 use std::fmt::Debug;
 use std::pin::Pin;
@@ -70,9 +84,11 @@ pub struct WatcherConfig {
     pub field_selector: Option<Selector>,
     /// Page size of lists (default 500).
     pub page_size: u32,
-    /// Server-side timeout of each watch (default 290 s).
+    /// Server-side timeout of each watch (default 290 s; whole seconds, at
+    /// least 1, at most `u32::MAX`).
     pub watch_timeout: Duration,
-    /// A watch silent for `watch_timeout + idle_margin` is presumed dead.
+    /// A watch silent for `watch_timeout + idle_margin` is presumed dead
+    /// (the sum saturates: a huge value means never).
     pub idle_margin: Duration,
     /// Use a streaming list (`sendInitialEvents`) for the initial state and
     /// relists (default), falling back to list + watch if the server refuses.
@@ -148,6 +164,12 @@ pub struct Watcher<K> {
     backoff: Backoff,
     wait_before_next: Option<Duration>,
     streaming_refused: bool,
+    /// A 410 now relists without backoff; spent by that relist, re-armed
+    /// when a watch delivers again (so a server answering nothing but 410
+    /// still meets the backoff).
+    free_relist_armed: bool,
+    /// The last error was a 410 that spent the free relist.
+    relisting_for_free: bool,
 }
 
 impl<K> Debug for Watcher<K> {
@@ -183,6 +205,8 @@ where
             backoff,
             wait_before_next: None,
             streaming_refused: false,
+            free_relist_armed: true,
+            relisting_for_free: false,
         }
     }
 
@@ -199,7 +223,7 @@ where
         WatchParams {
             label_selector: self.config.label_selector.clone(),
             field_selector: self.config.field_selector.clone(),
-            timeout_seconds: Some(self.config.watch_timeout.as_secs().max(1) as u32),
+            timeout_seconds: Some(timeout_seconds(self.config.watch_timeout)),
             bookmarks: true,
             send_initial_events: false,
         }
@@ -215,9 +239,13 @@ where
         }
         let result = self.step().await;
         if let Err(e) = &result {
-            let delay = self.backoff.next_delay();
-            tracing::warn!(error = %e, ?delay, "watcher error");
-            self.wait_before_next = Some(delay);
+            if std::mem::take(&mut self.relisting_for_free) {
+                tracing::info!(error = %e, "resourceVersion expired; relisting");
+            } else {
+                let delay = self.backoff.next_delay();
+                tracing::warn!(error = %e, ?delay, "watcher error; retrying after the delay");
+                self.wait_before_next = Some(delay);
+            }
         }
         result
     }
@@ -260,6 +288,7 @@ where
                     let api = self.api.clone();
                     match api.list(&lp).await {
                         Ok(page) => {
+                            self.backoff.reset();
                             let continue_token =
                                 page.metadata.continue_.clone().unwrap_or_default();
                             self.state = State::Listing {
@@ -302,6 +331,7 @@ where
                     let api = self.api.clone();
                     match api.list(&lp).await {
                         Ok(page) => {
+                            self.backoff.reset();
                             let next = page.metadata.continue_.clone().unwrap_or_default();
                             self.state = State::Listing {
                                 last_page: next.is_empty(),
@@ -311,6 +341,7 @@ where
                             };
                         }
                         Err(e) if e.is_gone() => {
+                            self.note_relist();
                             // The snapshot the pages came from was compacted:
                             // start the list over, consistently. The store
                             // sees a fresh Init and forgets the partial one.
@@ -336,7 +367,8 @@ where
                             initial: false,
                         }
                     }
-                    Err(e) if e.is_gone() || e.is_resource_version_too_large() => {
+                    Err(e) if requires_relist(&e) => {
+                        self.note_relist();
                         self.state = State::Empty { consistent: true };
                         return Err(e);
                     }
@@ -350,7 +382,10 @@ where
                     mut stream,
                     initial,
                 } => {
-                    let idle = self.config.watch_timeout + self.config.idle_margin;
+                    let idle = self
+                        .config
+                        .watch_timeout
+                        .saturating_add(self.config.idle_margin);
                     let item = match tokio::time::timeout(idle, stream.next()).await {
                         Ok(item) => item,
                         Err(_) => {
@@ -359,6 +394,13 @@ where
                             continue;
                         }
                     };
+                    if let Some(Ok(event)) = &item
+                        && !matches!(event, WatchEvent::Error(_))
+                    {
+                        // The watch delivers again: healthy.
+                        self.backoff.reset();
+                        self.free_relist_armed = true;
+                    }
                     match item {
                         None => {
                             // Server timeout or clean close: resume.
@@ -406,7 +448,8 @@ where
                                     .unwrap_or_default(),
                                 status,
                             };
-                            self.state = if err.is_gone() || err.is_resource_version_too_large() {
+                            self.state = if requires_relist(&err) {
+                                self.note_relist();
                                 State::Empty { consistent: true }
                             } else {
                                 self.after_watch_end(rv, initial)
@@ -423,6 +466,11 @@ where
                 }
             }
         }
+    }
+
+    /// A 410 sends the watcher to relist: free of backoff if armed.
+    fn note_relist(&mut self) {
+        self.relisting_for_free = std::mem::take(&mut self.free_relist_armed);
     }
 
     /// Where to go when a watch ends: resume from `rv`, unless it was a
@@ -443,10 +491,40 @@ where
     }
 }
 
+/// True for the errors that mean "relist": the resourceVersion is gone
+/// (410 Gone / Expired) or ahead of the server ("too large resource
+/// version"). They are expected — after compaction, and after every API
+/// server restart — so the watcher relists at once instead of backing off,
+/// and callers should log them as information, not as warnings.
+pub fn requires_relist(e: &Error) -> bool {
+    e.is_gone() || e.is_resource_version_too_large()
+}
+
+/// `timeoutSeconds` for a watch: whole seconds, at least 1, saturating at
+/// `u32::MAX`.
+fn timeout_seconds(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1)
+}
+
 /// The server does not do streaming lists (older, or the feature is off).
 fn refuses_streaming(e: &Error) -> bool {
     matches!(e.code(), Some(400 | 403 | 422 | 501))
         || e.status()
             .and_then(|s| s.message.as_deref())
             .is_some_and(|m| m.contains("sendInitialEvents"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_timeouts_saturate() {
+        assert_eq!(timeout_seconds(Duration::from_secs(290)), 290);
+        assert_eq!(timeout_seconds(Duration::ZERO), 1);
+        assert_eq!(timeout_seconds(Duration::from_millis(1500)), 1);
+        // 2^32 s used to wrap to 0 (then 1 s); now the longest a u32 holds.
+        assert_eq!(timeout_seconds(Duration::from_secs(1 << 32)), u32::MAX);
+        assert_eq!(timeout_seconds(Duration::MAX), u32::MAX);
+    }
 }

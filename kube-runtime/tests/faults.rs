@@ -1,6 +1,8 @@
 //! Watcher behaviour the real API server will not show on demand, against a
 //! tiny scripted HTTP/1.1 server on 127.0.0.1: a watch that goes silent
-//! without closing, and a server that refuses streaming lists.
+//! without closing, a server that refuses streaming lists, the backoff's
+//! timing around 410 Gone and after a healthy watch, and timeouts too large
+//! for arithmetic.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::config::{Config, Kubeconfig};
 use kube_client::{Api, Client};
-use kube_runtime::{BackoffConfig, Reflector, ReflectorConfig, WatcherConfig};
+use kube_runtime::{BackoffConfig, Event, Reflector, ReflectorConfig, Watcher, WatcherConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -20,6 +22,8 @@ enum Reply {
     /// A chunked watch answer: these lines, then silence (the connection
     /// stays open until the test ends).
     WatchThenHang(Vec<String>),
+    /// A chunked watch answer: these lines, then the end of the stream.
+    WatchThenClose(Vec<String>),
 }
 
 /// Serves the N-th request with `replies[N]` (the last repeats); returns
@@ -60,7 +64,7 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<String>>>) {
                         let _ = socket.write_all(head.as_bytes()).await;
                         let _ = socket.write_all(body.as_bytes()).await;
                     }
-                    Reply::WatchThenHang(lines) => {
+                    Reply::WatchThenHang(lines) | Reply::WatchThenClose(lines) => {
                         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
                         let _ = socket.write_all(head.as_bytes()).await;
                         for l in lines {
@@ -70,7 +74,12 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<String>>>) {
                                 .await;
                         }
                         let _ = socket.flush().await;
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        if matches!(&replies[n.min(replies.len() - 1)], Reply::WatchThenClose(_)) {
+                            let _ = socket.write_all(b"0\r\n\r\n").await;
+                            let _ = socket.shutdown().await;
+                        } else {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
                     }
                 }
             });
@@ -179,5 +188,166 @@ async fn a_server_refusing_streaming_lists_gets_list_then_watch() {
     assert!(
         lines[2].contains("watch=true") && lines[2].contains("resourceVersion=3"),
         "{lines:?}"
+    );
+}
+
+const EMPTY_LIST: &str = r#"{"metadata":{"resourceVersion":"7"},"items":[]}"#;
+
+fn gone_event() -> String {
+    r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 7 (9)","reason":"Expired","code":410}}"#.into()
+}
+
+fn internal_error() -> Reply {
+    Reply::Json(
+        500,
+        r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"boom","reason":"InternalError","code":500}"#.into(),
+    )
+}
+
+fn watcher(url: &str, backoff: BackoffConfig) -> Watcher<ConfigMap> {
+    Watcher::new(
+        api(url),
+        WatcherConfig {
+            backoff,
+            ..WatcherConfig::default().list_then_watch()
+        },
+    )
+}
+
+/// `watcher.next()` within 10 s, and how long it took.
+async fn timed_next(
+    w: &mut Watcher<ConfigMap>,
+) -> (Result<Event<ConfigMap>, kube_client::Error>, Duration) {
+    let started = tokio::time::Instant::now();
+    let item = tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("watcher.next() hung");
+    (item, started.elapsed())
+}
+
+#[tokio::test]
+async fn an_expired_version_relists_at_once_but_only_once_per_healthy_spell() {
+    let (url, seen) = serve(vec![
+        Reply::Json(200, EMPTY_LIST.into()),
+        Reply::WatchThenHang(vec![gone_event()]),
+        Reply::Json(200, EMPTY_LIST.into()),
+        // Gone again before the watch delivered anything: a failure now.
+        Reply::WatchThenHang(vec![gone_event()]),
+        Reply::Json(200, EMPTY_LIST.into()),
+        Reply::WatchThenHang(vec![added("after", 8)]),
+    ])
+    .await;
+    let backoff = BackoffConfig {
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(2),
+        jitter: false,
+    };
+    let mut w = watcher(&url, backoff);
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::Init);
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::InitDone);
+    let (gone, _) = timed_next(&mut w).await;
+    assert!(gone.unwrap_err().is_gone());
+    let (relist, waited) = timed_next(&mut w).await;
+    assert_eq!(relist.unwrap(), Event::Init);
+    assert!(
+        waited < Duration::from_secs(1),
+        "the expected relist waited {waited:?} (backoff 2 s)"
+    );
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::InitDone);
+    assert!(timed_next(&mut w).await.0.unwrap_err().is_gone());
+    let (relist, waited) = timed_next(&mut w).await;
+    assert_eq!(relist.unwrap(), Event::Init);
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "a second 410 without a delivering watch in between backs off: {waited:?}"
+    );
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::InitDone);
+    assert!(matches!(
+        timed_next(&mut w).await.0.unwrap(),
+        Event::Apply(_)
+    ));
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert!(
+        !lines[2].contains("watch=true") && !lines[2].contains("resourceVersion="),
+        "the relist is a consistent list: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_that_delivers_again_resets_the_backoff() {
+    let (url, _) = serve(vec![
+        Reply::Json(200, EMPTY_LIST.into()),
+        internal_error(),
+        internal_error(),
+        internal_error(),
+        Reply::WatchThenClose(vec![added("x", 8)]),
+        internal_error(),
+        Reply::WatchThenHang(vec![added("y", 9)]),
+    ])
+    .await;
+    let backoff = BackoffConfig {
+        initial: Duration::from_millis(300),
+        max: Duration::from_secs(10),
+        jitter: false,
+    };
+    let mut w = watcher(&url, backoff);
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::Init);
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::InitDone);
+    let mut waits = vec![];
+    for _ in 0..3 {
+        let (err, waited) = timed_next(&mut w).await;
+        assert_eq!(err.unwrap_err().code(), Some(500));
+        waits.push(waited);
+    }
+    // Failures in a row double the delay: 0, 300 ms, 600 ms …
+    assert!(waits[1] >= Duration::from_millis(280), "{waits:?}");
+    assert!(waits[2] >= Duration::from_millis(580), "{waits:?}");
+    let (x, waited) = timed_next(&mut w).await;
+    assert!(matches!(x.unwrap(), Event::Apply(_)));
+    assert!(
+        waited >= Duration::from_millis(1150),
+        "third step 1.2 s: {waited:?}"
+    );
+    // The watch ends cleanly and the resume fails: the first step again.
+    assert_eq!(timed_next(&mut w).await.0.unwrap_err().code(), Some(500));
+    let (y, waited) = timed_next(&mut w).await;
+    assert!(matches!(y.unwrap(), Event::Apply(_)));
+    assert!(
+        waited < Duration::from_millis(900),
+        "after a delivering watch the backoff restarts at 300 ms, not 2.4 s: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn extreme_timeouts_and_backoff_saturate() {
+    let (url, seen) = serve(vec![
+        Reply::Json(200, EMPTY_LIST.into()),
+        Reply::WatchThenHang(vec![added("watched", 8)]),
+    ])
+    .await;
+    let mut w = Watcher::<ConfigMap>::new(
+        api(&url),
+        WatcherConfig {
+            watch_timeout: Duration::MAX,
+            idle_margin: Duration::MAX,
+            backoff: BackoffConfig {
+                initial: Duration::MAX,
+                max: Duration::MAX,
+                jitter: true,
+            },
+            ..WatcherConfig::default().list_then_watch()
+        },
+    );
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::Init);
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::InitDone);
+    assert!(matches!(
+        timed_next(&mut w).await.0.unwrap(),
+        Event::Apply(_)
+    ));
+    let lines = seen.lock().unwrap().clone();
+    assert!(
+        lines[1].contains("timeoutSeconds=4294967295"),
+        "the server is asked for the longest timeout a u32 holds: {lines:?}"
     );
 }

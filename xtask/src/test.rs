@@ -43,7 +43,10 @@ pub fn run() -> Result<()> {
     )?;
 
     println!("==> xtask test: control-plane binaries");
-    let binaries = crate::controlplane::build().context("step `control-plane binaries` failed")?;
+    // With kube-controller-manager: the garbage-collection and namespace
+    // tests need it (cached like the others; a few minutes the first time).
+    let binaries =
+        crate::controlplane::build(true).context("step `control-plane binaries` failed")?;
     let assets = binaries
         .kube_apiserver
         .parent()
@@ -70,6 +73,12 @@ pub fn run() -> Result<()> {
     step(
         "bench smoke (N=200)",
         Command::new(std::env::current_exe()?).args(["bench", "--smoke"]),
+    )?;
+    // Reflectors under restarts, compaction, cuts and 429s: fails when any
+    // cache loses an object or keeps a stale one.
+    step(
+        "chaos soak (1 min)",
+        Command::new(std::env::current_exe()?).args(["soak", "--minutes", "1"]),
     )?;
     println!(
         "==> xtask test: all steps passed in {:.0} s",

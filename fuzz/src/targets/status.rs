@@ -4,8 +4,8 @@
 //! Properties, for any body and HTTP code:
 //! - a body that decodes as a `Status` with a code, reason or message is
 //!   [`Error::Api`] carrying that Status, its code filled from HTTP when
-//!   absent; anything else is [`Error::HttpStatus`] with the HTTP code and
-//!   the lossy first 512 bytes of the body;
+//!   absent; anything else is [`Error::HttpStatus`] with the HTTP code,
+//!   describing the body by its size and media type, never quoting it;
 //! - `code()` is the Status code when it fits a `u16`, else the HTTP one;
 //!   `is_not_found`, `is_conflict`, `is_forbidden`, ... agree with `code()`;
 //!   `is_gone`, `is_timeout`, `is_resource_version_too_large` never panic;
@@ -45,16 +45,41 @@ pub fn target() -> Target {
     }
 }
 
-/// Runs one input with several HTTP codes (one derived from the input).
+/// Runs one input with several HTTP codes and `Content-Type`s (one of
+/// each derived from the input).
 pub fn check(body: &[u8]) {
-    let derived = (fnv1a(body) % 65536) as u16;
-    for code in [404, 410, 500, derived] {
-        check_code(code, body);
+    let hash = fnv1a(body);
+    let derived = (hash % 65536) as u16;
+    let odd_type =
+        String::from_utf8_lossy(&body[..body.len().min((hash % 80) as usize)]).into_owned();
+    let types = [
+        None,
+        Some("application/json"),
+        Some(" text/html ; charset=utf-8"),
+        Some(odd_type.as_str()),
+    ];
+    for (i, code) in [404, 410, 500, derived].into_iter().enumerate() {
+        check_code(code, body, types[i]);
     }
 }
 
-fn check_code(http: u16, body: &[u8]) {
-    let e = Error::from_error_response("GET", URL, http, body);
+/// The media type as the client shows it: before `;`, trimmed, printable
+/// ASCII only, at most 64 characters.
+fn media(content_type: Option<&str>) -> Option<String> {
+    let m: String = content_type?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect();
+    (!m.is_empty()).then_some(m)
+}
+
+fn check_code(http: u16, body: &[u8], content_type: Option<&str>) {
+    let e = Error::from_error_response("GET", URL, http, body, content_type);
     let text = e.to_string();
     let _ = format!("{e:?}");
     assert!(text.starts_with(&format!("GET {URL}: ")), "{text}");
@@ -75,7 +100,11 @@ fn check_code(http: u16, body: &[u8]) {
             None,
         ) => {
             assert_eq!(*code, http);
-            let want = String::from_utf8_lossy(&body[..body.len().min(512)]);
+            // Described by size and media type, never quoted.
+            let want = match media(content_type) {
+                Some(m) => format!("a {}-byte {m} body", body.len()),
+                None => format!("a {}-byte body", body.len()),
+            };
             assert_eq!(prefix, &want);
             assert_eq!(e.code(), Some(http));
         }

@@ -1,5 +1,5 @@
 //! Target `watch`: the watch-stream decoder
-//! ([`kube_client::watch::decode_events`]) and the log-line splitter
+//! ([`kube_client::watch::decode_events_with_limit`]) and the log-line splitter
 //! ([`kube_client::watch::lines`]).
 //!
 //! Properties, for any body and any way of cutting it into chunks:
@@ -9,10 +9,11 @@
 //!   error if non-blank bytes follow the last newline;
 //! - so the result is identical whatever the chunking (whole body, single
 //!   bytes, random cuts, empty chunks in between);
-//! - a bad line is an [`Error::Decode`] naming the URL, with at most the
-//!   first 512 bytes of the line; a cut is an [`Error::Transport`]; no
-//!   other error, no panic, and the decoder never returns `Pending` on a
-//!   ready stream;
+//! - a bad line is an [`Error::Decode`] naming the URL that describes the
+//!   line by its size, never quoting it; a cut is an [`Error::Transport`];
+//!   with a small limit (derived from the input), a line over it ends the
+//!   stream with [`Error::TooLarge`]; no other error, no panic, and the
+//!   decoder never returns `Pending` on a ready stream;
 //! - a transport error after some chunks ends the stream right after the
 //!   events of the lines complete before it;
 //! - [`lines`] yields the same lines as the
@@ -23,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures::Stream;
-use kube_client::watch::{WatchEvent, decode_events, lines};
+use kube_client::watch::{DEFAULT_MAX_EVENT_BYTES, WatchEvent, decode_events_with_limit, lines};
 use kube_client::{DynamicObject, Error};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
@@ -66,28 +67,37 @@ pub fn target() -> Target {
 #[derive(Debug, PartialEq)]
 enum Item<K> {
     Event(WatchEvent<K>),
-    BadLine(Vec<u8>),
+    /// A line that is not an event, by its length.
+    BadLine(usize),
     Cut(usize),
+    TooLarge,
     Transport,
 }
 
-/// The reference model: events of the complete lines, then the tail.
-fn model<K: DeserializeOwned>(body: &[u8], ends_cleanly: bool) -> Vec<Item<K>> {
+/// The reference model: events of the complete lines, then the tail; a
+/// line (or tail) over `limit` bytes ends it with `TooLarge`.
+fn model<K: DeserializeOwned>(body: &[u8], ends_cleanly: bool, limit: usize) -> Vec<Item<K>> {
     let mut out = Vec::new();
     let mut pieces: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
     let tail = pieces.pop().unwrap_or_default();
     for line in pieces {
+        if line.len() > limit {
+            out.push(Item::TooLarge);
+            return out;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         out.push(match serde_json::from_slice::<WatchEvent<K>>(line) {
             Ok(event) => Item::Event(event),
-            Err(_) => Item::BadLine(line.to_vec()),
+            Err(_) => Item::BadLine(line.len()),
         });
     }
     if !ends_cleanly {
         out.push(Item::Transport);
+    } else if tail.len() > limit {
+        out.push(Item::TooLarge);
     } else if !tail.iter().all(u8::is_ascii_whitespace) {
         out.push(Item::Cut(tail.len()));
     }
@@ -149,10 +159,14 @@ fn chunkings(body: &[u8]) -> Vec<Vec<Bytes>> {
     out
 }
 
-fn decode<K: DeserializeOwned + Send>(chunks: Vec<Result<Bytes, Error>>) -> Vec<Item<K>> {
-    let items = drain(decode_events::<K, _, _>(
+fn decode<K: DeserializeOwned + Send>(
+    chunks: Vec<Result<Bytes, Error>>,
+    limit: usize,
+) -> Vec<Item<K>> {
+    let items = drain(decode_events_with_limit::<K, _, _>(
         URL.to_owned(),
         futures::stream::iter(chunks),
+        limit,
     ));
     items
         .into_iter()
@@ -169,9 +183,24 @@ fn decode<K: DeserializeOwned + Send>(chunks: Vec<Result<Bytes, Error>>) -> Vec<
                     Error::Decode { url, message, body } => {
                         assert_eq!(url, URL);
                         assert!(message.starts_with("watch event: "), "{message}");
-                        // Lossy decoding may grow each byte to 3.
-                        assert!(body.len() <= 3 * 512, "body prefix of {} bytes", body.len());
-                        Item::BadLine(Vec::new())
+                        // The line is described by its size, never quoted.
+                        let n: usize = body
+                            .strip_prefix("a ")
+                            .and_then(|b| b.strip_suffix("-byte body"))
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or_else(|| {
+                                panic!("a bad line is not described by its size: {body:?}")
+                            });
+                        Item::BadLine(n)
+                    }
+                    Error::TooLarge {
+                        url,
+                        what,
+                        limit: l,
+                        ..
+                    } => {
+                        assert_eq!((url.as_str(), what, l), (URL, "watch event", limit));
+                        Item::TooLarge
                     }
                     Error::Transport { message, .. }
                         if message.starts_with("stream ended in the middle of an event (") =>
@@ -191,44 +220,41 @@ fn decode<K: DeserializeOwned + Send>(chunks: Vec<Result<Bytes, Error>>) -> Vec<
         .collect()
 }
 
-/// A bad line's content is not compared (the decoder keeps a prefix only).
-fn forget_lines<K>(items: Vec<Item<K>>) -> Vec<Item<K>> {
-    items
-        .into_iter()
-        .map(|i| match i {
-            Item::BadLine(_) => Item::BadLine(Vec::new()),
-            other => other,
-        })
-        .collect()
-}
-
 fn check_typed<K: DeserializeOwned + Send + PartialEq + std::fmt::Debug>(body: &[u8]) {
-    let want = forget_lines(model::<K>(body, true));
-    for chunks in chunkings(body) {
-        let got = decode::<K>(chunks.iter().cloned().map(Ok).collect());
-        assert_eq!(
-            got,
-            want,
-            "chunking {:?}",
-            chunks.iter().map(Bytes::len).collect::<Vec<_>>()
-        );
+    // The default limit (16 MiB, never reached here) and a small one
+    // derived from the input, so that lines over the limit occur.
+    let small = 16 + (fnv1a(body) % 400) as usize;
+    for limit in [DEFAULT_MAX_EVENT_BYTES, small] {
+        let want = model::<K>(body, true, limit);
+        for chunks in chunkings(body) {
+            let got = decode::<K>(chunks.iter().cloned().map(Ok).collect(), limit);
+            assert_eq!(
+                got,
+                want,
+                "limit {limit}, chunking {:?}",
+                chunks.iter().map(Bytes::len).collect::<Vec<_>>()
+            );
+        }
     }
     // A transport error after a prefix: the complete lines of the prefix,
     // then that error.
     if !body.is_empty() {
         let cut = fnv1a(body) as usize % (body.len() + 1);
-        let got = decode::<K>(vec![
-            Ok(Bytes::copy_from_slice(&body[..cut])),
-            Err(Error::Transport {
-                method: "GET".into(),
-                url: URL.into(),
-                message: "injected".into(),
-            }),
-            Ok(Bytes::copy_from_slice(&body[cut..])),
-        ]);
+        let got = decode::<K>(
+            vec![
+                Ok(Bytes::copy_from_slice(&body[..cut])),
+                Err(Error::Transport {
+                    method: "GET".into(),
+                    url: URL.into(),
+                    message: "injected".into(),
+                }),
+                Ok(Bytes::copy_from_slice(&body[cut..])),
+            ],
+            DEFAULT_MAX_EVENT_BYTES,
+        );
         assert_eq!(
             got,
-            forget_lines(model::<K>(&body[..cut], false)),
+            model::<K>(&body[..cut], false, DEFAULT_MAX_EVENT_BYTES),
             "transport error at {cut}"
         );
     }

@@ -28,7 +28,7 @@ use crate::object::{ObjectList, PartialObjectMetadata};
 use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use crate::path::segment;
 use crate::resource::{ApiResource, Resource};
-use crate::watch::{WatchEvent, decode_events};
+use crate::watch::{WatchEvent, decode_events_with_limit};
 
 const JSON: &str = "application/json";
 const META_ACCEPT: &str =
@@ -72,7 +72,9 @@ impl<K: Resource<DynamicType = ()>> Api<K> {
     pub fn all(client: Client) -> Self {
         Self::all_with(client, &())
     }
-    /// One namespace.
+    /// One namespace. The name is checked by each request, not here: an
+    /// invalid one (`..`, `a/b`, empty, …) makes every request that uses it
+    /// fail with [`Error::InvalidPathSegment`] before anything is sent.
     pub fn namespaced(client: Client, namespace: &str) -> Self {
         Self::namespaced_with(client, namespace, &())
     }
@@ -96,7 +98,8 @@ impl<K: Resource> Api<K> {
     pub fn all_with(client: Client, dt: &K::DynamicType) -> Self {
         Self::make(client, None, dt)
     }
-    /// One namespace, for a kind known at run time.
+    /// One namespace, for a kind known at run time (checked by each
+    /// request, as for [`Api::namespaced`]).
     pub fn namespaced_with(client: Client, namespace: &str, dt: &K::DynamicType) -> Self {
         Self::make(client, Some(namespace.to_string()), dt)
     }
@@ -344,6 +347,10 @@ where
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
         let path = self.path(None, None, &wp.query(resource_version))?;
         let (url, chunks) = self.open_stream(path).await?;
-        Ok(decode_events(url, chunks))
+        Ok(decode_events_with_limit(
+            url,
+            chunks,
+            self.client.max_event_bytes(),
+        ))
     }
 }

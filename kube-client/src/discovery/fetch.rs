@@ -153,14 +153,14 @@ pub(super) fn is_path_segment(s: &str) -> bool {
 // ---------------------------------------------------------------------------
 
 pub(super) fn decode<T: DeserializeOwned>(url: &str, body: &str) -> Result<T> {
-    serde_json::from_str(body).map_err(|e| decode_error(url, body, e.to_string()))
+    serde_json::from_str(body).map_err(|e| decode_error(url, body, safe_json_error(&e)))
 }
 
 pub(super) fn decode_error(url: &str, body: &str, message: String) -> Error {
     Error::Decode {
         url: url.to_string(),
         message,
-        body: body_prefix(body.as_bytes()),
+        body: describe_body(body.as_bytes(), None),
     }
 }
 

@@ -368,10 +368,12 @@ fn wrong_kinds_and_malformed_json_are_decode_errors() {
     for (body, root) in cases {
         match parse_root(URL, body, root) {
             Err(Error::Decode {
-                url, body: prefix, ..
+                url,
+                body: described,
+                ..
             }) => {
                 assert_eq!(url, URL);
-                assert_eq!(prefix, body);
+                assert_eq!(described, format!("a {}-byte body", body.len()));
             }
             other => panic!("{body}: {other:?}"),
         }
