@@ -7,6 +7,8 @@
 //!   `build` with `--with-controller-manager`: kube-controller-manager too);
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
 //!   kube-rs and client-go, on a control plane of its own (not part of `test`);
+//! - `fuzz` — the fuzz targets (kubeconfig, watch decoding, error bodies,
+//!   exec output, path segments) for a time budget, on stable Rust;
 //! - `soak --minutes N` — reflectors of every kind and a controller against a control plane
 //!   of its own under faults (API server restarts, etcd compaction, cut
 //!   connections, 429s), checked for lost or stale objects after each, with
@@ -17,6 +19,7 @@
 mod bench;
 mod controlplane;
 mod demo;
+mod fuzz;
 mod soak;
 mod test;
 
@@ -38,6 +41,8 @@ commands:
   bench [--objects N] [--runs K] [--mods M] [--quick]
                           benchmark against kube-rs and client-go on a control plane of its own
                           (table + target/bench/results.json; `cargo xtask bench --help` for options)
+  fuzz [--seconds N] [--target T]... [--seed S] [--debug]
+                          run the fuzz targets for N seconds in total (default 60); fails on any panic
   soak [--minutes N]      reflectors and a controller under faults on a control plane of its own:
                           lost/stale objects and catch-up times per fault (default 5 minutes; fails if anything is lost)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
@@ -68,6 +73,7 @@ fn main() -> Result<()> {
         }
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),
+        ["fuzz", rest @ ..] => fuzz::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         ["soak", rest @ ..] => soak::run(rest),
         ["help" | "--help" | "-h"] | [] => {

@@ -62,6 +62,12 @@ pub fn run() -> Result<()> {
         "tests (unit, doc, integration against the control plane)",
         &mut test,
     )?;
+    // Every fuzz target for a short while, from its committed seeds on:
+    // catches a parser that panics on its own corpus or on easy mutations.
+    step(
+        "fuzz smoke (20 s)",
+        Command::new(std::env::current_exe()?).args(["fuzz", "--seconds", "20", "--debug"]),
+    )?;
     // The benchmark's programs and phases, at toy size and in debug builds:
     // proves every client runs and reports; says nothing about speed.
     step(

@@ -329,6 +329,24 @@ async fn error_from_response(
     }
 }
 
+impl Error {
+    /// The error for a non-2xx answer with HTTP status `code`, body `body`
+    /// and `Content-Type` `content_type`, as the client builds it:
+    /// [`Error::Api`] when the body is a `Status` with a code, reason or
+    /// message (a missing code is taken from the HTTP status), otherwise
+    /// [`Error::HttpStatus`] describing the body by size and media type,
+    /// never quoting it. Never panics, whatever the body.
+    pub fn from_error_response(
+        method: &str,
+        url: &str,
+        code: u16,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Error {
+        status_error(method, url, code, body, content_type)
+    }
+}
+
 pub(crate) fn status_error(
     method: &str,
     url: &str,
