@@ -28,7 +28,13 @@ use url::Url;
 pub const REDACTED: &str = "REDACTED";
 
 /// `text` with the userinfo password of every URL in it replaced by
-/// [`REDACTED`] (see [the module docs](self) for the exact rules).
+/// [`REDACTED`], for showing a URL that may carry credentials.
+///
+/// A URL with a host is shown as parsed, `user:password@` as
+/// `user:REDACTED@` and a lone `name@` (often a token) as `REDACTED@`.
+/// Text that is not such a URL loses, after each `://`, its word up to the
+/// last `@` (a lone word without `://`: everything before its last `@`).
+/// Text without `@` is returned as is.
 ///
 /// ```
 /// use kube_config::redact_url;
