@@ -595,3 +595,62 @@ async fn requests_go_through_the_configured_proxy_url() {
         "an absolute-form request to the proxy"
     );
 }
+
+#[tokio::test]
+async fn userinfo_passwords_of_the_server_and_proxy_never_appear_in_errors() {
+    within(30, async {
+        let closed_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (server_port, proxy_port) = (closed_port(), closed_port());
+        let server = format!("http://user:hunter2@127.0.0.1:{server_port}");
+        let shown = format!("http://user:REDACTED@127.0.0.1:{server_port}");
+        let proxy = format!("http://u:hunter3@127.0.0.1:{proxy_port}");
+        for via_proxy in [false, true] {
+            let mut config = config(&server);
+            if via_proxy {
+                config.proxy_url = Some(proxy.parse().unwrap());
+            }
+            // What is sent keeps the credentials.
+            assert_eq!(config.cluster_url.password(), Some("hunter2"));
+            let client = Client::builder(config)
+                .retry(RetryPolicy::none())
+                .build()
+                .unwrap();
+            assert_eq!(client.server_url(), shown);
+            let client_debug = format!("{client:?}");
+            let api: Api<ConfigMap> = Api::namespaced(client, "default");
+            let err = api.get("x").await.unwrap_err();
+            match &err {
+                Error::Transport { url, .. } => {
+                    assert_eq!(
+                        url,
+                        &format!("{shown}/api/v1/namespaces/default/configmaps/x")
+                    );
+                }
+                other => panic!("expected a transport error, got {other:?}"),
+            }
+            let watch_err = match api.watch(&WatchParams::default(), "0").await {
+                Err(e) => e,
+                Ok(_) => panic!("a watch of a closed port opened"),
+            };
+            for text in [
+                client_debug,
+                err.to_string(),
+                format!("{err:?}"),
+                watch_err.to_string(),
+                format!("{watch_err:?}"),
+            ] {
+                assert!(
+                    !text.contains("hunter2") && !text.contains("hunter3"),
+                    "a password is shown (via proxy: {via_proxy}): {text}"
+                );
+            }
+        }
+    })
+    .await
+}

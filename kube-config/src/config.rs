@@ -24,7 +24,10 @@ use crate::{
 };
 
 /// Everything needed to talk to one API server as one user.
-#[derive(Clone, Debug)]
+///
+/// `Debug` shows the URLs through [`redact_url`](crate::redact_url) and no
+/// secret of [`auth`](Self::auth) or [`identity`](Self::identity).
+#[derive(Clone)]
 pub struct Config {
     /// The API server's URL (`http` or `https`, with a host; may have a path
     /// prefix).
@@ -55,6 +58,43 @@ pub struct Config {
     /// How long to wait for a response (`None`: the client's default;
     /// kubeconfigs do not set it).
     pub read_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Exhaustive, so a new field cannot be forgotten here.
+        let Config {
+            cluster_url,
+            default_namespace,
+            root_certs,
+            accept_invalid_certs,
+            tls_server_name,
+            proxy_url,
+            disable_compression,
+            auth,
+            identity,
+            impersonate,
+            connect_timeout,
+            read_timeout,
+        } = self;
+        f.debug_struct("Config")
+            .field("cluster_url", &crate::redact_url(cluster_url.as_str()))
+            .field("default_namespace", default_namespace)
+            .field("root_certs", root_certs)
+            .field("accept_invalid_certs", accept_invalid_certs)
+            .field("tls_server_name", tls_server_name)
+            .field(
+                "proxy_url",
+                &proxy_url.as_ref().map(|u| crate::redact_url(u.as_str())),
+            )
+            .field("disable_compression", disable_compression)
+            .field("auth", auth)
+            .field("identity", identity)
+            .field("impersonate", impersonate)
+            .field("connect_timeout", connect_timeout)
+            .field("read_timeout", read_timeout)
+            .finish()
+    }
 }
 
 impl Config {
@@ -168,5 +208,93 @@ mod tests {
             "no Kubernetes configuration found; tried: KUBECONFIG is not set and HOME is not set; \
              in-cluster configuration: not used because a context, cluster or user was requested"
         );
+    }
+
+    fn from_yaml(server: &str, proxy: &str) -> Result<Config, Error> {
+        let yaml = format!(
+            "clusters: [{{name: c, cluster: {{server: '{server}', proxy-url: '{proxy}'}}}}]\n\
+             contexts: [{{name: x, context: {{cluster: c}}}}]\n\
+             current-context: x\n"
+        );
+        Config::from_kubeconfig(
+            &crate::Kubeconfig::from_yaml(&yaml).unwrap(),
+            &KubeconfigOptions::default(),
+        )
+    }
+
+    fn assert_hidden(shown: &str) {
+        for secret in ["hunter2", "hunter3"] {
+            assert!(!shown.contains(secret), "`{secret}` shown in {shown}");
+        }
+    }
+
+    #[test]
+    fn userinfo_passwords_are_kept_for_connecting_but_never_shown() {
+        let config = from_yaml(
+            "https://user:hunter2@127.0.0.1:1",
+            "http://u:hunter3@127.0.0.1:2",
+        )
+        .unwrap();
+        assert_eq!(config.cluster_url.password(), Some("hunter2"));
+        assert_eq!(
+            config.proxy_url.as_ref().unwrap().password(),
+            Some("hunter3")
+        );
+        let shown = format!("{config:?}");
+        assert_hidden(&shown);
+        assert!(
+            shown.contains("https://user:REDACTED@127.0.0.1:1/"),
+            "{shown}"
+        );
+        assert!(shown.contains("http://u:REDACTED@127.0.0.1:2/"), "{shown}");
+        assert_hidden(&format!("{:#?}", config.clone()));
+    }
+
+    #[test]
+    fn broken_urls_with_userinfo_are_redacted_in_errors() {
+        let good_proxy = "http://u:hunter3@127.0.0.1:2";
+        for (server, proxy, expect) in [
+            (
+                "https://user:hunter2@",
+                good_proxy,
+                "invalid server URL `https://REDACTED@`",
+            ),
+            (
+                "ftp://user:hunter2@h",
+                good_proxy,
+                "invalid server URL `ftp://user:REDACTED@h/`",
+            ),
+            (
+                "user:hunter2@h",
+                good_proxy,
+                "invalid server URL `REDACTED@h`",
+            ),
+            (
+                "https://u:hunt/er2@h:x",
+                good_proxy,
+                "invalid server URL `https://REDACTED@h:x`",
+            ),
+            (
+                "https://h",
+                "ftp://u:hunter3@p",
+                "invalid proxy-url `ftp://u:REDACTED@p/`",
+            ),
+            (
+                "https://h",
+                "http://u:hunter3@p:99999",
+                "invalid proxy-url `http://REDACTED@p:99999`",
+            ),
+            (
+                "https://h",
+                "u:hunter3@p:3128",
+                "invalid proxy-url `REDACTED@p:3128`",
+            ),
+        ] {
+            let err = from_yaml(server, proxy).unwrap_err();
+            let (display, debug) = (err.to_string(), format!("{err:?}"));
+            assert!(display.contains(expect), "{server} {proxy}: {display}");
+            assert_hidden(&display);
+            assert_hidden(&debug);
+        }
     }
 }

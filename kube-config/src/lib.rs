@@ -50,7 +50,9 @@
 //!
 //! Secrets are wrapped in [`SecretString`] / [`SecretBytes`], whose `Debug`
 //! prints `[redacted]`; no `Debug` output or error message in this crate
-//! shows a token, password, key or exec output.
+//! shows a token, password, key or exec output. A password in a URL's
+//! userinfo (`https://user:password@host`) is shown as `REDACTED`
+//! ([`redact_url`]); the URL used for connecting keeps it.
 //!
 //! # Example
 //!
@@ -100,6 +102,7 @@ mod incluster;
 mod kubeconfig;
 mod loader;
 mod pem;
+mod redact;
 mod secret;
 mod select;
 mod time;
@@ -119,6 +122,7 @@ pub use kubeconfig::{
 };
 pub use loader::KubeconfigLoader;
 pub use pem::{ClientIdentity, KeyFormat};
+pub use redact::{REDACTED, redact_url};
 pub use secret::{SecretBytes, SecretString};
 pub use select::{KubeconfigOptions, Selection};
 pub use token::{TokenFile, TokenSource};

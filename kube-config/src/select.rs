@@ -153,7 +153,7 @@ fn resolve_cluster(named: &NamedCluster) -> Result<ResolvedCluster, Error> {
     let bad_url = |reason: String| Error::InvalidServerUrl {
         cluster: named.name.clone(),
         file: file.clone(),
-        url: server.to_owned(),
+        url: crate::redact_url(server).into_owned(),
         reason,
     };
     if !server.contains("://") {
@@ -218,7 +218,7 @@ fn resolve_cluster(named: &NamedCluster) -> Result<ResolvedCluster, Error> {
             let bad = |reason: String| Error::InvalidProxyUrl {
                 cluster: named.name.clone(),
                 file: file.clone(),
-                url: raw.to_owned(),
+                url: crate::redact_url(raw).into_owned(),
                 reason,
             };
             let u = Url::parse(raw).map_err(|e| bad(e.to_string()))?;

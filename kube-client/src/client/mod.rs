@@ -60,8 +60,11 @@ pub struct Client {
 
 struct Inner {
     config: kube_config::Config,
-    /// The server URL without a trailing slash.
+    /// The server URL without a trailing slash, as used for connecting.
     base: String,
+    /// [`base`](Self::base) as shown in errors and `Debug`: a password in
+    /// its userinfo replaced by [`kube_config::REDACTED`].
+    shown_base: String,
     /// The HTTP client, and the DER of the exec-plugin certificate it
     /// presents (rebuilt when an exec plugin hands out a new one).
     http: RwLock<(reqwest::Client, Option<Vec<u8>>)>,
@@ -77,7 +80,7 @@ struct Inner {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("server", &self.inner.base)
+            .field("server", &self.inner.shown_base)
             .field("auth", &self.inner.config.auth.kind())
             .field("default_namespace", &self.inner.config.default_namespace)
             .finish_non_exhaustive()
@@ -116,9 +119,11 @@ impl Client {
         &self.inner.config.default_namespace
     }
 
-    /// The API server's URL.
+    /// The API server's URL without a trailing slash, as shown in errors:
+    /// a password in its userinfo is replaced by [`kube_config::REDACTED`]
+    /// (requests still send it; see [`kube_config::redact_url`]).
     pub fn server_url(&self) -> &str {
-        &self.inner.base
+        &self.inner.shown_base
     }
 
     /// The longest watch event or streamed log line this client reads.
@@ -221,11 +226,15 @@ impl ClientBuilder {
             .as_str()
             .trim_end_matches('/')
             .to_string();
+        let shown_base = kube_config::redact_url(self.config.cluster_url.as_str())
+            .trim_end_matches('/')
+            .to_string();
         let timeout = self.config.read_timeout.unwrap_or(DEFAULT_TIMEOUT);
         Ok(Client {
             inner: Arc::new(Inner {
                 observer: self.observer.build(&self.config.cluster_url),
                 base,
+                shown_base,
                 http: RwLock::new((http, None)),
                 retry: self.retry,
                 rate_limit,
@@ -255,15 +264,18 @@ fn http_client(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .http2_keep_alive_while_idle(true);
     if let Some(proxy) = &config.proxy_url {
-        let proxy = reqwest::Proxy::all(proxy.as_str())
-            .map_err(|e| Error::Config(format!("proxy-url {proxy}: {e}")))?;
+        let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| {
+            let message = format!("proxy-url {proxy}: {e}");
+            Error::Config(kube_config::redact_url(&message).into_owned())
+        })?;
         builder = builder.proxy(proxy);
     }
     builder.build().map_err(|e| {
-        Error::Config(format!(
+        let message = format!(
             "building the HTTP client for {}: {}",
             config.cluster_url,
             crate::error::error_chain(&e)
-        ))
+        );
+        Error::Config(kube_config::redact_url(&message).into_owned())
     })
 }

@@ -86,7 +86,8 @@ impl Client {
         Ok((url, bytes))
     }
 
-    /// Runs the pipeline; returns a 2xx response and the full URL.
+    /// Runs the pipeline; returns a 2xx response and the full URL as shown
+    /// (any userinfo password redacted; the request itself keeps it).
     async fn send(
         &self,
         req: &http::Request<Vec<u8>>,
@@ -94,6 +95,7 @@ impl Client {
     ) -> Result<(reqwest::Response, String)> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let url = format!("{}{path}", self.inner.base);
+        let shown_url = format!("{}{path}", self.inner.shown_base);
         let method = req.method().as_str().to_string();
         let span = tracing::debug_span!(
             "kube.request",
@@ -104,7 +106,7 @@ impl Client {
         );
         let started = Instant::now();
         let result = self
-            .send_with_retries(req, &url, streaming)
+            .send_with_retries(req, &url, &shown_url, streaming)
             .instrument(span.clone())
             .await;
         span.record("duration_ms", started.elapsed().as_millis() as u64);
@@ -113,13 +115,14 @@ impl Client {
             Err(e) => span.record("status", e.code().unwrap_or(0)),
         };
         let resp = result?;
-        Ok((resp, url))
+        Ok((resp, shown_url))
     }
 
     async fn send_with_retries(
         &self,
         req: &http::Request<Vec<u8>>,
         url: &str,
+        shown_url: &str,
         streaming: bool,
     ) -> Result<reqwest::Response> {
         let method = req.method().as_str();
@@ -163,7 +166,7 @@ impl Client {
                         continue;
                     }
                     let limit = self.inner.max_body_bytes.min(body::MAX_ERROR_BODY_BYTES);
-                    return Err(error_from_response(method, url, resp, limit).await);
+                    return Err(error_from_response(method, shown_url, resp, limit).await);
                 }
                 Err(e) if e.is_connect() && !is_tls_error(&e) => {
                     if let Some(delay) = self.inner.retry.next_delay(&mut backoff, None) {
@@ -171,9 +174,9 @@ impl Client {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    return Err(transport_error(method, url, &e));
+                    return Err(transport_error(method, shown_url, &e));
                 }
-                Err(e) => return Err(transport_error(method, url, &e)),
+                Err(e) => return Err(transport_error(method, shown_url, &e)),
             }
         }
     }
@@ -195,7 +198,7 @@ impl Client {
             .current_credential_async()
             .await
             .map_err(|source| Error::Auth {
-                url: self.inner.base.clone(),
+                url: self.inner.shown_base.clone(),
                 source: source.into(),
             })
     }
@@ -282,17 +285,20 @@ pub(crate) fn decode<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> 
     })
 }
 
+/// A transport error for `url` (as shown). The message is redacted too: it
+/// may quote a URL with credentials (e.g. the proxy's).
 pub(crate) fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> Error {
+    let message = kube_config::redact_url(&error_chain(e)).into_owned();
     if is_tls_error(e) {
         Error::Tls {
             url: url.to_string(),
-            message: error_chain(e),
+            message,
         }
     } else {
         Error::Transport {
             method: method.to_string(),
             url: url.to_string(),
-            message: error_chain(e),
+            message,
         }
     }
 }

@@ -34,7 +34,7 @@ pub(crate) fn client_config(
     config: &kube_config::Config,
     identity: Option<Identity>,
 ) -> Result<rustls::ClientConfig> {
-    let url = config.cluster_url.to_string();
+    let url = kube_config::redact_url(config.cluster_url.as_str()).into_owned();
     let tls_err = |message: String| Error::Tls {
         url: url.clone(),
         message,
