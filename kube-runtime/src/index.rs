@@ -35,6 +35,11 @@ pub fn by_label<K: Resource>(key: &str) -> IndexFn<K> {
     })
 }
 
+/// The name under which [`Store::owned_by`](crate::Store::owned_by) looks
+/// for an index by owner uid ([`by_owner_uid`]); controllers add it to the
+/// stores of the kinds they own.
+pub const BY_OWNER_UID: &str = "owner-uid";
+
 /// Index by the uid of each owner reference (e.g. the ReplicaSet of a Pod).
 pub fn by_owner_uid<K: Resource>() -> IndexFn<K> {
     Arc::new(|obj: &K| {

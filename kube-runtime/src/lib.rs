@@ -12,7 +12,17 @@
 //! - [`Reflector`]: both together, with the event queue the original kube
 //!   README had — `poll()`, `read()`, `events()`;
 //! - [`index`]: optional indexes over the store (by label, owner, namespace
-//!   or any function), as client-go's Indexer.
+//!   or any function), as client-go's Indexer;
+//! - [`informer`]: shared informers — one list + watch and one store per
+//!   kind, however many reflectors, controllers and subscribers use it,
+//!   with a transform applied before objects are stored;
+//! - [`controller`]: the engine of a controller — a work queue with
+//!   client-go's semantics (dedup, one reconcile per object at a time,
+//!   delayed requeues, per-key retry backoff), the [`controller::Action`] a
+//!   reconcile returns, and a bounded worker pool;
+//!   and [`Controller`], the builder that runs it on shared informers
+//!   (kube-rs's `Controller::new(api, cfg).owns(..).run(..)`);
+//! - [`finalizer`]: run cleanup code before an object is deleted.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -42,13 +52,20 @@
 //! ```
 
 pub mod backoff;
+pub mod controller;
+pub mod finalizer;
 pub mod index;
+pub mod informer;
 pub mod queue;
 pub mod reflector;
 pub mod store;
 pub mod watcher;
 
+mod runtime;
+
 pub use backoff::BackoffConfig;
+pub use controller::Controller;
+pub use informer::{Informer, InformerConfig, SharedInformers, Subscription};
 pub use queue::WatchEvent;
 pub use reflector::{Reflector, ReflectorConfig};
 pub use store::Store;

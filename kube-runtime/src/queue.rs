@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// A change to a reflector's cache, as its consumer sees it.
-#[derive(Debug, Clone)]
+/// A change to a reflector's cache, as its consumer sees it. Cloning it
+/// clones an `Arc`, whatever `K` is.
+#[derive(Debug)]
 pub enum WatchEvent<K> {
     /// An object appeared.
     Added(Arc<K>),
@@ -32,6 +33,18 @@ pub enum WatchEvent<K> {
         /// How many events were dropped.
         dropped: u64,
     },
+}
+
+impl<K> Clone for WatchEvent<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Added(o) => Self::Added(o.clone()),
+            Self::Modified(o) => Self::Modified(o.clone()),
+            Self::Deleted(o) => Self::Deleted(o.clone()),
+            Self::Error(e) => Self::Error(e.clone()),
+            Self::Desynced { dropped } => Self::Desynced { dropped: *dropped },
+        }
+    }
 }
 
 /// A bounded FIFO of [`WatchEvent`]s that drops its oldest on overflow.

@@ -17,6 +17,15 @@
 //! Errors never stop a reflector: the watcher retries with backoff (and
 //! relists after a 410), `poll()` returns the error once and it is queued as
 //! [`WatchEvent::Error`].
+//!
+//! A reflector made with [`Reflector::new`] (or `with_config`,
+//! `with_indexes`) owns its watch. One made with [`Reflector::from_informer`]
+//! shares the watch and the store of a [shared informer](crate::informer)
+//! with everyone else using it, and keeps a subscription of its own: its
+//! `poll()`, `read()` and `events()` behave the same, except that the
+//! informer applies changes to the store by itself (`poll()` only moves the
+//! reflector's changes into its queue), and the store's own `events()` is
+//! empty — take them from the reflector.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -27,7 +36,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::index::IndexFn;
-use crate::queue::WatchEvent;
+use crate::informer::{Informer, Subscription};
+use crate::queue::{EventQueue, WatchEvent};
 use crate::store::{Store, Writer};
 use crate::watcher::{Event, Watcher, WatcherConfig};
 
@@ -56,9 +66,23 @@ impl Default for ReflectorConfig {
 /// list + watch.
 pub struct Reflector<K> {
     store: Store<K>,
-    writer: Writer<K>,
-    rx: mpsc::Receiver<Result<Event<K>, Error>>,
-    task: tokio::task::JoinHandle<()>,
+    feed: Feed<K>,
+}
+
+/// Where a reflector's changes come from.
+enum Feed<K> {
+    /// Its own watcher task; `poll()` applies to the store, which queues.
+    Own {
+        writer: Writer<K>,
+        rx: mpsc::Receiver<Result<Event<K>, Error>>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    /// A shared informer; `poll()` moves the subscription's changes here.
+    Shared {
+        subscription: Subscription<K>,
+        queue: EventQueue<K>,
+        polled: bool,
+    },
 }
 
 impl<K> Debug for Reflector<K> {
@@ -71,7 +95,9 @@ impl<K> Debug for Reflector<K> {
 
 impl<K> Drop for Reflector<K> {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Feed::Own { task, .. } = &self.feed {
+            task.abort();
+        }
     }
 }
 
@@ -81,26 +107,42 @@ where
 {
     /// A reflector over `api` with default settings. Starts watching at
     /// once (in a tokio task); call [`poll`](Reflector::poll) to apply.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (it spawns its watch task), with a message
+    /// saying so: call it from async code run by tokio, or after
+    /// `let _guard = runtime.enter();`.
     pub fn new(api: Api<K>) -> Self {
         Self::with_config(api, ReflectorConfig::default())
     }
 
     /// A reflector with explicit settings.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`Reflector::new`].
     pub fn with_config(api: Api<K>, config: ReflectorConfig) -> Self {
         Self::with_indexes(api, config, Vec::new())
     }
 
     /// A reflector whose store also keeps the named indexes (see
     /// [`crate::index`]), queried with [`Store::by_index`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`Reflector::new`].
     pub fn with_indexes(
         api: Api<K>,
         config: ReflectorConfig,
         indexes: Vec<(String, IndexFn<K>)>,
     ) -> Self {
+        let runtime =
+            crate::runtime::require_runtime("Reflector::new (or with_config, with_indexes)");
         let store = Store::with_indexes(config.queue_capacity, indexes);
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let mut watcher = Watcher::new(api, config.watcher);
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             loop {
                 let event = watcher.next().await;
                 if tx.send(event).await.is_err() {
@@ -109,60 +151,60 @@ where
             }
         });
         Self {
-            writer: Writer::new(store.clone()),
+            feed: Feed::Own {
+                writer: Writer::new(store.clone()),
+                rx,
+                task,
+            },
             store,
-            rx,
-            task,
         }
     }
 
-    fn apply(&mut self, item: Result<Event<K>, Error>) -> Result<(), Error> {
-        match item {
-            Ok(event) => {
-                self.writer.apply(event);
-                Ok(())
-            }
-            Err(e) => {
-                self.store
-                    .push_event(WatchEvent::Error(Arc::new(e.clone())));
-                Err(e)
-            }
+    /// A reflector on a shared informer: its store is the informer's, and
+    /// its queue gets an `Added` for each object already cached, then every
+    /// change (the informer's subscriber capacity bounds it), as a reflector
+    /// of its own would. The first `poll()` returns once the store is ready
+    /// (at once if it already is). No watch of its own; nothing to spawn.
+    pub fn from_informer(informer: &Informer<K>) -> Self {
+        Self {
+            store: informer.store(),
+            feed: Feed::Shared {
+                subscription: informer.subscribe(),
+                queue: EventQueue::new(informer.subscriber_capacity()),
+                polled: false,
+            },
         }
     }
+}
 
-    async fn recv(&mut self) -> Result<Event<K>, Error> {
-        match self.rx.recv().await {
-            Some(item) => item,
-            None => Err(Error::Config("the reflector's watcher task stopped".into())),
-        }
-    }
-
+impl<K> Reflector<K> {
     /// Applies what the server has sent: the first call returns once the
     /// initial list is in; later calls wait for the next change and apply
     /// everything else already received. An error is returned once (and
     /// queued); the watcher keeps retrying by itself.
-    pub async fn poll(&mut self) -> Result<(), Error> {
-        if !self.store.is_ready() {
-            while !self.store.is_ready() {
-                let item = self.recv().await;
-                self.apply(item)?;
+    pub async fn poll(&mut self) -> Result<(), Error>
+    where
+        K: Resource + Send + Sync + 'static,
+    {
+        match &mut self.feed {
+            Feed::Own { writer, rx, .. } => poll_own(&self.store, writer, rx).await,
+            Feed::Shared {
+                subscription,
+                queue,
+                polled,
+            } => {
+                let first = !std::mem::replace(polled, true);
+                poll_shared(&self.store, subscription, queue, first).await
             }
-            return Ok(());
         }
-        let first = self.recv().await;
-        let mut result = self.apply(first);
-        while let Ok(item) = self.rx.try_recv() {
-            let applied = self.apply(item);
-            if result.is_ok() {
-                result = applied;
-            }
-        }
-        result
     }
 
     /// Keeps the store current forever (errors are logged and queued).
     /// Spawn it, after taking a [`reader`](Reflector::reader).
-    pub async fn run(mut self) {
+    pub async fn run(mut self)
+    where
+        K: Resource + Send + Sync + 'static,
+    {
         loop {
             if let Err(e) = self.poll().await {
                 tracing::warn!(error = %e, "reflector: list/watch failed; retrying");
@@ -177,11 +219,110 @@ where
 
     /// Drains the queue of changes since the last call.
     pub fn events(&self) -> Vec<WatchEvent<K>> {
-        self.store.events()
+        match &self.feed {
+            Feed::Own { .. } => self.store.events(),
+            Feed::Shared { queue, .. } => queue.drain(),
+        }
     }
 
     /// A cloneable handle on the store for other tasks.
     pub fn reader(&self) -> Store<K> {
         self.store.clone()
+    }
+}
+
+async fn recv_own<K>(rx: &mut mpsc::Receiver<Result<Event<K>, Error>>) -> Result<Event<K>, Error> {
+    match rx.recv().await {
+        Some(item) => item,
+        None => Err(Error::Config("the reflector's watcher task stopped".into())),
+    }
+}
+
+fn apply_own<K: Resource + Send + Sync + 'static>(
+    store: &Store<K>,
+    writer: &mut Writer<K>,
+    item: Result<Event<K>, Error>,
+) -> Result<(), Error> {
+    match item {
+        Ok(event) => {
+            writer.apply(event);
+            Ok(())
+        }
+        Err(e) => {
+            store.push_event(WatchEvent::Error(Arc::new(e.clone())));
+            Err(e)
+        }
+    }
+}
+
+async fn poll_own<K: Resource + Send + Sync + 'static>(
+    store: &Store<K>,
+    writer: &mut Writer<K>,
+    rx: &mut mpsc::Receiver<Result<Event<K>, Error>>,
+) -> Result<(), Error> {
+    if !store.is_ready() {
+        while !store.is_ready() {
+            let item = recv_own(rx).await;
+            apply_own(store, writer, item)?;
+        }
+        return Ok(());
+    }
+    let first = recv_own(rx).await;
+    let mut result = apply_own(store, writer, first);
+    while let Ok(item) = rx.try_recv() {
+        let applied = apply_own(store, writer, item);
+        if result.is_ok() {
+            result = applied;
+        }
+    }
+    result
+}
+
+/// Moves a batch into the reflector's queue; returns its first error.
+fn take<K>(queue: &EventQueue<K>, batch: Vec<WatchEvent<K>>) -> Option<Error> {
+    let mut first_error = None;
+    for event in batch {
+        if let (WatchEvent::Error(e), None) = (&event, &first_error) {
+            first_error = Some((**e).clone());
+        }
+        queue.push(event);
+    }
+    first_error
+}
+
+/// Moves a subscription's changes into the reflector's queue: on the first
+/// call until the store is ready (at once if it is), later until at least
+/// one arrived. The first error among them is returned (all stay queued).
+async fn poll_shared<K>(
+    store: &Store<K>,
+    subscription: &mut Subscription<K>,
+    queue: &EventQueue<K>,
+    first: bool,
+) -> Result<(), Error> {
+    if first && store.is_ready() {
+        return match take(queue, subscription.try_recv()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
+    if !store.is_ready() {
+        // Wake on each change (and error) until the list is complete.
+        loop {
+            let error = tokio::select! {
+                batch = subscription.recv() => take(queue, batch),
+                () = store.wait_until_ready() => None,
+            };
+            if let Some(e) = error {
+                return Err(e);
+            }
+            if store.is_ready() {
+                take(queue, subscription.try_recv());
+                return Ok(());
+            }
+        }
+    }
+    match take(queue, subscription.recv().await) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }

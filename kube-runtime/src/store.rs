@@ -1,4 +1,8 @@
-//! The store: the reflector's cache of one kind, readable from any task.
+//! The store: the cache of one kind, readable from any task.
+//!
+//! A store is filled either by a standalone [`Reflector`](crate::Reflector)
+//! or by a shared [`Informer`](crate::informer::Informer); either way there
+//! is exactly one writer.
 //!
 //! Guarantees:
 //! - objects are keyed by `namespace/name` (`name` when cluster-scoped) and
@@ -12,7 +16,13 @@
 //!   old one in place, and what the new list lacks is removed at its end.
 //!   Memory stays at one copy of the data set plus one page, never two full
 //!   copies. During a relist readers may see a mix of old and new objects;
-//!   each object is always one real version of itself.
+//!   each object is always one real version of itself;
+//! - an index added with [`Store::add_index`] after objects are cached is
+//!   built from them before any further write, so it is never partial;
+//! - a standalone reflector's store queues the changes it applies for
+//!   [`Store::events`] (bounded, see [`crate::queue`]); a shared informer's
+//!   store has no queue of its own — each subscriber gets its own queue
+//!   (see [`crate::informer`]) — and its `events()` is always empty.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -20,6 +30,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use kube_client::{Resource, ResourceExt};
+use parking_lot::RwLock;
 
 use crate::index::{Index, IndexFn};
 use crate::queue::{EventQueue, WatchEvent};
@@ -33,7 +44,10 @@ pub fn object_key<K: Resource>(obj: &K) -> String {
     }
 }
 
-/// A handle on a reflector's cache; clone it into any task.
+/// A handle on a reflector's or informer's cache; clone it into any task.
+///
+/// A store handle does not keep its writer alive: once the reflector or
+/// every handle on the informer is dropped, the store stops changing.
 pub struct Store<K> {
     inner: Arc<Inner<K>>,
 }
@@ -41,9 +55,11 @@ pub struct Store<K> {
 struct Inner<K> {
     objects: DashMap<String, Arc<K>>,
     lists: std::sync::atomic::AtomicU64,
-    indexes: Vec<Index<K>>,
+    /// Read-locked by the writer for each write, write-locked to add an
+    /// index, so that an index is never built concurrently with a write.
+    indexes: RwLock<Vec<Index<K>>>,
     ready: tokio::sync::watch::Sender<bool>,
-    queue: EventQueue<K>,
+    queue: Option<EventQueue<K>>,
 }
 
 impl<K> Clone for Store<K> {
@@ -64,19 +80,54 @@ impl<K> Debug for Store<K> {
 }
 
 impl<K> Store<K> {
+    /// A store whose writer queues changes for [`Store::events`].
     pub(crate) fn with_indexes(queue_capacity: usize, indexes: Vec<(String, IndexFn<K>)>) -> Self {
+        Self::make(Some(EventQueue::new(queue_capacity)), indexes)
+    }
+
+    /// A store without an event queue (its changes go to subscribers).
+    pub(crate) fn without_queue() -> Self {
+        Self::make(None, Vec::new())
+    }
+
+    fn make(queue: Option<EventQueue<K>>, indexes: Vec<(String, IndexFn<K>)>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 objects: DashMap::new(),
                 lists: std::sync::atomic::AtomicU64::new(0),
-                indexes: indexes
-                    .into_iter()
-                    .map(|(name, f)| Index::new(name, f))
-                    .collect(),
+                indexes: RwLock::new(
+                    indexes
+                        .into_iter()
+                        .map(|(name, f)| Index::new(name, f))
+                        .collect(),
+                ),
                 ready: tokio::sync::watch::channel(false).0,
-                queue: EventQueue::new(queue_capacity),
+                queue,
             }),
         }
+    }
+
+    /// Adds the index `name` (see [`crate::index`]), built at once from the
+    /// cached objects and kept current by every later write. Returns false,
+    /// changing nothing, if the store already has an index of that name:
+    /// the name identifies the index, so users sharing a store should agree
+    /// on what each name means (e.g. `"owner"` for [`crate::index::by_owner_uid`]).
+    pub fn add_index(&self, name: &str, function: IndexFn<K>) -> bool {
+        let mut indexes = self.inner.indexes.write();
+        if indexes.iter().any(|i| i.name == name) {
+            return false;
+        }
+        let index = Index::new(name.to_string(), function);
+        for entry in self.inner.objects.iter() {
+            index.update(entry.key(), None, Some(entry.value()));
+        }
+        indexes.push(index);
+        true
+    }
+
+    /// True if the store has an index named `name`.
+    pub fn has_index(&self, name: &str) -> bool {
+        self.inner.indexes.read().iter().any(|i| i.name == name)
     }
 
     /// Every cached object, in no particular order.
@@ -100,7 +151,8 @@ impl<K> Store<K> {
     /// The cached objects filed under `value` in the index `name` (see
     /// [`crate::index`]); `None` if there is no such index.
     pub fn by_index(&self, name: &str, value: &str) -> Option<Vec<Arc<K>>> {
-        let index = self.inner.indexes.iter().find(|i| i.name == name)?;
+        let indexes = self.inner.indexes.read();
+        let index = indexes.iter().find(|i| i.name == name)?;
         Some(
             index
                 .keys(value)
@@ -108,6 +160,33 @@ impl<K> Store<K> {
                 .filter_map(|k| self.inner.objects.get(k).map(|e| e.value().clone()))
                 .collect(),
         )
+    }
+
+    /// The cached objects with an owner reference to `owner_uid` (e.g. the
+    /// children of a controller's object): through the
+    /// [`index::BY_OWNER_UID`](crate::index::BY_OWNER_UID) index if the
+    /// store has it (the stores of a controller's owned kinds do), else by
+    /// scanning every object.
+    pub fn owned_by(&self, owner_uid: &str) -> Vec<Arc<K>>
+    where
+        K: Resource,
+    {
+        if let Some(found) = self.by_index(crate::index::BY_OWNER_UID, owner_uid) {
+            return found;
+        }
+        self.inner
+            .objects
+            .iter()
+            .filter(|e| {
+                e.value()
+                    .meta()
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == owner_uid)
+            })
+            .map(|e| e.value().clone())
+            .collect()
     }
 
     /// How many objects are cached.
@@ -137,39 +216,65 @@ impl<K> Store<K> {
         let _ = rx.wait_for(|ready| *ready).await;
     }
 
-    /// Takes the queued events (see [`crate::queue`]).
+    /// Takes the queued events (see [`crate::queue`]). Always empty for
+    /// the store of a shared informer: subscribe to the informer instead.
     pub fn events(&self) -> Vec<WatchEvent<K>> {
-        self.inner.queue.drain()
+        self.inner
+            .queue
+            .as_ref()
+            .map(EventQueue::drain)
+            .unwrap_or_default()
     }
 
-    /// Events waiting in the queue.
+    /// Events waiting in the queue (0 for a shared informer's store).
     pub fn queued_events(&self) -> usize {
-        self.inner.queue.len()
+        self.inner.queue.as_ref().map_or(0, EventQueue::len)
     }
 
     pub(crate) fn push_event(&self, event: WatchEvent<K>) {
-        self.inner.queue.push(event);
+        if let Some(queue) = &self.inner.queue {
+            queue.push(event);
+        }
     }
 }
 
-/// Applies watcher events to a store and queues what changed.
+/// Where a writer sends each change it applied.
+pub(crate) type Emit<K> = Box<dyn FnMut(WatchEvent<K>) + Send>;
+
+/// Applies watcher events to a store and emits what changed.
 pub(crate) struct Writer<K> {
     store: Store<K>,
     /// Keys seen by the relist in progress.
     seen: Option<HashSet<String>>,
+    emit: Emit<K>,
 }
 
-impl<K: Resource> Writer<K> {
+impl<K: Resource + Send + Sync + 'static> Writer<K> {
+    /// A writer that queues changes in the store's own queue.
     pub(crate) fn new(store: Store<K>) -> Self {
-        Self { store, seen: None }
+        let queue = store.clone();
+        Self::emitting(store, Box::new(move |e| queue.push_event(e)))
     }
 
-    fn upsert(&self, key: String, obj: K) {
-        let obj = Arc::new(obj);
-        let old = self.store.inner.objects.insert(key.clone(), obj.clone());
-        for index in &self.store.inner.indexes {
-            index.update(&key, old.as_deref(), Some(&obj));
+    /// A writer that hands each change to `emit`.
+    pub(crate) fn emitting(store: Store<K>, emit: Emit<K>) -> Self {
+        Self {
+            store,
+            seen: None,
+            emit,
         }
+    }
+
+    fn upsert(&mut self, key: String, obj: K) {
+        let obj = Arc::new(obj);
+        let old = {
+            let indexes = self.store.inner.indexes.read();
+            let old = self.store.inner.objects.insert(key.clone(), obj.clone());
+            for index in indexes.iter() {
+                index.update(&key, old.as_deref(), Some(&obj));
+            }
+            old
+        };
         let event = match old {
             None => Some(WatchEvent::Added(obj)),
             Some(old) if old.resource_version() != obj.resource_version() => {
@@ -178,7 +283,7 @@ impl<K: Resource> Writer<K> {
             Some(_) => None,
         };
         if let Some(event) = event {
-            self.store.push_event(event);
+            (self.emit)(event);
         }
     }
 
@@ -195,18 +300,23 @@ impl<K: Resource> Writer<K> {
             Event::InitDone => {
                 if let Some(seen) = self.seen.take() {
                     let mut gone = Vec::new();
-                    self.store.inner.objects.retain(|key, obj| {
-                        let keep = seen.contains(key);
-                        if !keep {
-                            gone.push((key.clone(), obj.clone()));
+                    {
+                        let indexes = self.store.inner.indexes.read();
+                        self.store.inner.objects.retain(|key, obj| {
+                            let keep = seen.contains(key);
+                            if !keep {
+                                gone.push((key.clone(), obj.clone()));
+                            }
+                            keep
+                        });
+                        for (key, obj) in &gone {
+                            for index in indexes.iter() {
+                                index.update(key, Some(obj), None);
+                            }
                         }
-                        keep
-                    });
-                    for (key, obj) in gone {
-                        for index in &self.store.inner.indexes {
-                            index.update(&key, Some(&obj), None);
-                        }
-                        self.store.push_event(WatchEvent::Deleted(obj));
+                    }
+                    for (_, obj) in gone {
+                        (self.emit)(WatchEvent::Deleted(obj));
                     }
                 }
                 self.store
@@ -221,12 +331,15 @@ impl<K: Resource> Writer<K> {
                 if let Some(seen) = &mut self.seen {
                     seen.remove(&key);
                 }
-                if let Some((_, old)) = self.store.inner.objects.remove(&key) {
-                    for index in &self.store.inner.indexes {
-                        index.update(&key, Some(&old), None);
+                {
+                    let indexes = self.store.inner.indexes.read();
+                    if let Some((_, old)) = self.store.inner.objects.remove(&key) {
+                        for index in indexes.iter() {
+                            index.update(&key, Some(&old), None);
+                        }
                     }
                 }
-                self.store.push_event(WatchEvent::Deleted(Arc::new(obj)));
+                (self.emit)(WatchEvent::Deleted(Arc::new(obj)));
             }
         }
     }
@@ -350,6 +463,46 @@ mod tests {
             "the relist removed b from its index"
         );
         assert!(store.by_index("nope", "y").is_none());
+    }
+
+    #[test]
+    fn an_index_added_later_covers_what_is_cached_and_what_follows() {
+        let labelled = |name: &str, rv: &str, team: &str| {
+            let mut c = cm(name, rv);
+            c.metadata.labels = Some([("team".to_string(), team.to_string())].into());
+            c
+        };
+        let store = Store::without_queue();
+        let emitted = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = emitted.clone();
+        let mut w = Writer::emitting(store.clone(), Box::new(move |e| sink.lock().push(e)));
+        for e in [
+            Event::Init,
+            Event::InitApply(labelled("a", "1", "x")),
+            Event::InitApply(labelled("b", "1", "y")),
+            Event::InitDone,
+        ] {
+            w.apply(e);
+        }
+        assert!(store.add_index("team", crate::index::by_label("team")));
+        assert!(
+            !store.add_index("team", crate::index::by_namespace()),
+            "a name is added once"
+        );
+        assert!(store.has_index("team"));
+        let names = |v: Vec<Arc<ConfigMap>>| -> Vec<String> {
+            let mut n: Vec<String> = v.iter().map(|o| o.name_any().to_string()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(store.by_index("team", "x").unwrap()), ["a"]);
+        w.apply(Event::Apply(labelled("c", "2", "x")));
+        assert_eq!(names(store.by_index("team", "x").unwrap()), ["a", "c"]);
+        assert!(store.events().is_empty(), "no queue of its own");
+        assert_eq!(
+            kinds(std::mem::take(&mut *emitted.lock())),
+            ["+a", "+b", "+c"]
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! cut connections.
 #![allow(dead_code)]
 
+pub mod metrics;
+pub mod probe;
 pub mod proxy;
 
 use std::collections::BTreeMap;
