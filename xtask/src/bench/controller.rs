@@ -86,7 +86,7 @@ const METRICS: &[(&str, &str, &[&str], f64)] = &[
     ),
     (
         "latency_p50_ms",
-        "reconcile-start latency after a change, p50, ms",
+        "reconcile-start latency after a change (from the API server's answer), p50, ms",
         &["latency", "p50_ms"],
         1.0,
     ),
@@ -100,6 +100,18 @@ const METRICS: &[(&str, &str, &[&str], f64)] = &[
         "latency_max_ms",
         "reconcile-start latency after a change, max, ms",
         &["latency", "max_ms"],
+        1.0,
+    ),
+    (
+        "latency_p50_from_send_ms",
+        "the same from the change's send (API server write included), p50, ms",
+        &["latency", "p50_from_send_ms"],
+        1.0,
+    ),
+    (
+        "latency_p99_from_send_ms",
+        "the same from the change's send, p99, ms",
+        &["latency", "p99_from_send_ms"],
         1.0,
     ),
     (

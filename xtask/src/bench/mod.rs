@@ -132,9 +132,10 @@ impl Kind {
     /// The client's controller program, if it has one.
     fn controller_binary(self) -> Option<&'static str> {
         match self {
+            Kind::Ours => Some("bench-ours-controller"),
             Kind::KubeRs => Some("bench-kube-rs-controller"),
-            // Ours: waiting for kube_runtime's Controller (see bench/README.md).
-            Kind::Ours | Kind::ClientGo => None,
+            // client-go's would be a controller-runtime program: not built.
+            Kind::ClientGo => None,
         }
     }
 
