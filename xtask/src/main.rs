@@ -5,7 +5,8 @@
 //! - `controlplane up | down | env | build | restart-apiserver` — a local
 //!   etcd + kube-apiserver for people, examples and benchmarks;
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
-//!   kube-rs and client-go, on a control plane of its own (not part of `test`);
+//!   kube-rs and client-go, and (`--scenario controller`) our Controller
+//!   against kube-rs's, on a control plane of its own (not part of `test`);
 //! - `demo` — a guided tour: control plane, objects, the pod reflector
 //!   printing events while changes (and an API server restart) happen.
 
@@ -25,9 +26,9 @@ commands:
   controlplane env        print `export KUBECONFIG=...` for the running control plane
   controlplane down       stop it
   controlplane restart-apiserver   restart kube-apiserver of the running control plane (etcd keeps the data)
-  bench [--objects N] [--runs K] [--mods M] [--quick]
+  bench [--scenario reflector|controller|all] [--objects N] [--runs K] [--mods M] [--quick]
                           benchmark against kube-rs and client-go on a control plane of its own
-                          (table + target/bench/results.json; `cargo xtask bench --help` for options)
+                          (table + target/bench/results.json, controller.json; `--help` for options)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 fn main() -> Result<()> {
