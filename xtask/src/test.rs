@@ -60,10 +60,11 @@ pub fn run() -> Result<()> {
         &mut test,
     )?;
     // The benchmark's programs and phases, at toy size and in debug builds:
-    // proves every client runs and reports; says nothing about speed.
+    // proves every client and controller runs and reports; says nothing
+    // about speed.
     step(
-        "bench smoke (N=200)",
-        Command::new(std::env::current_exe()?).args(["bench", "--smoke"]),
+        "bench smoke (reflectors N=200, controllers N=50)",
+        Command::new(std::env::current_exe()?).args(["bench", "--smoke", "--scenario", "all"]),
     )?;
     println!(
         "==> xtask test: all steps passed in {:.0} s",
