@@ -6,7 +6,8 @@
 //!   etcd + kube-apiserver for people, examples and benchmarks (`up` and
 //!   `build` with `--with-controller-manager`: kube-controller-manager too);
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
-//!   kube-rs and client-go, on a control plane of its own (not part of `test`);
+//!   kube-rs and client-go, and (`--scenario controller`) our Controller
+//!   against kube-rs's, on a control plane of its own (not part of `test`);
 //! - `fuzz` — the fuzz targets (kubeconfig, watch decoding, error bodies,
 //!   exec output, path segments) for a time budget, on stable Rust;
 //! - `soak --minutes N` — reflectors of every kind and a controller against a control plane
@@ -38,9 +39,9 @@ commands:
   controlplane env        print `export KUBECONFIG=...` for the running control plane
   controlplane down       stop it
   controlplane restart-apiserver   restart kube-apiserver of the running control plane (etcd keeps the data)
-  bench [--objects N] [--runs K] [--mods M] [--quick]
+  bench [--scenario reflector|controller|all] [--objects N] [--runs K] [--mods M] [--quick]
                           benchmark against kube-rs and client-go on a control plane of its own
-                          (table + target/bench/results.json; `cargo xtask bench --help` for options)
+                          (table + target/bench/results.json, controller.json; `--help` for options)
   fuzz [--seconds N] [--target T]... [--seed S] [--debug]
                           run the fuzz targets for N seconds in total (default 60); fails on any panic
   soak [--minutes N]      reflectors and a controller under faults on a control plane of its own:

@@ -69,10 +69,11 @@ pub fn run() -> Result<()> {
         Command::new(std::env::current_exe()?).args(["fuzz", "--seconds", "20", "--debug"]),
     )?;
     // The benchmark's programs and phases, at toy size and in debug builds:
-    // proves every client runs and reports; says nothing about speed.
+    // proves every client and controller runs and reports; says nothing
+    // about speed.
     step(
-        "bench smoke (N=200)",
-        Command::new(std::env::current_exe()?).args(["bench", "--smoke"]),
+        "bench smoke (reflectors N=200, controllers N=50)",
+        Command::new(std::env::current_exe()?).args(["bench", "--smoke", "--scenario", "all"]),
     )?;
     // Reflectors under restarts, compaction, cuts and 429s: fails when any
     // cache loses an object or keeps a stale one.

@@ -31,8 +31,12 @@
 //! Every wait is bounded (`--timeout-secs`, 600 by default); a client that
 //! gives up prints `{"event":"error","message":...}` and exits non-zero.
 //! Logs go to stderr; stdout carries only these lines.
+//!
+//! The controller scenario has a protocol of its own: [`controller`].
 
 #![allow(unsafe_code)] // libc calls for rusage and clocks
+
+pub mod controller;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -333,6 +337,12 @@ pub fn cpu_ms() -> f64 {
 /// CPU time of the calling thread, ns (`CLOCK_THREAD_CPUTIME_ID`).
 pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// `CLOCK_BOOTTIME` now, ns: one clock for every process on the machine,
+/// so times taken by two processes compare.
+pub fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {

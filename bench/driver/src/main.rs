@@ -2,10 +2,12 @@
 //!
 //! - `seed`: creates the namespace and N ConfigMaps (`cm-000000` …, eight
 //!   keys of 120 characters: ~1 KiB of data each) with a bounded number of
-//!   creates in flight; existing ones are kept.
+//!   creates in flight; existing ones are kept. With `--want W`, each
+//!   carries the annotation `kube-bench/want: W` (the controller scenario).
 //! - `mutate`: M merge patches, each setting `data.rev` to a value never
 //!   used before (so each is a real change: one MODIFIED event), over the
 //!   first min(M, N) ConfigMaps round-robin, a bounded number in flight.
+//! - `changes`, `verify`: the controller scenario's (see `controller.rs`).
 //! - `decode`: captures payloads from the server — every page of a list
 //!   (`limit=500`, as the reflectors page) and a watch stream carrying M
 //!   changes made meanwhile, chunked as they arrived — then measures, in
@@ -15,7 +17,8 @@
 //!   decodes it, and `kube_client::watch::decode_events` over the chunks).
 //!
 //! Common options: `--kubeconfig PATH --namespace NS --objects N --mods M
-//! [--concurrency C] [--tag T] [--runs R] [--min-ms MS] [--save DIR]`
+//! [--concurrency C] [--tag T] [--runs R] [--min-ms MS] [--save DIR] [--want W]
+//! [--rate PER_SECOND]`
 //! (`--save`: `decode` also writes the captured payloads there). Each subcommand
 //! prints one JSON line with what it did.
 
@@ -31,6 +34,8 @@ use kube_client::params::{Patch, PatchParams, PostParams};
 use kube_client::{Api, Client, ObjectList, WatchEvent};
 use serde_json::json;
 
+mod controller;
+
 #[derive(Debug, Clone)]
 struct Opts {
     kubeconfig: String,
@@ -42,6 +47,8 @@ struct Opts {
     runs: usize,
     min_ms: u64,
     save: Option<String>,
+    want: Option<String>,
+    rate: f64,
 }
 
 impl Opts {
@@ -56,6 +63,8 @@ impl Opts {
             runs: 7,
             min_ms: 200,
             save: None,
+            want: None,
+            rate: 20.0,
         };
         while let Some(flag) = it.next() {
             let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -70,6 +79,8 @@ impl Opts {
                 "--runs" => o.runs = num(&value)?.max(1) as usize,
                 "--min-ms" => o.min_ms = num(&value)?,
                 "--save" => o.save = Some(value),
+                "--want" => o.want = Some(value),
+                "--rate" => o.rate = value.parse().with_context(|| format!("--rate {value}"))?,
                 other => bail!("unknown option `{other}`"),
             }
         }
@@ -90,6 +101,8 @@ fn main() -> Result<()> {
     let report = match command.as_str() {
         "seed" => rt.block_on(seed(&client, &opts))?,
         "mutate" => rt.block_on(mutate(&client, &opts))?,
+        "changes" => rt.block_on(controller::changes(&client, &opts))?,
+        "verify" => rt.block_on(controller::verify(&client, &opts))?,
         "decode" => {
             let captured = rt.block_on(capture(&client, &opts))?;
             drop(rt);
@@ -98,7 +111,9 @@ fn main() -> Result<()> {
             }
             decode(&captured, &opts)?
         }
-        other => bail!("unknown command `{other}`; expected seed, mutate or decode"),
+        other => {
+            bail!("unknown command `{other}`; expected seed, mutate, changes, verify or decode")
+        }
     };
     println!("{report}");
     Ok(())
@@ -116,8 +131,9 @@ fn name(i: u64) -> String {
     format!("cm-{i:06}")
 }
 
-/// ~1 KiB of data: eight keys of 120 characters, different per object.
-fn config_map(i: u64) -> ConfigMap {
+/// ~1 KiB of data: eight keys of 120 characters, different per object;
+/// the annotation `kube-bench/want: W` with `want`.
+fn config_map(i: u64, want: Option<&str>) -> ConfigMap {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let data = (0..8)
@@ -137,6 +153,7 @@ fn config_map(i: u64) -> ConfigMap {
         metadata: ObjectMeta {
             name: Some(name(i)),
             labels: Some([("app".to_string(), "kube-bench".to_string())].into()),
+            annotations: want.map(|w| [(controller::WANT.to_string(), w.to_string())].into()),
             ..ObjectMeta::default()
         },
         data: Some(data),
@@ -164,7 +181,8 @@ async fn seed(client: &Client, o: &Opts) -> Result<serde_json::Value> {
         .map(|i| {
             let api = api.clone();
             async move {
-                match api.create(&PostParams::default(), &config_map(i)).await {
+                let cm = config_map(i, o.want.as_deref());
+                match api.create(&PostParams::default(), &cm).await {
                     Ok(_) => Ok(1),
                     Err(e) if e.is_already_exists() => Ok(0),
                     Err(e) => Err(e),

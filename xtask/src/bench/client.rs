@@ -12,7 +12,37 @@ pub(super) struct Session {
 }
 
 impl Session {
-    fn send(&mut self, command: &str) -> Result<()> {
+    /// Starts `program args…`, its stderr going to `log`.
+    pub(super) fn spawn(kind: Kind, program: &Path, args: &[String], log: PathBuf) -> Result<Self> {
+        let stderr =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("start {}", program.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Session {
+            kind,
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            log,
+        })
+    }
+
+    pub(super) fn send(&mut self, command: &str) -> Result<()> {
         let stdin = self.stdin.as_mut().context("stdin already closed")?;
         writeln!(stdin, "{command}")
             .and_then(|_| stdin.flush())
@@ -20,7 +50,7 @@ impl Session {
     }
 
     /// Waits for the line whose `event` is `event`.
-    fn expect(&mut self, event: &str, limit: Duration) -> Result<Value> {
+    pub(super) fn expect(&mut self, event: &str, limit: Duration) -> Result<Value> {
         let line = match self.lines.recv_timeout(limit) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => bail!(
@@ -64,7 +94,7 @@ impl Session {
         }
     }
 
-    fn finish(mut self) -> Result<()> {
+    pub(super) fn finish(mut self) -> Result<()> {
         let _ = self.send("exit");
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -130,39 +160,21 @@ pub(super) fn run_client(
     log_dir: &Path,
 ) -> Result<Value> {
     let log = log_dir.join(format!("{}-run{run}.log", kind.name()));
-    let stderr =
-        std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
     let limit = Duration::from_secs(bins.timeout_secs);
     let spawned = Instant::now();
-    let mut child = Command::new(bins.path(kind.binary()))
-        .arg("--kubeconfig")
-        .arg(client_kubeconfig)
-        .args(["--namespace", NAMESPACE])
-        .args(["--objects", &opts.objects.to_string()])
-        .args(["--mods", &opts.mods.to_string()])
-        .args(["--timeout-secs", &bins.timeout_secs.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .with_context(|| format!("start {}", bins.path(kind.binary()).display()))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut s = Session {
-        kind,
-        stdin: child.stdin.take(),
-        child,
-        lines: rx,
-        log,
-    };
+    let args = [
+        "--kubeconfig".to_string(),
+        client_kubeconfig.display().to_string(),
+        "--namespace".into(),
+        NAMESPACE.into(),
+        "--objects".into(),
+        opts.objects.to_string(),
+        "--mods".into(),
+        opts.mods.to_string(),
+        "--timeout-secs".into(),
+        bins.timeout_secs.to_string(),
+    ];
+    let mut s = Session::spawn(kind, &bins.path(kind.binary()), &args, log)?;
 
     let synced = s.expect("synced", limit)?;
     let observed_sync_ms = spawned.elapsed().as_secs_f64() * 1e3;

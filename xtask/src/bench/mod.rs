@@ -27,6 +27,9 @@
 //!
 //! `--smoke` (run by `cargo xtask test`) does the same with N=200, M=50,
 //! K=1, and checks only that every client ran and reported.
+//!
+//! `--scenario controller` (or `all`) measures controllers instead (or as
+//! well): ours against kube-rs's `Controller`, in `controller.rs`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -41,9 +44,14 @@ use serde_json::{Value, json};
 
 pub(super) const NAMESPACE: &str = "kube-bench";
 
-pub(super) const USAGE: &str = "usage: cargo xtask bench [--objects N] [--runs K] [--mods M] [--quick] [--smoke]
-                         [--no-relist] [--no-compression] [--clients ours,kube-rs,client-go]
-                         [--debug | --release] [--out FILE]
+pub(super) const USAGE: &str =
+    "usage: cargo xtask bench [--scenario reflector|controller|all] [--objects N] [--runs K]
+                         [--mods M] [--quick] [--smoke] [--no-relist] [--no-compression]
+                         [--clients ours,kube-rs,client-go] [--debug | --release] [--out FILE]
+                         [--ctl-objects N] [--ctl-changes L] [--ctl-rate R] [--ctl-concurrency C]
+
+  --scenario    reflector (the default), controller (ours vs kube-rs: a Controller patching
+                an annotation, see bench/README.md), or all
 
   --objects N   ConfigMaps (~1 KiB of data each) to sync (default 10000; --quick 2000; --smoke 200)
   --runs K      runs of each client; the table shows medians (default 3; --quick/--smoke 1)
@@ -55,7 +63,45 @@ pub(super) const USAGE: &str = "usage: cargo xtask bench [--objects N] [--runs K
   --debug       debug builds of the Rust programs (quicker to build, slower to run: not for
                 numbers; the default with --smoke)
   --release     release builds (the default, also with --smoke when given)
-  --out FILE    where the JSON goes (default target/bench/results.json; --smoke: target/bench/smoke.json)";
+  --out FILE    where the reflector JSON goes (default target/bench/results.json; --smoke:
+                target/bench/smoke.json); the controller's goes to target/bench/controller.json
+                (--smoke: controller-smoke.json), or FILE with --scenario controller
+  --ctl-objects N      controller: ConfigMaps existing when the controller starts (default 2000;
+                       --smoke 50)
+  --ctl-changes L      controller: changes made one at a time for the latency (default 200;
+                       --smoke 20)
+  --ctl-rate R         controller: changes per second (default 20; --smoke 50)
+  --ctl-concurrency C  controller: reconciles in flight at most, the same for both (default 16)";
+
+/// Which measurements `cargo xtask bench` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scenario {
+    /// Reflectors and informers: sync, relist, watch, decoding.
+    Reflector,
+    /// Controllers: reconcile-all time, CPU per reconcile, latency.
+    Controller,
+    /// Both, one after the other.
+    All,
+}
+
+impl Scenario {
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "reflector" => Ok(Scenario::Reflector),
+            "controller" => Ok(Scenario::Controller),
+            "all" => Ok(Scenario::All),
+            other => bail!("unknown scenario `{other}`; expected reflector, controller or all"),
+        }
+    }
+
+    fn reflector(self) -> bool {
+        self != Scenario::Controller
+    }
+
+    fn controller(self) -> bool {
+        self != Scenario::Reflector
+    }
+}
 
 /// The clients compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +129,16 @@ impl Kind {
             .with_context(|| format!("unknown client `{s}`; expected ours, kube-rs or client-go"))
     }
 
+    /// The client's controller program, if it has one.
+    fn controller_binary(self) -> Option<&'static str> {
+        match self {
+            Kind::Ours => Some("bench-ours-controller"),
+            Kind::KubeRs => Some("bench-kube-rs-controller"),
+            // client-go's would be a controller-runtime program: not built.
+            Kind::ClientGo => None,
+        }
+    }
+
     fn binary(self) -> &'static str {
         match self {
             Kind::Ours => "bench-ours",
@@ -94,6 +150,8 @@ impl Kind {
 
 #[derive(Debug, Clone)]
 pub(super) struct Options {
+    pub(super) scenario: Scenario,
+    pub(super) ctl: controller::CtlOptions,
     pub(super) objects: u64,
     pub(super) runs: usize,
     pub(super) mods: u64,
@@ -115,6 +173,9 @@ impl Options {
         let mut debug = None;
         let mut clients = Kind::ALL.to_vec();
         let mut out = None;
+        let mut scenario = Scenario::Reflector;
+        let (mut ctl_objects, mut ctl_changes, mut ctl_rate, mut ctl_concurrency) =
+            (None, None, None, 16);
         let mut it = args.iter();
         while let Some(&flag) = it.next() {
             let mut value = || {
@@ -139,6 +200,13 @@ impl Options {
                         .collect::<Result<_>>()?
                 }
                 "--out" => out = Some(PathBuf::from(value()?)),
+                "--scenario" => scenario = Scenario::parse(value()?)?,
+                "--ctl-objects" => ctl_objects = Some(value()?.parse().context("--ctl-objects")?),
+                "--ctl-changes" => ctl_changes = Some(value()?.parse().context("--ctl-changes")?),
+                "--ctl-rate" => ctl_rate = Some(value()?.parse().context("--ctl-rate")?),
+                "--ctl-concurrency" => {
+                    ctl_concurrency = value()?.parse().context("--ctl-concurrency")?
+                }
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -153,7 +221,23 @@ impl Options {
         } else {
             (10_000, 3, 5000)
         };
+        let ctl = controller::CtlOptions {
+            objects: ctl_objects.unwrap_or(if smoke { 50 } else { 2000 }),
+            changes: ctl_changes.unwrap_or(if smoke { 20 } else { 200 }),
+            rate: ctl_rate.unwrap_or(if smoke { 50.0 } else { 20.0 }),
+            concurrency: ctl_concurrency,
+            out: match (&out, scenario) {
+                (Some(file), Scenario::Controller) => PathBuf::from(file),
+                _ => root.join("target/bench").join(if smoke {
+                    "controller-smoke.json"
+                } else {
+                    "controller.json"
+                }),
+            },
+        };
         let o = Options {
+            scenario,
+            ctl,
             objects: objects.unwrap_or(n),
             runs: runs.unwrap_or(k),
             mods: mods.unwrap_or(m),
@@ -176,6 +260,16 @@ impl Options {
         ensure!(o.runs >= 1, "--runs must be at least 1");
         ensure!(o.mods >= 1, "--mods must be at least 1");
         ensure!(!o.clients.is_empty(), "--clients names no client");
+        ensure!(o.ctl.objects >= 1, "--ctl-objects must be at least 1");
+        ensure!(o.ctl.changes >= 1, "--ctl-changes must be at least 1");
+        ensure!(
+            o.ctl.rate.is_finite() && o.ctl.rate > 0.0,
+            "--ctl-rate must be positive"
+        );
+        ensure!(
+            o.ctl.concurrency >= 1,
+            "--ctl-concurrency must be at least 1"
+        );
         Ok(o)
     }
 }
@@ -191,6 +285,23 @@ pub fn run(args: &[&str]) -> Result<()> {
     let root = root();
     let opts = Options::parse(args, &root)?;
     let started = Instant::now();
+    let bins = build(&root, &opts)?;
+    if opts.scenario.reflector() {
+        run_reflector(&root, &opts, &bins)?;
+    }
+    if opts.scenario.controller() {
+        controller::run(&root, &opts, &bins)?;
+    }
+    println!(
+        "==> bench: done in {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}
+
+/// The reflector scenario: sync, relist, watch and decoding (module docs).
+fn run_reflector(root: &Path, opts: &Options, bins: &Bins) -> Result<()> {
+    let started = Instant::now();
     println!(
         "==> bench: N={} objects, K={} runs, M={} changes, relist {}, compression {}, clients {}{}",
         opts.objects,
@@ -205,8 +316,6 @@ pub fn run(args: &[&str]) -> Result<()> {
             .join(", "),
         if opts.debug { " (debug builds)" } else { "" }
     );
-
-    let bins = build(&root, &opts)?;
 
     println!("==> bench: control plane");
     let (found, _) = binaries::ensure(|line| println!("    {line}"))?;
@@ -252,8 +361,8 @@ pub fn run(args: &[&str]) -> Result<()> {
             let result = run_client(
                 kind,
                 run + 1,
-                &opts,
-                &bins,
+                opts,
+                bins,
                 &plane,
                 (&client_kubeconfig, &kubeconfig),
                 &log_dir,
@@ -284,7 +393,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     )?;
     plane.stop();
 
-    let report = report(&root, &opts, &runs, &decode, started.elapsed())?;
+    let report = report(root, opts, &runs, &decode, started.elapsed())?;
     println!();
     println!("{}", report["table"].as_str().unwrap_or_default());
     if let Some(parent) = opts.out.parent() {
@@ -294,13 +403,9 @@ pub fn run(args: &[&str]) -> Result<()> {
         .with_context(|| format!("write {}", opts.out.display()))?;
     println!("results: {}", opts.out.display());
     if opts.smoke {
-        check_smoke(&opts, &runs, &decode)?;
+        check_smoke(opts, &runs, &decode)?;
         println!("smoke: every client ran and reported");
     }
-    println!(
-        "==> bench: done in {:.1} min",
-        started.elapsed().as_secs_f64() / 60.0
-    );
     Ok(())
 }
 
@@ -315,13 +420,24 @@ impl Bins {
         self.dir.join(name)
     }
 
-    /// Runs `bench-driver COMMAND` and returns its JSON line.
+    /// Runs `bench-driver COMMAND` in [`NAMESPACE`] and returns its JSON line.
     fn driver(&self, command: &str, kubeconfig: &Path, extra: &[(&str, String)]) -> Result<Value> {
+        self.driver_in(command, kubeconfig, NAMESPACE, extra)
+    }
+
+    /// Runs `bench-driver COMMAND` in `namespace` and returns its JSON line.
+    fn driver_in(
+        &self,
+        command: &str,
+        kubeconfig: &Path,
+        namespace: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Value> {
         let mut cmd = Command::new(self.path("bench-driver"));
         cmd.arg(command)
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["--namespace", NAMESPACE]);
+            .args(["--namespace", namespace]);
         for (flag, value) in extra {
             cmd.arg(flag).arg(value);
         }
@@ -362,7 +478,7 @@ pub(super) fn build(root: &Path, opts: &Options) -> Result<Bins> {
     println!("    Rust programs: {:.1} s", t.elapsed().as_secs_f64());
 
     let dir = target.join(profile);
-    if opts.clients.contains(&Kind::ClientGo) {
+    if opts.scenario.reflector() && opts.clients.contains(&Kind::ClientGo) {
         let t = Instant::now();
         let mut go = Command::new("go");
         go.current_dir(root.join("bench/client-go"))
@@ -385,6 +501,7 @@ pub(super) fn build(root: &Path, opts: &Options) -> Result<Bins> {
 }
 
 mod client;
+mod controller;
 mod report;
 
 use client::*;
