@@ -26,7 +26,11 @@
 //! - [`leader_election`]: of several replicas, exactly one leads (a
 //!   `coordination.k8s.io` Lease, client-go's algorithm);
 //! - [`events`]: publish `events.k8s.io` Events about objects, in series,
-//!   spam-filtered, without ever blocking a reconcile.
+//!   spam-filtered, without ever blocking a reconcile;
+//! - [`metrics`]: controller-runtime's Prometheus metrics (reconciles, work
+//!   queue, client requests, leader election);
+//! - [`admin`]: an opt-in HTTP server for `/metrics`, `/healthz` and
+//!   `/readyz`.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
@@ -55,6 +59,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod backoff;
 pub mod controller;
 pub mod events;
@@ -62,6 +67,7 @@ pub mod finalizer;
 pub mod index;
 pub mod informer;
 pub mod leader_election;
+pub mod metrics;
 pub mod queue;
 pub mod reflector;
 pub mod store;

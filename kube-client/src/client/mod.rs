@@ -13,16 +13,19 @@
 //!    with capped exponential backoff, honouring `Retry-After`; a 401 drops
 //!    cached credentials and retries once with fresh ones;
 //! 5. the answer: 2xx is decoded, anything else becomes a typed
-//!    [`Error`](crate::Error) carrying the server's `Status`.
+//!    [`Error`] carrying the server's `Status`.
 //!
 //! Every request runs in a `tracing` span (`kube.request`: method, path,
-//! status, duration in ms). Credentials never appear in spans, logs or
-//! `Debug`.
+//! status, duration in ms), and every attempt is told to the optional
+//! [`RequestObserver`] (for metrics, see [`observer`]). Credentials never
+//! appear in spans, logs, observations or `Debug`.
 
 mod pipeline;
 mod ratelimit;
 mod retry;
 pub(crate) mod tls;
+
+pub mod observer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,8 @@ pub use pipeline::ObjectOrStatus;
 pub(crate) use pipeline::transport_error;
 pub use ratelimit::RateLimit;
 pub use retry::RetryPolicy;
+
+pub use observer::{RequestAttempt, RequestObserver};
 
 use crate::error::{Error, Result};
 
@@ -55,6 +60,7 @@ struct Inner {
     /// presents (rebuilt when an exec plugin hands out a new one).
     http: RwLock<(reqwest::Client, Option<Vec<u8>>)>,
     retry: RetryPolicy,
+    observer: Option<observer::Observer>,
     rate_limit: Option<RateLimit>,
     timeout: Duration,
     user_agent: String,
@@ -113,6 +119,7 @@ impl Client {
 pub struct ClientBuilder {
     config: kube_config::Config,
     retry: RetryPolicy,
+    observer: observer::ObserverSlot,
     rate_limit: Option<(f64, u32)>,
     user_agent: String,
 }
@@ -123,6 +130,7 @@ impl ClientBuilder {
         Self {
             config,
             retry: RetryPolicy::default(),
+            observer: observer::ObserverSlot::default(),
             rate_limit: None,
             user_agent: format!("kube-client/{} (rust)", env!("CARGO_PKG_VERSION")),
         }
@@ -163,6 +171,7 @@ impl ClientBuilder {
         let timeout = self.config.read_timeout.unwrap_or(DEFAULT_TIMEOUT);
         Ok(Client {
             inner: Arc::new(Inner {
+                observer: self.observer.build(&self.config.cluster_url),
                 base,
                 http: RwLock::new((http, None)),
                 retry: self.retry,

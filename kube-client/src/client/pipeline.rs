@@ -135,7 +135,9 @@ impl Client {
             }
             let used = credential.clone();
             builder = self.authenticate(builder, credential)?;
-            let outcome = builder.body(req.body().clone()).send().await;
+            let outcome = self
+                .send_observed(req.method(), builder.body(req.body().clone()))
+                .await;
             match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {

@@ -14,11 +14,16 @@
 //!   the caches that were not ready and why, then ends.
 //! - **Shutdown timeout**: after a graceful shutdown is requested, reconciles
 //!   in flight may run this long (default 20 s) before they are cancelled.
+//! - **Metrics** (off by default): controller-runtime's
+//!   `controller_runtime_*` and `workqueue_*` series under the handle's
+//!   name, see [`metrics`](crate::metrics). With no concurrency limit,
+//!   `controller_runtime_max_concurrent_reconciles` reads 2^63 − 1.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use super::{RateLimiterConfig, RunnerConfig, WorkQueueConfig};
+use crate::metrics::ControllerMetrics;
 
 /// A controller's settings; see the module docs.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +41,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Retry backoff per object and overall (default: client-go's).
     pub rate_limiter: RateLimiterConfig,
+    /// Where to record the controller's and its queue's metrics (default:
+    /// nowhere).
+    pub metrics: Option<ControllerMetrics>,
 }
 
 impl Default for Config {
@@ -47,6 +55,7 @@ impl Default for Config {
             cache_sync_timeout: Duration::from_secs(120),
             shutdown_timeout: runner.shutdown_timeout,
             rate_limiter: RateLimiterConfig::default(),
+            metrics: None,
         }
     }
 }
@@ -87,17 +96,29 @@ impl Config {
         self
     }
 
+    /// Records the controller's `controller_runtime_*` metrics and its
+    /// queue's `workqueue_*` into `metrics` (from
+    /// [`Metrics::controller`](crate::metrics::Metrics::controller)).
+    #[must_use]
+    pub fn metrics(mut self, metrics: ControllerMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     pub(crate) fn runner(&self) -> RunnerConfig {
         let concurrency = NonZeroUsize::new(self.concurrency).unwrap_or(NonZeroUsize::MAX);
-        RunnerConfig::default()
-            .concurrency(concurrency)
-            .shutdown_timeout(self.shutdown_timeout)
+        RunnerConfig {
+            concurrency,
+            shutdown_timeout: self.shutdown_timeout,
+            metrics: self.metrics.clone(),
+        }
     }
 
     pub(crate) fn work_queue(&self) -> WorkQueueConfig {
         WorkQueueConfig {
             debounce: self.debounce,
             rate_limiter: self.rate_limiter.clone(),
+            metrics: self.metrics.as_ref().map(ControllerMetrics::queue),
         }
     }
 }

@@ -29,6 +29,12 @@
 //!   futures dropped) and the stream ends. The stream also ends when
 //!   someone else shuts the queue down.
 //!
+//! - **Metrics** (off by default, [`RunnerConfig::metrics`]):
+//!   controller-runtime's `controller_runtime_*` series — each reconcile's
+//!   result and duration, the busy and maximum workers (see
+//!   [`metrics`](crate::metrics)). Objects missing from the cache are not
+//!   reconciles and are not counted.
+//!
 //! Reconciles run as tokio tasks (in parallel on a multi-threaded runtime),
 //! owned by the stream: dropping the stream cancels them.
 
@@ -48,6 +54,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Action, Error, ObjectRef, WorkQueue};
+use crate::metrics::ControllerMetrics;
+use crate::metrics::controller::ReconcileResult;
 
 /// How a runner runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +75,9 @@ pub struct RunnerConfig {
     /// before they are cancelled (default 20 s: finished before Kubernetes'
     /// default 30 s termination grace period ends in a SIGKILL).
     pub shutdown_timeout: Duration,
+    /// Where to record controller-runtime's `controller_runtime_*` metrics
+    /// (default: nowhere).
+    pub metrics: Option<ControllerMetrics>,
 }
 
 impl Default for RunnerConfig {
@@ -74,6 +85,7 @@ impl Default for RunnerConfig {
         Self {
             concurrency: NonZeroUsize::new(16).expect("16 is not zero"),
             shutdown_timeout: Duration::from_secs(20),
+            metrics: None,
         }
     }
 }
@@ -90,6 +102,13 @@ impl RunnerConfig {
     #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Records the runner's `controller_runtime_*` metrics into `metrics`.
+    #[must_use]
+    pub fn metrics(mut self, metrics: ControllerMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }
@@ -119,7 +138,8 @@ struct Workers<K: Resource, C, E, Look, Rec, Pol> {
     ctx: Arc<C>,
     config: RunnerConfig,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
-    tasks: JoinSet<Outcome<E>>,
+    /// Each task's outcome and how long the reconcile took.
+    tasks: JoinSet<(Outcome<E>, Duration)>,
     /// The key each running task reconciles.
     in_flight: HashMap<tokio::task::Id, ObjectRef<K>>,
     phase: Phase,
@@ -154,6 +174,10 @@ where
     Pol: Fn(Arc<K>, &E, Arc<C>) -> Action + Send + Sync + 'static,
     Shutdown: Future<Output = ()> + Send + 'static,
 {
+    if let Some(m) = &config.metrics {
+        m.set_max_concurrent_reconciles(config.concurrency.get());
+        m.set_active_workers(0);
+    }
     let workers = Workers {
         queue,
         lookup,
@@ -232,6 +256,7 @@ where
                             for (_, key) in self.in_flight.drain() {
                                 self.queue.done(&key);
                             }
+                            self.record_active_workers(0);
                             self.phase = Phase::Done;
                             return None;
                         }
@@ -257,6 +282,7 @@ where
             async move {
                 // The error policy is user code too: a panic in either is
                 // caught and becomes a retry with backoff.
+                let started = Instant::now();
                 let attempt = async move {
                     match run.await {
                         Ok(action) => Outcome::Reconciled(action),
@@ -266,29 +292,46 @@ where
                         }
                     }
                 };
-                AssertUnwindSafe(attempt)
+                let outcome = AssertUnwindSafe(attempt)
                     .catch_unwind()
                     .await
-                    .unwrap_or(Outcome::Panicked)
+                    .unwrap_or(Outcome::Panicked);
+                (outcome, started.elapsed())
             }
             .instrument(span),
         );
         self.in_flight.insert(handle.id(), key);
+        self.record_active_workers(self.tasks.len());
         None
+    }
+
+    fn record_active_workers(&self, n: usize) {
+        if let Some(m) = &self.config.metrics {
+            m.set_active_workers(n);
+        }
     }
 
     /// Applies a finished reconcile's action and reports it.
     fn finish(
         &mut self,
-        joined: Result<(tokio::task::Id, Outcome<E>), tokio::task::JoinError>,
+        joined: Result<(tokio::task::Id, (Outcome<E>, Duration)), tokio::task::JoinError>,
     ) -> Option<RunnerItem<K, E>> {
-        let (id, outcome) = match joined {
-            Ok(done) => done,
+        let (id, outcome, took) = match joined {
+            Ok((id, (outcome, took))) => (id, outcome, Some(took)),
             // Panics are caught inside the task; a task only fails here if
             // it was cancelled from outside (the runtime shutting down).
-            Err(e) => (e.id(), Outcome::Panicked),
+            Err(e) => (e.id(), Outcome::Panicked, None),
         };
         let key = self.in_flight.remove(&id)?;
+        self.record_active_workers(self.tasks.len());
+        if let Some(m) = &self.config.metrics {
+            let result = match &outcome {
+                Outcome::Reconciled(action) => ReconcileResult::of_success(*action),
+                Outcome::Failed(..) => ReconcileResult::Error,
+                Outcome::Panicked => ReconcileResult::Panic,
+            };
+            m.reconciled(result, took);
+        }
         let item = match outcome {
             Outcome::Reconciled(action) => {
                 self.apply(&key, action, true);

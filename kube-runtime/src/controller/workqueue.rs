@@ -34,13 +34,19 @@
 //!   adds are ignored; [`WorkQueue::shut_down_with_drain`] also waits until
 //!   every key handed out is done.
 //!
+//! - **Metrics** (off by default, [`WorkQueueConfig::metrics`]): client-go's
+//!   `workqueue_*` series (see [`metrics`](crate::metrics)). With metrics
+//!   off the queue does no extra work; with them on, a few counter
+//!   increments and clock reads per key, and the depth and in-flight ages
+//!   are read from the queue itself when scraped.
+//!
 //! Ready keys are handed out in the order they became ready. The queue is a
 //! cheap-to-clone handle (`Arc` inside); its lock is a plain mutex held only
 //! for a few map operations, never across an `.await`. Waiting in `get` is a
 //! [`tokio::sync::Notify`] plus a sleep until the next due time — no polling.
 //! Time is `tokio::time`, so tests can pause and advance it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -51,6 +57,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::rate_limit::{RateLimiter, RateLimiterConfig};
+use crate::metrics::QueueMetrics;
+use crate::metrics::workqueue::{QueueProbe, QueueSample};
 
 /// The settings of a [`WorkQueue`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,6 +69,17 @@ pub struct WorkQueueConfig {
     pub debounce: Duration,
     /// The retry rate limiter (default: client-go's).
     pub rate_limiter: RateLimiterConfig,
+    /// Where to record client-go's `workqueue_*` metrics (default: nowhere).
+    pub metrics: Option<QueueMetrics>,
+}
+
+impl WorkQueueConfig {
+    /// Records the queue's `workqueue_*` metrics into `metrics`.
+    #[must_use]
+    pub fn metrics(mut self, metrics: QueueMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
 }
 
 /// When a queued key is due.
@@ -76,6 +95,22 @@ enum Due {
 struct Entry {
     processing: bool,
     due: Option<Due>,
+    /// When the key last became due (for the queue-duration metric).
+    due_since: Option<Instant>,
+    /// When and under which sequence number a worker took it (metrics
+    /// only; the same pair is in `State::in_flight`).
+    taken: Option<(Instant, u64)>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            processing: false,
+            due: None,
+            due_since: None,
+            taken: None,
+        }
+    }
 }
 
 struct State<T> {
@@ -88,6 +123,12 @@ struct State<T> {
     processing: usize,
     shutting_down: bool,
     limiter: RateLimiter<T>,
+    /// Keys due and not handed out: client-go's depth (its "dirty" set
+    /// minus the processing keys not due again).
+    due_now: usize,
+    /// When each key being processed was taken (metrics only).
+    in_flight: BTreeSet<(Instant, u64)>,
+    metrics: Option<QueueMetrics>,
 }
 
 struct Inner<T> {
@@ -125,25 +166,71 @@ impl<T> fmt::Debug for WorkQueue<T> {
     }
 }
 
-impl<T: Hash + Eq + Clone> Default for WorkQueue<T> {
+impl<T: Hash + Eq + Clone + Send + 'static> Default for WorkQueue<T> {
     fn default() -> Self {
         Self::new(WorkQueueConfig::default())
     }
 }
 
 impl<T: Hash + Eq + Clone> State<T> {
+    /// Hands out the next ready key, if any, marking it processing.
+    fn take_ready(&mut self, now: Instant) -> Option<T> {
+        let key = self.ready.pop_front()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let e = self
+            .entries
+            .get_mut(&key)
+            .expect("a ready key has an entry");
+        e.processing = true;
+        e.due = None;
+        let due_since = e.due_since.take();
+        self.processing += 1;
+        self.due_now -= 1;
+        if let Some(m) = &self.metrics {
+            m.handed_out(due_since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)));
+            e.taken = Some((now, seq));
+            self.in_flight.insert((now, seq));
+        }
+        Some(key)
+    }
+
+    /// The depth and in-flight ages now, for the metrics.
+    fn sample(&mut self, now: Instant) -> QueueSample {
+        self.promote_due(now);
+        let unfinished = self
+            .in_flight
+            .iter()
+            .map(|(taken, _)| now.saturating_duration_since(*taken))
+            .sum();
+        let longest = self.in_flight.first().map_or(Duration::ZERO, |(taken, _)| {
+            now.saturating_duration_since(*taken)
+        });
+        QueueSample {
+            depth: self.due_now,
+            unfinished,
+            longest,
+        }
+    }
+
     /// Moves every key due by `now` to ready.
     fn promote_due(&mut self, now: Instant) {
         while let Some(entry) = self.timers.first_entry() {
             if entry.key().0 > now {
                 break;
             }
+            let at = entry.key().0;
             let key = entry.remove();
             let e = self
                 .entries
                 .get_mut(&key)
                 .expect("a timer always has an entry");
             e.due = Some(Due::Now);
+            e.due_since = Some(at);
+            self.due_now += 1;
+            if let Some(m) = &self.metrics {
+                m.added();
+            }
             if !e.processing {
                 self.ready.push_back(key);
             }
@@ -152,15 +239,19 @@ impl<T: Hash + Eq + Clone> State<T> {
 
     /// Makes `key` due at `at` (now if `at <= now`), replacing its timer.
     fn set_due(&mut self, key: T, at: Instant, now: Instant) {
-        let entry = self.entries.entry(key.clone()).or_insert(Entry {
-            processing: false,
-            due: None,
-        });
+        let entry = self.entries.entry(key.clone()).or_insert_with(Entry::new);
         if let Some(Due::At(old, seq)) = entry.due {
             self.timers.remove(&(old, seq));
         }
         if at <= now {
+            // `add_after` never reschedules a key already due now.
+            debug_assert_ne!(entry.due, Some(Due::Now));
             entry.due = Some(Due::Now);
+            entry.due_since = Some(now);
+            self.due_now += 1;
+            if let Some(m) = &self.metrics {
+                m.added();
+            }
             if !entry.processing {
                 self.ready.push_back(key);
             }
@@ -173,35 +264,53 @@ impl<T: Hash + Eq + Clone> State<T> {
     }
 }
 
-impl<T: Hash + Eq + Clone> WorkQueue<T> {
+impl<T: Hash + Eq + Clone + Send + 'static> QueueProbe for Inner<T> {
+    fn sample(&self) -> QueueSample {
+        self.state.lock().sample(Instant::now())
+    }
+}
+
+impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// An empty queue.
     pub fn new(config: WorkQueueConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                state: Mutex::new(State {
-                    entries: HashMap::new(),
-                    ready: VecDeque::new(),
-                    timers: BTreeMap::new(),
-                    next_seq: 0,
-                    processing: 0,
-                    shutting_down: false,
-                    limiter: RateLimiter::new(&config.rate_limiter),
-                }),
-                debounce: config.debounce,
-                changed: Notify::new(),
-                drained: Notify::new(),
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                ready: VecDeque::new(),
+                timers: BTreeMap::new(),
+                next_seq: 0,
+                processing: 0,
+                shutting_down: false,
+                limiter: RateLimiter::new(&config.rate_limiter),
+                due_now: 0,
+                in_flight: BTreeSet::new(),
+                metrics: config.metrics.clone(),
             }),
+            debounce: config.debounce,
+            changed: Notify::new(),
+            drained: Notify::new(),
+        });
+        if let Some(metrics) = &config.metrics {
+            let probe: std::sync::Weak<dyn QueueProbe> = Arc::downgrade(&inner) as _;
+            metrics.register_probe(probe);
         }
+        Self { inner }
     }
 
     /// Queues `key` now (after the debounce, if any).
     pub fn add(&self, key: T) {
-        self.add_after(key, Duration::ZERO);
+        self.add_at(key, Duration::ZERO, false);
     }
 
     /// Queues `key` to be ready after `delay` (plus the debounce, if any);
-    /// if it is already due earlier, nothing changes.
+    /// if it is already due earlier, nothing changes. Counts as a retry in
+    /// the metrics, as client-go's `AddAfter` does.
     pub fn add_after(&self, key: T, delay: Duration) {
+        self.add_at(key, delay, true);
+    }
+
+    /// Queues `key` after `delay`; `retry` says whether it counts as one.
+    fn add_at(&self, key: T, delay: Duration, retry: bool) {
         let now = Instant::now();
         let wanted = now.checked_add(delay).unwrap_or_else(far_future);
         let at = wanted
@@ -210,6 +319,9 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
         let mut s = self.inner.state.lock();
         if s.shutting_down {
             return;
+        }
+        if retry && let Some(m) = &s.metrics {
+            m.retried();
         }
         let current = s.entries.get(&key).and_then(|e| e.due);
         let reschedule = match current {
@@ -256,12 +368,9 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
                 if s.shutting_down {
                     return None;
                 }
-                s.promote_due(Instant::now());
-                if let Some(key) = s.ready.pop_front() {
-                    let e = s.entries.get_mut(&key).expect("a ready key has an entry");
-                    e.processing = true;
-                    e.due = None;
-                    s.processing += 1;
+                let now = Instant::now();
+                s.promote_due(now);
+                if let Some(key) = s.take_ready(now) {
                     let more = !s.ready.is_empty();
                     drop(s);
                     if more {
@@ -297,7 +406,12 @@ impl<T: Hash + Eq + Clone> WorkQueue<T> {
         }
         e.processing = false;
         let due = e.due;
+        let taken = e.taken.take();
         s.processing -= 1;
+        if let (Some(m), Some((at, seq))) = (&s.metrics, taken) {
+            m.finished(Instant::now().saturating_duration_since(at));
+            s.in_flight.remove(&(at, seq));
+        }
         match due {
             None => {
                 s.entries.remove(key);
