@@ -44,6 +44,9 @@
 //!   releases without waiting. If the elector stops for another reason
 //!   (someone released the handle), the stream ends.
 //!
+//! The `leader_election_master_status` gauge follows the elector with
+//! [`report_leadership`].
+//!
 //! **Cold standby** — informers started only on election, stopped when the
 //! term ends — is [`run_per_term`]: it builds a fresh controller for each
 //! term. It costs no watches while standing by, but every new leader lists
@@ -73,6 +76,7 @@ use super::shutdown::Request;
 use super::triggers::{Cache, Trigger};
 use super::{Action, Controller, Error, ObjectRef, WorkQueue, run_workers};
 use crate::leader_election::{LeaderHandle, Term};
+use crate::metrics::LeaderElectionMetrics;
 use crate::store::Store;
 
 tokio::task_local! {
@@ -366,6 +370,21 @@ async fn release_and_wait(handle: &LeaderHandle, limit: Duration) {
             ?limit,
             "the leader elector did not stop in time; is its `run` future driven?"
         );
+    }
+}
+
+/// Keeps `leader_election_master_status` (from
+/// [`Metrics::leader_election`](crate::metrics::Metrics::leader_election))
+/// equal to whether `handle`'s elector leads, until the elector stops (then
+/// 0). Spawn it next to the elector.
+pub async fn report_leadership(handle: LeaderHandle, metrics: LeaderElectionMetrics) {
+    let mut changes = handle.subscribe();
+    loop {
+        metrics.set_leading(handle.is_leader());
+        if handle.status().stopped || changes.changed().await.is_err() {
+            metrics.set_leading(false);
+            return;
+        }
     }
 }
 

@@ -43,7 +43,7 @@ pub use action::{Action, default_error_policy};
 pub use builder::Controller;
 pub use config::Config;
 pub use error::Error;
-pub use leading::{current_term, run_per_term};
+pub use leading::{current_term, report_leadership, run_per_term};
 pub use object_ref::ObjectRef;
 pub use rate_limit::{RateLimiter, RateLimiterConfig};
 pub use runner::{RunnerConfig, run_workers};
