@@ -198,7 +198,7 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reconcil
     }}});
     ctx.api
         .patch(
-            &cm.name_any(),
+            cm.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
