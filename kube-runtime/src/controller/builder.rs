@@ -249,7 +249,7 @@ where
     /// Reconcile only while `handle`'s elector leads (warm standby: the
     /// caches run on every replica); a term's end cancels the reconciles in
     /// flight, a new term reconciles everything, and a graceful shutdown
-    /// releases the lease. See [`leading`](super::leading) for the
+    /// releases the lease. See [`leading`] for the
     /// guarantees, and [`run_per_term`](super::run_per_term) for cold
     /// standby. Run the elector (`LeaderElector::run`) yourself, e.g. in a
     /// task; several controllers may share one handle.
