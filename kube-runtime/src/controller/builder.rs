@@ -252,7 +252,8 @@ where
     /// releases the lease. See [`leading`] for the
     /// guarantees, and [`run_per_term`](super::run_per_term) for cold
     /// standby. Run the elector (`LeaderElector::run`) yourself, e.g. in a
-    /// task; several controllers may share one handle.
+    /// task. Several controllers may share one handle; the first to shut
+    /// down gracefully releases it (stops the elector) for all.
     pub fn leader_election(mut self, handle: LeaderHandle) -> Self {
         self.leadership = Some((handle, false));
         self
