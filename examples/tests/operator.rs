@@ -524,6 +524,9 @@ async fn replicas_fail_over_on_kill_term_and_freeze_without_overlapping_terms() 
         l3_terms.windows(2).all(|w| w[1] > w[0]) && l3_terms.len() >= 2,
         "a new term for {l3}: {l3_terms:?}"
     );
+    drop(replicas);
+    // kept for a look when the test fails, removed when it passes
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Holds every connection until opened, then forwards it: the replica
@@ -812,6 +815,7 @@ async fn probes_metrics_and_events_of_the_replicas() {
     );
     q.signal("TERM");
     assert_eq!(q.exited(Duration::from_secs(10)).await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn wait_for_events(events: &Api<K8sEvent>) -> Vec<K8sEvent> {

@@ -366,3 +366,99 @@ async fn cold_standby_builds_a_controller_per_term() {
     let spec = leases.get("ctl").await.unwrap().spec.unwrap();
     assert_eq!(spec.holder_identity, None);
 }
+
+/// A leader cut off from the API server (its elector's connections go
+/// through a proxy that is cut) reaches its renew deadline: the controller
+/// starts no reconcile after that, on the local clock; reconnected, it
+/// leads again and resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_reconcile_starts_after_the_renew_deadline() {
+    let env = common::env();
+    let ns = env.namespace("ctl-deadline").await.unwrap();
+    let upstream: std::net::SocketAddr = env
+        .access()
+        .server
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    let proxy = common::proxy::Proxy::start(upstream).await;
+    let mut config = common::config_of(env.kubeconfig());
+    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
+    let via_proxy: Api<Lease> =
+        Api::namespaced(kube_client::Client::try_from(config).unwrap(), &ns);
+    let cms: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
+    cms.create(&PostParams::default(), &cm("tick"))
+        .await
+        .unwrap();
+    let e = LeaderElector::new(via_proxy, "ctl", "cut", timings()).unwrap();
+    let (handle, election) = (e.handle(), tokio::spawn(e.run()));
+
+    // every reconcile: (when it started, its term, whether that term was current)
+    let starts: Arc<Mutex<Vec<(tokio::time::Instant, u64, bool)>>> = Arc::default();
+    let run = {
+        let starts = starts.clone();
+        tokio::spawn(
+            Controller::new(cms.clone(), WatcherConfig::default())
+                .leader_election(handle.clone())
+                .run(
+                    move |_cm: Arc<ConfigMap>, _ctx: Arc<()>| {
+                        let starts = starts.clone();
+                        async move {
+                            let term = current_term().unwrap();
+                            starts.lock().push((
+                                tokio::time::Instant::now(),
+                                term.number(),
+                                term.is_current(),
+                            ));
+                            Ok::<_, Never>(Action::requeue(Duration::from_millis(50)))
+                        }
+                    },
+                    |_, _, _| Action::backoff(),
+                    Arc::new(()),
+                )
+                .for_each(|_| async {}),
+        )
+    };
+    let term = tokio::time::timeout(Duration::from_secs(20), handle.acquired())
+        .await
+        .unwrap()
+        .unwrap();
+    until("reconciles in term 1", 20, || starts.lock().len() >= 10).await;
+
+    let cut_at = tokio::time::Instant::now();
+    proxy.disconnect();
+    tokio::time::timeout(Duration::from_secs(10), term.ended())
+        .await
+        .expect("the term ends at the renew deadline");
+    let ended_at = tokio::time::Instant::now();
+    assert!(
+        ended_at - cut_at <= Duration::from_millis(2300),
+        "{:?}",
+        ended_at - cut_at
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    {
+        let starts = starts.lock();
+        assert!(
+            starts.iter().all(|(_, _, current)| *current),
+            "every reconcile ran within a current term"
+        );
+        let late: Vec<_> = starts.iter().filter(|(at, _, _)| *at > ended_at).collect();
+        assert!(late.is_empty(), "reconciles after the term ended: {late:?}");
+    }
+    let before = starts.lock().len();
+
+    // reconnected: a new term, reconciles resume
+    proxy.resume();
+    until("reconciles in term 2", 30, || {
+        starts.lock().iter().any(|(_, t, _)| *t == 2)
+    })
+    .await;
+    assert!(starts.lock().len() > before);
+    handle.release();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the stream ends when the election stops")
+        .unwrap();
+    election.await.unwrap();
+}
