@@ -4,13 +4,15 @@
 //! `Status` ([`Error::Api`]); use the helpers (`is_not_found`, `is_conflict`,
 //! `is_gone`, …) rather than matching codes. Failures that never reached a
 //! decoded answer are distinct variants, each naming the URL: transport,
-//! TLS, authentication, decoding, and a non-JSON error body (whose first
-//! bytes are kept).
+//! TLS, authentication, decoding, a non-JSON error body, a body over a
+//! limit.
+//!
+//! No error quotes a body the server sent: a body may be a Secret. A
+//! `Status`'s message is kept (the server wrote it for humans); any other
+//! body is described by its size and content type, and a decoding failure
+//! by its kind and position.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-
-/// How many bytes of an unexpected body an error keeps.
-pub(crate) const BODY_PREFIX: usize = 512;
 
 /// Everything that can go wrong talking to the API server. Cheap to clone,
 /// so that one error can be both returned and queued.
@@ -27,7 +29,9 @@ pub enum Error {
         status: Box<Status>,
     },
     /// The server answered an error status whose body is not a `Status`.
-    #[error("{method} {url}: HTTP {code}, body: {body}")]
+    /// Only the body's size and content type are kept: a body can be
+    /// anything, including a Secret's data.
+    #[error("{method} {url}: HTTP {code}, {body}")]
     HttpStatus {
         /// Request method.
         method: String,
@@ -35,7 +39,7 @@ pub enum Error {
         url: String,
         /// HTTP status code.
         code: u16,
-        /// The first bytes of the body (lossy UTF-8).
+        /// What the body was, never its content: e.g. `a 42-byte text/html body`.
         body: String,
     },
     /// The connection failed, was refused, timed out or was cut.
@@ -65,15 +69,30 @@ pub enum Error {
         #[source]
         source: std::sync::Arc<kube_config::Error>,
     },
-    /// A body could not be decoded into the expected type.
-    #[error("decoding the answer of {url}: {message}; body starts with: {body}")]
+    /// A body could not be decoded into the expected type. The message says
+    /// where decoding failed (line and column) and which kind of failure it
+    /// was, but never quotes the body: a body can be a Secret.
+    #[error("decoding the answer of {url}: {message} ({body})")]
     Decode {
         /// Request URL.
         url: String,
-        /// The serde error.
+        /// What went wrong and where (never the decoded text).
         message: String,
-        /// The first bytes of what was being decoded.
+        /// What the body was, never its content: e.g. `a 42-byte body`.
         body: String,
+    },
+    /// The server sent more than a configured limit allows; the rest was
+    /// not read.
+    #[error("{what} from {url} is larger than the limit of {limit} bytes ({setting})")]
+    TooLarge {
+        /// Request URL.
+        url: String,
+        /// What was too large: `"response body"`, `"watch event"`, `"log line"`.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+        /// The setting that sets the limit, e.g. `ClientBuilder::max_body_bytes`.
+        setting: &'static str,
     },
     /// The configuration cannot make a client (bad CA, bad proxy URL, …).
     #[error("invalid client configuration: {0}")]
@@ -81,6 +100,17 @@ pub enum Error {
     /// The request itself is invalid (e.g. an object without a name).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A name, namespace, plural, group, version or subresource cannot be a
+    /// URL path segment (see [`crate::path`]); nothing was sent.
+    #[error("invalid {what} {value}: {reason}")]
+    InvalidPathSegment {
+        /// Which segment: `"name"`, `"namespace"`, `"plural"`, ….
+        what: &'static str,
+        /// The refused value, escaped and cut to a readable length.
+        value: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A watch stream sent an `ERROR` event.
     #[error("watch of {url} failed: {} {}: {}", status.code.unwrap_or_default(), status.reason.as_deref().unwrap_or("Unknown"), status.message.as_deref().unwrap_or_default())]
     WatchError {
@@ -176,9 +206,58 @@ impl Error {
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The first [`BODY_PREFIX`] bytes of a body, as lossy UTF-8.
-pub(crate) fn body_prefix(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(BODY_PREFIX)]).into_owned()
+/// A description of a body that never quotes it: its size and, when
+/// known, its media type.
+pub(crate) fn describe_body(body: &[u8], content_type: Option<&str>) -> String {
+    match media_type(content_type) {
+        Some(media) => format!("a {}-byte {media} body", body.len()),
+        None => format!("a {}-byte body", body.len()),
+    }
+}
+
+/// The media type of a `Content-Type` (`text/html`), never its parameters
+/// (they are the server's text too), printable ASCII only, at most 64
+/// characters.
+pub(crate) fn media_type(content_type: Option<&str>) -> Option<String> {
+    let media: String = content_type?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect();
+    (!media.is_empty()).then_some(media)
+}
+
+/// What a serde_json error may say without quoting the input: serde's
+/// messages for wrong types, values, variants and fields include the
+/// offending text (`invalid type: string "…"`), so only the kind of
+/// failure and its position are kept — and "missing field", whose name
+/// comes from the Rust type, not from the body.
+pub(crate) fn safe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    let kind = match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "JSON ended early",
+        Category::Data => {
+            if let Some(rest) = text.strip_prefix("missing field `")
+                && let Some((field, _)) = rest.split_once('`')
+                && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return format!(
+                    "missing field `{field}` at line {} column {}",
+                    e.line(),
+                    e.column()
+                );
+            }
+            "JSON does not match the expected type"
+        }
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
 /// An error and all its sources, joined with ": ".

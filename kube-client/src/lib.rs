@@ -31,6 +31,7 @@ pub mod discovery;
 mod error;
 pub mod object;
 pub mod params;
+pub mod path;
 pub mod resource;
 pub mod watch;
 

@@ -12,6 +12,9 @@ use std::borrow::Cow;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::error::Error;
+use crate::path::segment;
+
 /// Whether objects of a kind live in a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -62,18 +65,18 @@ impl ApiResource {
     }
 
     /// The collection URL path: `/api/v1/namespaces/NS/pods` or `/apis/G/V/PLURAL`.
-    /// `namespace` is ignored for cluster-scoped kinds.
-    pub fn collection_path(&self, namespace: Option<&str>) -> String {
-        let prefix = if self.group.is_empty() {
-            "/api".to_string()
-        } else {
-            format!("/apis/{}", self.group)
-        };
+    /// `namespace` is ignored for cluster-scoped kinds. Every part (group,
+    /// version, namespace, plural) passes [`crate::path::segment`]: a value
+    /// that cannot be a path segment is an [`Error::InvalidPathSegment`].
+    pub fn collection_path(&self, namespace: Option<&str>) -> Result<String, Error> {
+        let prefix = crate::path::group_version_path(&self.group, &self.version)?;
+        let plural = segment("plural", &self.plural)?;
         match (self.scope, namespace) {
-            (Scope::Namespaced, Some(ns)) => {
-                format!("{prefix}/{}/namespaces/{ns}/{}", self.version, self.plural)
-            }
-            _ => format!("{prefix}/{}/{}", self.version, self.plural),
+            (Scope::Namespaced, Some(ns)) => Ok(format!(
+                "{prefix}/namespaces/{}/{plural}",
+                segment("namespace", ns)?
+            )),
+            _ => Ok(format!("{prefix}/{plural}")),
         }
     }
 }
@@ -167,18 +170,37 @@ mod tests {
     fn static_types_know_their_urls() {
         let cm = ApiResource::of::<ConfigMap>();
         assert_eq!(
-            cm.collection_path(Some("a")),
+            cm.collection_path(Some("a")).unwrap(),
             "/api/v1/namespaces/a/configmaps"
         );
-        assert_eq!(cm.collection_path(None), "/api/v1/configmaps");
+        assert_eq!(cm.collection_path(None).unwrap(), "/api/v1/configmaps");
         let deploy = ApiResource::of::<Deployment>();
         assert_eq!(deploy.api_version, "apps/v1");
         assert_eq!(
-            deploy.collection_path(Some("b")),
+            deploy.collection_path(Some("b")).unwrap(),
             "/apis/apps/v1/namespaces/b/deployments"
         );
         let ns = ApiResource::of::<Namespace>();
         assert_eq!(ns.scope, Scope::Cluster);
-        assert_eq!(ns.collection_path(Some("ignored")), "/api/v1/namespaces");
+        assert_eq!(
+            ns.collection_path(Some("..")).unwrap(),
+            "/api/v1/namespaces",
+            "a cluster-scoped kind ignores the namespace"
+        );
+        for (ns, what) in [
+            ("..", "namespace"),
+            (".", "namespace"),
+            ("a/b", "namespace"),
+        ] {
+            match cm.collection_path(Some(ns)) {
+                Err(Error::InvalidPathSegment { what: w, .. }) => assert_eq!(w, what),
+                other => panic!("{ns}: {other:?}"),
+            }
+        }
+        let mut evil = ApiResource::of::<ConfigMap>();
+        evil.plural = "..".into();
+        assert!(evil.collection_path(None).is_err());
+        evil = ApiResource::new("..", "v1", "X", "xs", Scope::Cluster);
+        assert!(evil.collection_path(None).is_err());
     }
 }

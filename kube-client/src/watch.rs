@@ -5,8 +5,14 @@
 //! and yields each complete line as a [`WatchEvent`]; it never holds more
 //! than the current incomplete line plus one chunk:
 //! - an event split across chunks is joined;
-//! - a line that is not a valid event yields an `Err` item and decoding goes
-//!   on with the next line;
+//! - a line longer than the limit ([`DEFAULT_MAX_EVENT_BYTES`], 16 MiB,
+//!   unless the client sets another with
+//!   [`ClientBuilder::max_watch_event_bytes`](crate::ClientBuilder::max_watch_event_bytes))
+//!   ends the stream with an [`Error::TooLarge`]: no API server sends an
+//!   event that large (etcd refuses objects over ~1.5 MiB), so the line is
+//!   not a watch event and is not read further;
+//! - a line that is not a valid event yields an `Err` item (which never
+//!   quotes the line) and decoding goes on with the next line;
 //! - a clean end of the body ends the stream; a body cut mid-line ends it
 //!   with an `Err` naming how many bytes were left over;
 //! - a transport error ends the stream with that error.
@@ -19,7 +25,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result, body_prefix};
+use crate::error::{Error, Result, describe_body, safe_json_error};
+
+/// Default limit of one watch event (one line of a watch body) or one line
+/// of a followed log: 16 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// The setting that sets the event limit, for error messages.
+const EVENT_SETTING: &str = "ClientBuilder::max_watch_event_bytes";
 
 /// The annotation on the bookmark that ends a streaming list's initial events.
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -78,17 +91,33 @@ impl Bookmark {
 }
 
 /// Splits a stream of body chunks into lines (without `\n` or `\r\n`),
-/// with the same guarantees as the event decoder: bounded buffering, a cut
-/// mid-line reported as an error, a transport error ending the stream.
+/// with the same guarantees as the event decoder: bounded buffering (lines
+/// up to [`DEFAULT_MAX_EVENT_BYTES`]), a cut mid-line reported as an error,
+/// a transport error ending the stream.
 pub fn lines<S, E>(url: String, chunks: S) -> impl Stream<Item = Result<String>> + Send
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
-    raw_lines(url, chunks, true).map(|r| r.map(|line| String::from_utf8_lossy(&line).into_owned()))
+    lines_with_limit(url, chunks, DEFAULT_MAX_EVENT_BYTES)
 }
 
-/// Decodes a stream of body chunks into watch events (see module docs).
+/// [`lines`], with lines of at most `max_line_bytes`.
+pub fn lines_with_limit<S, E>(
+    url: String,
+    chunks: S,
+    max_line_bytes: usize,
+) -> impl Stream<Item = Result<String>> + Send
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
+    raw_lines(url, chunks, true, max_line_bytes, "log line")
+        .map(|r| r.map(|line| String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// Decodes a stream of body chunks into watch events (see module docs),
+/// each at most [`DEFAULT_MAX_EVENT_BYTES`] long.
 pub fn decode_events<K, S, E>(
     url: String,
     chunks: S,
@@ -98,16 +127,30 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
+    decode_events_with_limit(url, chunks, DEFAULT_MAX_EVENT_BYTES)
+}
+
+/// [`decode_events`], with events of at most `max_event_bytes`.
+pub fn decode_events_with_limit<K, S, E>(
+    url: String,
+    chunks: S,
+    max_event_bytes: usize,
+) -> impl Stream<Item = Result<WatchEvent<K>>> + Send
+where
+    K: DeserializeOwned + Send,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
     let decode_url = url.clone();
-    raw_lines(url, chunks, false).filter_map(move |line| {
+    raw_lines(url, chunks, false, max_event_bytes, "watch event").filter_map(move |line| {
         let item =
             match line {
                 Ok(line) if line.iter().all(u8::is_ascii_whitespace) => None,
                 Ok(line) => Some(serde_json::from_slice::<WatchEvent<K>>(&line).map_err(|e| {
                     Error::Decode {
                         url: decode_url.clone(),
-                        message: format!("watch event: {e}"),
-                        body: body_prefix(&line),
+                        message: format!("watch event: {}", safe_json_error(&e)),
+                        body: describe_body(&line, None),
                     }
                 })),
                 Err(e) => Some(Err(e)),
@@ -123,6 +166,8 @@ fn raw_lines<S, E>(
     url: String,
     chunks: S,
     tail_is_line: bool,
+    max_line: usize,
+    what: &'static str,
 ) -> impl Stream<Item = Result<Bytes>> + Send
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -144,7 +189,22 @@ where
         let url = url.clone();
         async move {
             loop {
-                if let Some(pos) = st.buf[st.scanned..].iter().position(|&b| b == b'\n') {
+                let newline = st.buf[st.scanned..].iter().position(|&b| b == b'\n');
+                let line_len = newline.map_or(st.buf.len(), |pos| st.scanned + pos);
+                if line_len > max_line {
+                    // Not an event any server sends: stop reading here.
+                    st.done = true;
+                    st.buf = BytesMut::new();
+                    st.scanned = 0;
+                    let err = Error::TooLarge {
+                        url,
+                        what,
+                        limit: max_line,
+                        setting: EVENT_SETTING,
+                    };
+                    return Some((Err(err), st));
+                }
+                if let Some(pos) = newline {
                     let mut line = st.buf.split_to(st.scanned + pos + 1).freeze();
                     st.scanned = 0;
                     line.truncate(line.len() - 1);
@@ -178,9 +238,8 @@ where
                             return Some((Ok(rest), st));
                         }
                         let message = format!(
-                            "stream ended in the middle of an event ({} bytes left: {})",
-                            rest.len(),
-                            body_prefix(&rest)
+                            "stream ended in the middle of an event ({} bytes left)",
+                            rest.len()
                         );
                         return Some((
                             Err(Error::Transport {
@@ -214,7 +273,7 @@ mod tests {
     }
 
     async fn collect(parts: &[&str]) -> Vec<Result<WatchEvent<ConfigMap>>> {
-        decode_events("https://h/w".into(), chunks(parts))
+        decode_events_with_limit("https://h/w".into(), chunks(parts), 1024)
             .collect()
             .await
     }
@@ -240,9 +299,10 @@ mod tests {
         assert_eq!(events.len(), 2);
         let err = events[0].as_ref().unwrap_err().to_string();
         assert!(
-            err.contains("https://h/w") && err.contains("{not json"),
+            err.contains("https://h/w") && err.contains("not valid JSON at line 1 column 2"),
             "{err}"
         );
+        assert!(!err.contains("{not json"), "never quotes the line: {err}");
         assert!(matches!(events[1], Ok(WatchEvent::Added(_))));
     }
 
@@ -278,11 +338,55 @@ mod tests {
 
     #[tokio::test]
     async fn log_lines_keep_blank_lines_and_the_tail() {
-        let got: Vec<String> = lines("u".into(), chunks(&["a\r\n\nb", "c\nlast"]))
+        let got: Vec<String> = lines_with_limit("u".into(), chunks(&["a\r\n\nb", "c\nlast"]), 64)
             .map(|r| r.unwrap())
             .collect()
             .await;
         assert_eq!(got, ["a", "", "bc", "last"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_ends_the_stream_with_too_large() {
+        // Exactly the limit passes; one byte more, with or without its
+        // newline yet, is refused and nothing more is read.
+        let fits = format!("{}\n", " ".repeat(1024));
+        let over = "x".repeat(600);
+        let events = collect(&[ADDED, "\n", &fits, ADDED, "\n", &over, &over, ADDED, "\n"]).await;
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(matches!(events[0], Ok(WatchEvent::Added(_))));
+        assert!(matches!(events[1], Ok(WatchEvent::Added(_))));
+        match &events[2] {
+            Err(
+                e @ Error::TooLarge {
+                    limit: 1024,
+                    what: "watch event",
+                    ..
+                },
+            ) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("https://h/w") && text.contains("1024 bytes"),
+                    "{text}"
+                );
+                assert!(text.contains("max_watch_event_bytes"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let long_line = format!("{}\n", "y".repeat(65));
+        let got: Vec<_> = lines_with_limit("u".into(), chunks(&["ok\n", &long_line]), 64)
+            .collect()
+            .await;
+        assert_eq!(got.len(), 2);
+        assert!(
+            matches!(
+                &got[1],
+                Err(Error::TooLarge {
+                    what: "log line",
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]

@@ -107,7 +107,7 @@ fn wrapper_is_a_static_resource() {
     let shapes = ApiResource::of::<Shapes>();
     assert_eq!(shapes.scope, Scope::Namespaced);
     assert_eq!(
-        shapes.collection_path(Some("ns")),
+        shapes.collection_path(Some("ns")).unwrap(),
         "/apis/schema.test/v1/namespaces/ns/shapes"
     );
     assert_eq!(

@@ -441,7 +441,11 @@ where
                         }
                         Some(Ok(WatchEvent::Error(status))) => {
                             let err = Error::WatchError {
-                                url: self.api.resource().collection_path(self.api.namespace()),
+                                url: self
+                                    .api
+                                    .resource()
+                                    .collection_path(self.api.namespace())
+                                    .unwrap_or_default(),
                                 status,
                             };
                             self.state = if requires_relist(&err) {

@@ -43,7 +43,10 @@ pub fn run() -> Result<()> {
     )?;
 
     println!("==> xtask test: control-plane binaries");
-    let binaries = crate::controlplane::build().context("step `control-plane binaries` failed")?;
+    // With kube-controller-manager: the garbage-collection and namespace
+    // tests need it (cached like the others; a few minutes the first time).
+    let binaries =
+        crate::controlplane::build(true).context("step `control-plane binaries` failed")?;
     let assets = binaries
         .kube_apiserver
         .parent()
@@ -58,6 +61,12 @@ pub fn run() -> Result<()> {
     step(
         "tests (unit, doc, integration against the control plane)",
         &mut test,
+    )?;
+    // Every fuzz target for a short while, from its committed seeds on:
+    // catches a parser that panics on its own corpus or on easy mutations.
+    step(
+        "fuzz smoke (20 s)",
+        Command::new(std::env::current_exe()?).args(["fuzz", "--seconds", "20", "--debug"]),
     )?;
     // The benchmark's programs and phases, at toy size and in debug builds:
     // proves every client runs and reports; says nothing about speed.

@@ -26,8 +26,9 @@ use crate::client::{Client, ObjectOrStatus};
 use crate::error::{Error, Result};
 use crate::object::{ObjectList, PartialObjectMetadata};
 use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
+use crate::path::segment;
 use crate::resource::{ApiResource, Resource};
-use crate::watch::{WatchEvent, decode_events};
+use crate::watch::{WatchEvent, decode_events_with_limit};
 
 const JSON: &str = "application/json";
 const META_ACCEPT: &str =
@@ -71,7 +72,9 @@ impl<K: Resource<DynamicType = ()>> Api<K> {
     pub fn all(client: Client) -> Self {
         Self::all_with(client, &())
     }
-    /// One namespace.
+    /// One namespace. The name is checked by each request, not here: an
+    /// invalid one (`..`, `a/b`, empty, …) makes every request that uses it
+    /// fail with [`Error::InvalidPathSegment`] before anything is sent.
     pub fn namespaced(client: Client, namespace: &str) -> Self {
         Self::namespaced_with(client, namespace, &())
     }
@@ -95,7 +98,8 @@ impl<K: Resource> Api<K> {
     pub fn all_with(client: Client, dt: &K::DynamicType) -> Self {
         Self::make(client, None, dt)
     }
-    /// One namespace, for a kind known at run time.
+    /// One namespace, for a kind known at run time (checked by each
+    /// request, as for [`Api::namespaced`]).
     pub fn namespaced_with(client: Client, namespace: &str, dt: &K::DynamicType) -> Self {
         Self::make(client, Some(namespace.to_string()), dt)
     }
@@ -133,26 +137,23 @@ impl<K> Api<K> {
         &self.client
     }
 
-    /// `/api(s)/…/plural[/name[/subresource]]` plus `query`.
+    /// `/api(s)/…/plural[/name[/subresource]]` plus `query`. Every part
+    /// (including the namespace, checked here at request time) passes
+    /// [`crate::path::segment`].
     pub(crate) fn path(
         &self,
         name: Option<&str>,
         subresource: Option<&str>,
         query: &str,
     ) -> Result<String> {
-        let mut path = self.resource.collection_path(self.namespace.as_deref());
+        let mut path = self.resource.collection_path(self.namespace.as_deref())?;
         if let Some(name) = name {
-            if name.is_empty() || name.contains('/') {
-                return Err(Error::InvalidRequest(format!(
-                    "`{name}` is not a valid object name"
-                )));
-            }
             path.push('/');
-            path.push_str(name);
+            path.push_str(&segment("name", name)?);
         }
         if let Some(sub) = subresource {
             path.push('/');
-            path.push_str(sub);
+            path.push_str(&segment("subresource", sub)?);
         }
         path.push_str(query);
         Ok(path)
@@ -346,6 +347,10 @@ where
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
         let path = self.path(None, None, &wp.query(resource_version))?;
         let (url, chunks) = self.open_stream(path).await?;
-        Ok(decode_events(url, chunks))
+        Ok(decode_events_with_limit(
+            url,
+            chunks,
+            self.client.max_event_bytes(),
+        ))
     }
 }

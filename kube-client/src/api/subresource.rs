@@ -152,7 +152,11 @@ impl Api<Pod> {
     ) -> Result<impl Stream<Item = Result<String>> + Send + use<>> {
         let path = self.path(Some(name), Some("log"), &lp.query())?;
         let (url, chunks) = self.open_stream(path).await?;
-        Ok(crate::watch::lines(url, chunks))
+        Ok(crate::watch::lines_with_limit(
+            url,
+            chunks,
+            self.client.max_event_bytes(),
+        ))
     }
 
     /// Evicts a Pod (policy/v1 `Eviction`): like a delete, but refused with
@@ -182,8 +186,11 @@ impl Api<Pod> {
             ObjectOrStatus::Status(status) => Ok(*status),
             ObjectOrStatus::Object(other) => Ok(Status {
                 message: Some(format!(
-                    "eviction accepted: {}",
-                    crate::error::body_prefix(other.to_string().as_bytes())
+                    "eviction accepted (answered with a {} object)",
+                    other
+                        .get("kind")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("kindless")
                 )),
                 ..Status::default()
             }),

@@ -9,17 +9,21 @@
 //! 3. the HTTP request over reqwest + rustls (HTTP/2 when the server offers
 //!    it), under a total timeout — except watches and log follows, which
 //!    only have a connect timeout, so a long watch is never cut by us;
-//! 4. retries: 429, 503 and 504 answers and refused connections are retried
-//!    with capped exponential backoff, honouring `Retry-After`; a 401 drops
-//!    cached credentials and retries once with fresh ones;
-//! 5. the answer: 2xx is decoded, anything else becomes a typed
-//!    [`Error`] carrying the server's `Status`.
+//! 4. retries: refused connections and 429 answers, any 5xx carrying
+//!    `Retry-After`, and for idempotent methods also 503 and 504, are
+//!    retried with capped exponential backoff, honouring `Retry-After` (a
+//!    POST or PATCH is never resent after an answer that may mean it ran);
+//!    a 401 drops cached credentials and retries once with fresh ones;
+//! 5. the answer, read under a limit (see `body` and
+//!    [`ClientBuilder::max_body_bytes`]): 2xx is decoded, anything else
+//!    becomes a typed [`Error`] carrying the server's `Status`.
 //!
 //! Every request runs in a `tracing` span (`kube.request`: method, path,
 //! status, duration in ms), and every attempt is told to the optional
 //! [`RequestObserver`] (for metrics, see [`observer`]). Credentials never
 //! appear in spans, logs, observations or `Debug`.
 
+mod body;
 mod pipeline;
 mod ratelimit;
 mod retry;
@@ -32,6 +36,8 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+pub use crate::watch::DEFAULT_MAX_EVENT_BYTES;
+pub use body::{DEFAULT_MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 pub use pipeline::ObjectOrStatus;
 pub(crate) use pipeline::transport_error;
 pub use ratelimit::RateLimit;
@@ -64,6 +70,8 @@ struct Inner {
     rate_limit: Option<RateLimit>,
     timeout: Duration,
     user_agent: String,
+    max_body_bytes: usize,
+    max_event_bytes: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -112,6 +120,11 @@ impl Client {
     pub fn server_url(&self) -> &str {
         &self.inner.base
     }
+
+    /// The longest watch event or streamed log line this client reads.
+    pub(crate) fn max_event_bytes(&self) -> usize {
+        self.inner.max_event_bytes
+    }
 }
 
 /// Options of a [`Client`] beyond its [`kube_config::Config`].
@@ -122,6 +135,8 @@ pub struct ClientBuilder {
     observer: observer::ObserverSlot,
     rate_limit: Option<(f64, u32)>,
     user_agent: String,
+    max_body_bytes: usize,
+    max_event_bytes: usize,
 }
 
 impl ClientBuilder {
@@ -133,7 +148,27 @@ impl ClientBuilder {
             observer: observer::ObserverSlot::default(),
             rate_limit: None,
             user_agent: format!("kube-client/{} (rust)", env!("CARGO_PKG_VERSION")),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         }
+    }
+
+    /// The largest whole answer body read into memory (objects, lists,
+    /// logs read at once); a larger one is an [`Error::TooLarge`] and is not
+    /// read further. Default [`DEFAULT_MAX_BODY_BYTES`] (1 GiB). Must be at
+    /// least 1.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// The largest single watch event (one line of a watch) or line of a
+    /// followed log; a larger one ends the stream with an
+    /// [`Error::TooLarge`]. Default [`DEFAULT_MAX_EVENT_BYTES`] (16 MiB,
+    /// ten times what etcd lets one object be). Must be at least 1.
+    pub fn max_watch_event_bytes(mut self, limit: usize) -> Self {
+        self.max_event_bytes = limit;
+        self
     }
 
     /// Sets the retry policy ([`RetryPolicy::none`] disables retries).
@@ -143,7 +178,10 @@ impl ClientBuilder {
     }
 
     /// Limits requests to `qps` per second with bursts of `burst`, as
-    /// client-go's token bucket does. Off by default.
+    /// client-go's token bucket does. Off by default. `qps` must be a
+    /// positive, finite number (fractions allowed, down to one request per
+    /// [`RateLimit::LONGEST_WAIT`]) and `burst` at least 1, else
+    /// [`build`](Self::build) fails with [`Error::Config`].
     pub fn rate_limit(mut self, qps: f64, burst: u32) -> Self {
         self.rate_limit = Some((qps, burst));
         self
@@ -155,8 +193,23 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Fails on an unusable CA, client certificate or proxy.
+    /// Builds the client. Fails on an unusable CA, client certificate or
+    /// proxy, and on settings out of range (rate limit, body limits).
     pub fn build(self) -> Result<Client> {
+        let rate_limit = self
+            .rate_limit
+            .map(|(qps, burst)| RateLimit::try_new(qps, burst))
+            .transpose()?;
+        for (setting, value) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_watch_event_bytes", self.max_event_bytes),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!(
+                    "ClientBuilder::{setting} must be at least 1 byte, got 0"
+                )));
+            }
+        }
         let identity = self.config.identity.as_ref().map(|id| tls::Identity {
             chain: id.cert_chain_der(),
             key: id.key_der(),
@@ -175,11 +228,11 @@ impl ClientBuilder {
                 base,
                 http: RwLock::new((http, None)),
                 retry: self.retry,
-                rate_limit: self
-                    .rate_limit
-                    .map(|(qps, burst)| RateLimit::new(qps, burst)),
+                rate_limit,
                 timeout,
                 user_agent: self.user_agent,
+                max_body_bytes: self.max_body_bytes,
+                max_event_bytes: self.max_event_bytes,
                 config: self.config,
             }),
         })

@@ -8,8 +8,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::{Client, http_client, retry, tls};
-use crate::error::{Error, Result, body_prefix, error_chain, is_tls_error};
+use super::{Client, body, http_client, retry, tls};
+use crate::error::{
+    Error, Result, describe_body, error_chain, is_tls_error, media_type, safe_json_error,
+};
 
 /// A decoded answer, or the `Status` the server sent instead (DELETE may
 /// answer either).
@@ -73,10 +75,14 @@ impl Client {
 
     async fn request_bytes(&self, req: http::Request<Vec<u8>>) -> Result<(String, bytes::Bytes)> {
         let (resp, url) = self.send(&req, false).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(req.method().as_str(), &url, &e))?;
+        let bytes = body::read_limited(
+            resp,
+            req.method().as_str(),
+            &url,
+            self.inner.max_body_bytes,
+            "response body",
+        )
+        .await?;
         Ok((url, bytes))
     }
 
@@ -148,15 +154,16 @@ impl Client {
                         self.inner.config.auth.invalidate_rejected(used.as_ref());
                         continue;
                     }
-                    if retry::retryable_status(code) {
-                        let after = retry::retry_after(resp.headers());
-                        if let Some(delay) = self.inner.retry.next_delay(&mut backoff, after) {
-                            tracing::debug!(code, ?delay, "retrying");
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
+                    let after = retry::retry_after(resp.headers());
+                    if retry::retryable_answer(req.method(), code, after)
+                        && let Some(delay) = self.inner.retry.next_delay(&mut backoff, after)
+                    {
+                        tracing::debug!(code, ?delay, "retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
                     }
-                    return Err(error_from_response(method, url, resp).await);
+                    let limit = self.inner.max_body_bytes.min(body::MAX_ERROR_BODY_BYTES);
+                    return Err(error_from_response(method, url, resp, limit).await);
                 }
                 Err(e) if e.is_connect() && !is_tls_error(&e) => {
                     if let Some(delay) = self.inner.retry.next_delay(&mut backoff, None) {
@@ -270,8 +277,8 @@ fn percent_encode(key: &str) -> String {
 pub(crate) fn decode<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Decode {
         url: url.to_string(),
-        message: e.to_string(),
-        body: body_prefix(bytes),
+        message: safe_json_error(&e),
+        body: describe_body(bytes, None),
     })
 }
 
@@ -291,16 +298,62 @@ pub(crate) fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> Er
 }
 
 /// Turns a non-2xx answer into an error, decoding a `Status` if there is one.
-async fn error_from_response(method: &str, url: &str, resp: reqwest::Response) -> Error {
+/// Reads at most `limit` bytes of it; a larger body is not a `Status`, and
+/// becomes an [`Error::HttpStatus`] saying so (the code is kept).
+async fn error_from_response(
+    method: &str,
+    url: &str,
+    resp: reqwest::Response,
+    limit: usize,
+) -> Error {
     let code = resp.status().as_u16();
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => return transport_error(method, url, &e),
-    };
-    status_error(method, url, code, &bytes)
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match body::read_limited(resp, method, url, limit, "error body").await {
+        Ok(bytes) => status_error(method, url, code, &bytes, content_type.as_deref()),
+        // Too large to be a Status: keep the answer's code, say why the
+        // body was not read.
+        Err(Error::TooLarge { limit, .. }) => Error::HttpStatus {
+            method: method.to_string(),
+            url: url.to_string(),
+            code,
+            body: match media_type(content_type.as_deref()) {
+                Some(media) => format!("a {media} body over the {limit}-byte limit, not read"),
+                None => format!("a body over the {limit}-byte limit, not read"),
+            },
+        },
+        Err(e) => e,
+    }
 }
 
-pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> Error {
+impl Error {
+    /// The error for a non-2xx answer with HTTP status `code`, body `body`
+    /// and `Content-Type` `content_type`, as the client builds it:
+    /// [`Error::Api`] when the body is a `Status` with a code, reason or
+    /// message (a missing code is taken from the HTTP status), otherwise
+    /// [`Error::HttpStatus`] describing the body by size and media type,
+    /// never quoting it. Never panics, whatever the body.
+    pub fn from_error_response(
+        method: &str,
+        url: &str,
+        code: u16,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Error {
+        status_error(method, url, code, body, content_type)
+    }
+}
+
+pub(crate) fn status_error(
+    method: &str,
+    url: &str,
+    code: u16,
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Error {
     match serde_json::from_slice::<Status>(bytes) {
         Ok(mut status)
             if status.code.is_some() || status.reason.is_some() || status.message.is_some() =>
@@ -316,7 +369,7 @@ pub(crate) fn status_error(method: &str, url: &str, code: u16, bytes: &[u8]) -> 
             method: method.to_string(),
             url: url.to_string(),
             code,
-            body: body_prefix(bytes),
+            body: describe_body(bytes, content_type),
         },
     }
 }
@@ -342,6 +395,7 @@ mod tests {
             "https://h/api/v1/namespaces/d/configmaps/x",
             404,
             body,
+            Some("application/json"),
         );
         assert!(e.is_not_found());
         assert_eq!(
@@ -361,18 +415,59 @@ mod tests {
     }
 
     #[test]
-    fn a_non_json_error_keeps_its_first_bytes() {
+    fn a_non_json_error_is_described_never_quoted() {
         let body = "<html>bad gateway</html>".repeat(100);
-        let e = status_error("GET", "https://h/x", 502, body.as_bytes());
+        let e = status_error(
+            "GET",
+            "https://h/x",
+            502,
+            body.as_bytes(),
+            Some("text/html; charset=utf-8"),
+        );
         match &e {
             Error::HttpStatus {
                 code: 502, body, ..
-            } => {
-                assert!(body.starts_with("<html>bad gateway"));
-                assert_eq!(body.len(), crate::error::BODY_PREFIX);
-            }
+            } => assert_eq!(body, "a 2400-byte text/html body"),
             other => panic!("{other:?}"),
         }
         assert_eq!(e.code(), Some(502));
+        assert_eq!(
+            e.to_string(),
+            "GET https://h/x: HTTP 502, a 2400-byte text/html body"
+        );
+        let e = status_error("GET", "https://h/x", 500, b"c2VjcmV0", None);
+        assert_eq!(e.to_string(), "GET https://h/x: HTTP 500, a 8-byte body");
+    }
+
+    #[test]
+    fn a_decode_error_never_quotes_the_body() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Wanted {
+            count: u32,
+            mode: Mode,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        enum Mode {
+            On,
+        }
+        let bodies: [&[u8]; 5] = [
+            br#"{"count":"hunter2-secret"}"#,
+            br#"{"count":1,"mode":"hunter2-secret"}"#,
+            br#"{"count":1,"hunter2-secret":1}"#,
+            br#"hunter2-secret"#,
+            br#"{"count":12345678901234567890123,"x":"hunter2-secret"}"#,
+        ];
+        for body in bodies {
+            let e = decode::<Wanted>("https://h/x", body).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("https://h/x") && shown.contains("line 1"),
+                "{shown}"
+            );
+        }
+        let e = decode::<Wanted>("https://h/x", br#"{"mode":"On"}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `count`"), "{e}");
     }
 }

@@ -1,10 +1,20 @@
 //! Which failed requests are tried again, and after how long.
 //!
-//! Retried: answers 429 (TooManyRequests), 503 (ServiceUnavailable) and 504
-//! (GatewayTimeout), and connections that could not be made (the request
-//! never reached the server, so even a POST is safe to resend). The delay is
-//! the server's `Retry-After` (seconds, capped at `max_delay`) when given,
-//! else capped exponential backoff with jitter (backon).
+//! A request is resent only when doing so cannot do something twice:
+//! - a connection that could not be made is retried for every method: the
+//!   request never reached the server;
+//! - 429 (TooManyRequests) is retried for every method: the server refused
+//!   the request before running it (max-in-flight, priority and fairness);
+//! - any other 5xx that carries `Retry-After` is retried for every method:
+//!   the server says the request may be sent again (client-go's `checkWait`
+//!   retries exactly these, for every verb);
+//! - 503 and 504 *without* `Retry-After` are retried only for idempotent
+//!   methods (GET, HEAD, OPTIONS, PUT, DELETE). A POST or PATCH may have run
+//!   before the gateway gave up: a create with `generateName` sent twice
+//!   would make two objects, so those answers go back to the caller.
+//!
+//! The delay is the server's `Retry-After` (seconds, capped at `max_delay`)
+//! when given, else capped exponential backoff with jitter (backon).
 
 use std::time::Duration;
 
@@ -60,9 +70,32 @@ impl RetryPolicy {
     }
 }
 
-/// Whether an HTTP status is worth retrying.
-pub(crate) fn retryable_status(code: u16) -> bool {
-    matches!(code, 429 | 503 | 504)
+/// Whether an answer `code` to a `method` request may be retried, given
+/// the server's `Retry-After` (see the module docs).
+pub(crate) fn retryable_answer(
+    method: &http::Method,
+    code: u16,
+    retry_after: Option<Duration>,
+) -> bool {
+    if code == 429 || (code >= 500 && retry_after.is_some()) {
+        return true;
+    }
+    is_idempotent(method) && matches!(code, 503 | 504)
+}
+
+/// Methods whose repetition has the effect of doing them once (RFC 9110
+/// §9.2.2). PUT carries the whole object (and usually its resourceVersion),
+/// DELETE of a deleted object is a 404: neither does anything twice.
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
 }
 
 /// `Retry-After: <seconds>` (the HTTP-date form is not used by kube-apiserver).
@@ -121,8 +154,59 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
-        assert!(retryable_status(429) && retryable_status(503) && retryable_status(504));
-        assert!(!retryable_status(500) && !retryable_status(409));
+    fn extreme_policies_never_panic() {
+        for (min_delay, max_delay) in [
+            (Duration::MAX, Duration::MAX),
+            (Duration::ZERO, Duration::ZERO),
+            (Duration::from_secs(10), Duration::from_millis(1)),
+            (Duration::from_nanos(1), Duration::MAX),
+        ] {
+            let policy = RetryPolicy {
+                max_retries: 100,
+                min_delay,
+                max_delay,
+            };
+            let mut backoff = policy.backoff();
+            for _ in 0..100 {
+                let delay = policy.next_delay(&mut backoff, Some(Duration::MAX));
+                assert!(delay.is_some_and(|d| d <= max_delay));
+            }
+            assert_eq!(policy.next_delay(&mut backoff, None), None);
+        }
+        let mut huge = reqwest::header::HeaderMap::new();
+        huge.insert(
+            reqwest::header::RETRY_AFTER,
+            "99999999999999999999999".parse().unwrap(),
+        );
+        assert_eq!(
+            retry_after(&huge),
+            None,
+            "not a number of seconds we can wait"
+        );
+    }
+
+    #[test]
+    fn which_answers_are_retried() {
+        use http::Method;
+        let after = Some(Duration::from_secs(1));
+        for m in [Method::GET, Method::PUT, Method::DELETE] {
+            for code in [429, 503, 504] {
+                assert!(retryable_answer(&m, code, None), "{m} {code}");
+            }
+            assert!(!retryable_answer(&m, 500, None), "{m}");
+            assert!(retryable_answer(&m, 500, after), "{m}");
+        }
+        for m in [Method::POST, Method::PATCH] {
+            assert!(retryable_answer(&m, 429, None), "{m}");
+            assert!(!retryable_answer(&m, 503, None), "{m}");
+            assert!(!retryable_answer(&m, 504, None), "{m}");
+            assert!(!retryable_answer(&m, 500, None), "{m}");
+            for code in [500, 502, 503, 504] {
+                assert!(retryable_answer(&m, code, after), "{m} {code}");
+            }
+        }
+        for code in [400, 401, 404, 409, 410, 422] {
+            assert!(!retryable_answer(&Method::GET, code, after), "{code}");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! rustls configuration from a [`kube_config::Config`].
 //!
-//! Guarantees: the server is verified against the kubeconfig's CA bundle
-//! (or, without one, the webpki roots are not used: a cluster without a CA is
-//! verified against nothing and fails, as kubectl does with no system roots
-//! configured); `tls-server-name` replaces the host name in verification;
+//! Guarantees: the server is verified against the kubeconfig's CA bundle,
+//! and only against it, when one is configured; without one, against the
+//! platform's trusted roots, as kubectl (Go's `crypto/x509`) does — read by
+//! rustls-native-certs, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`
+//! (once per process: the roots are cached); `tls-server-name` replaces
+//! the host name in verification;
 //! verification is skipped only when `insecure-skip-tls-verify` says so;
 //! ALPN offers h2 then http/1.1, so that many watches share one connection
 //! when the server speaks HTTP/2.
@@ -52,13 +54,20 @@ pub(crate) fn client_config(
                 .add(CertificateDer::from(der.clone()))
                 .map_err(|e| tls_err(format!("certificate-authority: {e}")))?;
         }
-        if roots.is_empty() {
-            return Err(Error::Config(format!(
-                "cluster {url} has no certificate-authority and insecure-skip-tls-verify is not set: \
-                 nothing to verify the server against"
-            )));
-        }
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        let roots = if roots.is_empty() {
+            let system = system_roots();
+            if system.is_empty() {
+                return Err(Error::Config(format!(
+                    "cluster {url} has no certificate-authority, insecure-skip-tls-verify is not \
+                     set and the platform has no trusted roots (see SSL_CERT_FILE, SSL_CERT_DIR): \
+                     nothing to verify the server against"
+                )));
+            }
+            system
+        } else {
+            Arc::new(roots)
+        };
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|e| tls_err(e.to_string()))?;
         match &config.tls_server_name {
@@ -84,6 +93,24 @@ pub(crate) fn client_config(
     };
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
+}
+
+/// The platform's trusted roots, read once per process (an unreadable or
+/// unparsable certificate among them is skipped, as Go does).
+fn system_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::debug!(error = %e, "skipping a system root certificate source");
+            }
+            let mut roots = rustls::RootCertStore::empty();
+            let (added, skipped) = roots.add_parsable_certificates(found.certs);
+            tracing::debug!(added, skipped, "loaded the platform's trusted roots");
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 /// Verifies against a configured name instead of the URL's host.

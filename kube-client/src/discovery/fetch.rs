@@ -100,10 +100,13 @@ pub(super) async fn read_resource_list(
     group: &str,
     version: &str,
 ) -> Result<Option<Vec<DiscoveredResource>>> {
-    let path = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
+    // Names from the server's documents pass the same check as a user's.
+    let path = match crate::path::group_version_path(group, version) {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::warn!(error = %e, "discovery: group version cannot be addressed; skipped");
+            return Ok(None);
+        }
     };
     match get(client, &path, LEGACY_ACCEPT).await {
         Ok(body) => parse_resource_list(&url_of(client, &path), &body, group, version).map(Some),
@@ -150,14 +153,14 @@ pub(super) fn is_path_segment(s: &str) -> bool {
 // ---------------------------------------------------------------------------
 
 pub(super) fn decode<T: DeserializeOwned>(url: &str, body: &str) -> Result<T> {
-    serde_json::from_str(body).map_err(|e| decode_error(url, body, e.to_string()))
+    serde_json::from_str(body).map_err(|e| decode_error(url, body, safe_json_error(&e)))
 }
 
 pub(super) fn decode_error(url: &str, body: &str, message: String) -> Error {
     Error::Decode {
         url: url.to_string(),
         message,
-        body: body_prefix(body.as_bytes()),
+        body: describe_body(body.as_bytes(), None),
     }
 }
 

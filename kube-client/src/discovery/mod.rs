@@ -101,7 +101,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::client::Client;
-use crate::error::{Error, Result, body_prefix};
+use crate::error::{Error, Result, describe_body, safe_json_error};
 use crate::resource::{ApiResource, Scope};
 
 /// Accept header asking for aggregated discovery, with the legacy documents

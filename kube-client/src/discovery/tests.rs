@@ -186,7 +186,7 @@ fn aggregated_documents_become_groups_in_priority_order() {
     let deploy = d.resolve_gvk("apps", "v1", "Deployment").unwrap();
     assert_eq!(deploy.api_version, "apps/v1");
     assert_eq!(
-        deploy.collection_path(Some("x")),
+        deploy.collection_path(Some("x")).unwrap(),
         "/apis/apps/v1/namespaces/x/deployments"
     );
     assert_eq!(
@@ -368,10 +368,12 @@ fn wrong_kinds_and_malformed_json_are_decode_errors() {
     for (body, root) in cases {
         match parse_root(URL, body, root) {
             Err(Error::Decode {
-                url, body: prefix, ..
+                url,
+                body: described,
+                ..
             }) => {
                 assert_eq!(url, URL);
-                assert_eq!(prefix, body);
+                assert_eq!(described, format!("a {}-byte body", body.len()));
             }
             other => panic!("{body}: {other:?}"),
         }

@@ -2,6 +2,8 @@
 //! test binary (kube-testenv) and clients for it.
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use kube_client::Client;
 use kube_testenv::TestEnv;
 

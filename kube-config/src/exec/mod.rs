@@ -302,6 +302,21 @@ impl ExecProvider {
         self.inner.lock().cached = None;
     }
 
+    /// Parses what a plugin printed on standard output into a credential,
+    /// with the checks [`credential`](Self::credential) applies after running
+    /// it (the cache is not touched): an `ExecCredential` of this provider's
+    /// apiVersion (see the module docs). Any other output is an
+    /// [`Error::ExecOutput`] naming the command and user, never quoting the
+    /// output. Lets a plugin's output be tested without running it.
+    pub fn parse_output(&self, stdout: &[u8]) -> Result<Credential, Error> {
+        let s = &*self.inner.settings;
+        output::parse_output(stdout, s.api_version).map_err(|reason| Error::ExecOutput {
+            command: s.command.clone(),
+            user: s.user.clone(),
+            reason,
+        })
+    }
+
     /// Drops the cached credential if it is `rejected`; one that replaced it
     /// meanwhile stays.
     pub fn invalidate_if_cached(&self, rejected: &Credential) {

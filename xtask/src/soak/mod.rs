@@ -1,11 +1,14 @@
-//! `cargo xtask soak --minutes N`: reflectors under chaos, checked for lost
-//! and stale objects after every fault, with the time each took to catch up.
+//! `cargo xtask soak --minutes N`: reflectors and a controller under chaos,
+//! checked for lost and stale objects after every fault, with the time each
+//! took to catch up.
 //!
 //! 1. Starts a control plane of its own (etcd + kube-apiserver, kube-testenv)
 //!    and the fault proxy ([`proxy`]) in front of kube-apiserver.
 //! 2. Starts the subjects ([`subjects`]): reflectors of every kind (typed,
 //!    dynamic, metadata only) and initial-state mode (streaming list, list
-//!    then watch), default settings, all connected through the proxy.
+//!    then watch), default settings, and a controller ([`controller`]) that
+//!    writes a derived ConfigMap per object into a second namespace, all
+//!    connected through the proxy.
 //! 3. Starts the driver ([`driver`]): random creates, updates and deletes of
 //!    ConfigMaps, straight to kube-apiserver, for the whole run.
 //! 4. Runs rounds until N minutes have passed (and at least one of each
@@ -24,13 +27,16 @@
 //!    a probe change is made (one object created, the last round's deleted:
 //!    a cache can only be current once its watch delivers again), and every
 //!    subject is compared with a fresh list (key and resourceVersion) until
-//!    it equals one, for at most [`CATCH_UP_BOUND`]: the time from the end of
-//!    the fault is its catch-up time; whatever still differs then is counted
-//!    lost or stale.
+//!    it equals one — for the controller: until every listed object has its
+//!    derived ConfigMap, made from that resourceVersion — for at most
+//!    [`CATCH_UP_BOUND`]: the time from the end of the fault is its catch-up
+//!    time; whatever still differs then is counted lost or stale.
 //! 5. Prints rounds, faults by kind, events seen, objects lost and stale,
-//!    and the catch-up time per fault kind (median and max), each restart's
-//!    on its own against the 1 s target; fails if anything was lost or stale.
+//!    and the catch-up time per fault kind (median and max) of the caches
+//!    and of the controller, each restart's on its own against the 1 s
+//!    target; fails if anything was lost or stale.
 
+mod controller;
 mod driver;
 mod proxy;
 mod report;
@@ -48,6 +54,7 @@ use kube_client::{Api, Client};
 use kube_testenv::ControlPlane;
 use tokio::time::Instant;
 
+use controller::ControllerSubject;
 use driver::Driver;
 use proxy::FaultProxy;
 use report::{Divergence, Round, Tally};
@@ -147,7 +154,7 @@ impl Options {
 pub fn run(args: &[&str]) -> Result<()> {
     let opts = Options::parse(args)?;
     println!("==> soak: control plane");
-    let binaries = crate::controlplane::build()?;
+    let binaries = crate::controlplane::build(false)?;
     let plane = Arc::new(ControlPlane::start(&binaries)?);
     println!("    kube-apiserver {} ready", plane.server_url());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -180,12 +187,14 @@ fn client_of(plane: &ControlPlane, server: Option<SocketAddr>) -> Result<Client>
 
 async fn soak(plane: Arc<ControlPlane>, opts: &Options) -> Result<(Tally, Arc<driver::Changes>)> {
     let direct = client_of(&plane, None)?;
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(direct.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .context("create the soak namespace")?;
+    for name in [NAMESPACE, controller::DERIVED_NAMESPACE] {
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(direct.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .with_context(|| format!("create the namespace {name}"))?;
+    }
 
     let upstream: SocketAddr = plane
         .server_url()
@@ -199,20 +208,22 @@ async fn soak(plane: Arc<ControlPlane>, opts: &Options) -> Result<(Tally, Arc<dr
     let proxy =
         FaultProxy::start(upstream, &read("apiserver.crt")?, &read("apiserver.key")?).await?;
     let proxied = client_of(&plane, Some(proxy.addr))?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(direct, NAMESPACE);
+    let config_maps: Api<ConfigMap> = Api::namespaced(direct.clone(), NAMESPACE);
 
     let driver = Driver::start(config_maps.clone());
-    let subjects = subjects::reflectors(&proxied, NAMESPACE);
+    let mut subjects = subjects::reflectors(&proxied, NAMESPACE);
+    let caches = subjects.len();
+    subjects.push(ControllerSubject::start(&proxied, &direct, NAMESPACE));
     let names: Vec<String> = subjects.iter().map(|s| s.name().to_string()).collect();
+    let is_cache: Vec<bool> = subjects.iter().map(|s| s.is_cache()).collect();
     println!(
-        "==> soak: {} caches through the fault proxy at {}",
-        names.len(),
+        "==> soak: {caches} caches and a controller through the fault proxy at {}",
         proxy.addr
     );
     let (synced, _) = catch_up(&subjects, &config_maps, Instant::now()).await;
     ensure!(
         synced.iter().all(Option::is_some),
-        "the caches did not complete their initial sync within {} s",
+        "the caches and the controller did not complete their initial sync within {} s",
         CATCH_UP_BOUND.as_secs()
     );
 
@@ -231,22 +242,25 @@ async fn soak(plane: Arc<ControlPlane>, opts: &Options) -> Result<(Tally, Arc<dr
             fault,
             catch_up,
             divergence,
+            is_cache: is_cache.clone(),
+        };
+        let shown = |d: Option<Duration>| {
+            d.map_or("NEVER (see the report)".into(), |d| {
+                format!("{:.2} s", d.as_secs_f64())
+            })
         };
         println!(
-            "    round {:>3} {:<10} caches caught up in {}",
+            "    round {:>3} {:<10} caches caught up in {}, the controller in {}",
             rounds.len() + 1,
             fault.name(),
-            round
-                .slowest()
-                .map_or("NEVER (see the report)".into(), |d| format!(
-                    "{:.2} s",
-                    d.as_secs_f64()
-                ))
+            shown(round.slowest(true)),
+            shown(round.slowest(false)),
         );
         rounds.push(round);
     }
     let tally = Tally {
         subjects: names,
+        is_cache,
         rounds,
         received: subjects.iter().map(|s| s.received()).collect(),
         throttled_requests: proxy.throttled_requests(),
@@ -347,6 +361,7 @@ async fn catch_up(
     since: Instant,
 ) -> (Vec<Option<Duration>>, Vec<Divergence>) {
     let mut caught: Vec<Option<Duration>> = vec![None; subjects.len()];
+    let mut last: Vec<Divergence> = vec![Divergence::default(); subjects.len()];
     let mut listed = View::new();
     loop {
         match fresh_list(api).await {
@@ -354,9 +369,15 @@ async fn catch_up(
             Err(e) => println!("    (fresh list failed, trying again: {e})"),
         }
         let now = Instant::now();
-        for (subject, caught) in subjects.iter().zip(&mut caught) {
-            if caught.is_none() && subject.view() == listed {
-                *caught = Some(now.saturating_duration_since(since));
+        for (i, subject) in subjects.iter().enumerate() {
+            if caught[i].is_some() {
+                continue;
+            }
+            if let Some(d) = subject.compare(&listed).await {
+                if d.is_none() {
+                    caught[i] = Some(now.saturating_duration_since(since));
+                }
+                last[i] = d;
             }
         }
         if caught.iter().all(Option::is_some) || now >= since + CATCH_UP_BOUND {
@@ -364,12 +385,15 @@ async fn catch_up(
         }
         tokio::time::sleep(POLL).await;
     }
-    let divergence = subjects
+    let divergence = caught
         .iter()
-        .zip(&caught)
-        .map(|(s, c)| match c {
-            Some(_) => Divergence::default(),
-            None => Divergence::between(&s.view(), &listed),
+        .zip(last)
+        .map(|(c, d)| {
+            if c.is_some() {
+                Divergence::default()
+            } else {
+                d
+            }
         })
         .collect();
     (caught, divergence)

@@ -5,7 +5,8 @@
 //! answering 200 again — until the subject's view equalled a fresh list),
 //! and what was lost or stale if a subject did not catch up within the bound.
 //! The table gives, per fault kind, the median and maximum over rounds of
-//! the slowest subject's catch-up, and every restart's catch-up one by one.
+//! the slowest cache's catch-up and of the controller's (its desired state
+//! reached), and every restart's catch-up of the caches one by one.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -54,14 +55,19 @@ pub(super) struct Round {
     pub(super) catch_up: Vec<Option<Duration>>,
     /// Per subject: what differed when the bound ran out (zero if caught up).
     pub(super) divergence: Vec<Divergence>,
+    /// Per subject: a cache (or a controller).
+    pub(super) is_cache: Vec<bool>,
 }
 
 impl Round {
-    /// The slowest subject's catch-up (`None` if one never caught up).
-    pub(super) fn slowest(&self) -> Option<Duration> {
+    /// The slowest catch-up among the caches (`caches`) or among the
+    /// controllers (`!caches`); `None` if one never caught up.
+    pub(super) fn slowest(&self, caches: bool) -> Option<Duration> {
         self.catch_up
             .iter()
-            .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+            .zip(&self.is_cache)
+            .filter(|(_, is_cache)| **is_cache == caches)
+            .try_fold(Duration::ZERO, |acc, (d, _)| d.map(|d| acc.max(d)))
     }
 }
 
@@ -70,6 +76,8 @@ impl Round {
 pub(super) struct Tally {
     /// Subject names, in the order of `Round::catch_up`.
     pub(super) subjects: Vec<String>,
+    /// Per subject: a cache (or a controller).
+    pub(super) is_cache: Vec<bool>,
     /// Every round, in order.
     pub(super) rounds: Vec<Round>,
     /// Per subject, what it received over the run.
@@ -97,13 +105,22 @@ impl Tally {
         use std::sync::atomic::Ordering::Relaxed;
         let mut out = String::new();
         let by_kind = self.by_kind();
+        let names = |caches: bool| -> Vec<&str> {
+            self.subjects
+                .iter()
+                .zip(&self.is_cache)
+                .filter(|(_, c)| **c == caches)
+                .map(|(n, _)| n.as_str())
+                .collect()
+        };
         let _ = writeln!(
             out,
-            "==> soak: {} rounds in {:.1} min, {} caches: {}",
+            "==> soak: {} rounds in {:.1} min, {} caches: {}; controllers: {}",
             self.rounds.len(),
             self.elapsed.as_secs_f64() / 60.0,
-            self.subjects.len(),
-            self.subjects.join(", ")
+            names(true).len(),
+            names(true).join(", "),
+            names(false).join(", "),
         );
         let faults: Vec<String> = by_kind
             .iter()
@@ -118,36 +135,65 @@ impl Tally {
             changes.deleted.load(Relaxed),
             changes.failed.load(Relaxed),
         );
-        let sum = |f: fn(&Received) -> u64| self.received.iter().map(f).sum::<u64>();
+        let sum = |caches: bool, f: fn(&Received) -> u64| {
+            self.received
+                .iter()
+                .zip(&self.is_cache)
+                .filter(|(_, c)| **c == caches)
+                .map(|(r, _)| f(r))
+                .sum::<u64>()
+        };
         let _ = writeln!(
             out,
             "events seen:  {} changes over all caches, {} errors, {} lists (initial + relists), {} queue overflows; {} requests answered 429 by the proxy",
-            sum(|r| r.changes),
-            sum(|r| r.errors),
-            sum(|r| r.lists),
-            sum(|r| r.desynced),
+            sum(true, |r| r.changes),
+            sum(true, |r| r.errors),
+            sum(true, |r| r.lists),
+            sum(true, |r| r.desynced),
             self.throttled_requests,
+        );
+        let _ = writeln!(
+            out,
+            "controller:   {} reconciles, {} errors (failed reconciles and watch errors)",
+            sum(false, |r| r.changes),
+            sum(false, |r| r.errors),
         );
         let d = self.divergence();
         let _ = writeln!(out, "objects:      lost {}, stale {}", d.lost, d.stale);
         let _ = writeln!(
             out,
-            "catch-up (slowest cache per round)      median      max   rounds"
+            "catch-up per round                       caches (slowest)    controller    rounds"
+        );
+        let _ = writeln!(
+            out,
+            "                                         median      max   median      max"
         );
         for (kind, rounds) in &by_kind {
-            let mut times: Vec<Duration> = rounds.iter().filter_map(|r| r.slowest()).collect();
-            times.sort();
-            let never = rounds.len() - times.len();
-            let median = times.get(times.len() / 2);
+            let stats = |caches: bool| {
+                let mut times: Vec<Duration> =
+                    rounds.iter().filter_map(|r| r.slowest(caches)).collect();
+                times.sort();
+                let never = rounds.len() - times.len();
+                let median = times
+                    .get(times.len() / 2)
+                    .map_or("-".into(), |d| seconds(*d));
+                let max = times.last().map_or("-".into(), |d| seconds(*d));
+                (median, max, never)
+            };
+            let (cache_median, cache_max, cache_never) = stats(true);
+            let (ctl_median, ctl_max, ctl_never) = stats(false);
+            let never = cache_never + ctl_never;
             let _ = writeln!(
                 out,
-                "  {:<36} {:>8}  {:>8}   {:>3}{}",
+                "  {:<36} {:>8} {:>8} {:>8} {:>8}   {:>3}{}",
                 kind.measured_from(),
-                median.map_or("-".into(), |d| seconds(*d)),
-                times.last().map_or("-".into(), |d| seconds(*d)),
+                cache_median,
+                cache_max,
+                ctl_median,
+                ctl_max,
                 rounds.len(),
                 if never > 0 {
-                    format!("  ({never} never caught up)")
+                    format!("  ({cache_never} caches and {ctl_never} controllers never caught up)")
                 } else {
                     String::new()
                 }
@@ -157,7 +203,7 @@ impl Tally {
             .rounds
             .iter()
             .filter(|r| r.fault == Fault::Restart)
-            .map(Round::slowest)
+            .map(|r| r.slowest(true))
             .collect();
         if !restarts.is_empty() {
             let met = restarts
@@ -220,13 +266,21 @@ mod tests {
 
     #[test]
     fn the_slowest_subject_decides_and_never_is_never() {
-        let round = |catch_up| Round {
+        let round = |catch_up: Vec<Option<Duration>>| Round {
             fault: Fault::Cut,
+            is_cache: vec![true, true, false],
             catch_up,
             divergence: vec![],
         };
         let s = Duration::from_secs;
-        assert_eq!(round(vec![Some(s(1)), Some(s(3))]).slowest(), Some(s(3)));
-        assert_eq!(round(vec![Some(s(1)), None]).slowest(), None);
+        let r = round(vec![Some(s(1)), Some(s(3)), Some(s(9))]);
+        assert_eq!(
+            (r.slowest(true), r.slowest(false)),
+            (Some(s(3)), Some(s(9)))
+        );
+        let r = round(vec![Some(s(1)), None, Some(s(2))]);
+        assert_eq!((r.slowest(true), r.slowest(false)), (None, Some(s(2))));
+        let r = round(vec![Some(s(1)), Some(s(1)), None]);
+        assert_eq!((r.slowest(true), r.slowest(false)), (Some(s(1)), None));
     }
 }

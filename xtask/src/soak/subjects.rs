@@ -11,20 +11,24 @@
 //!
 //! all with the default settings a user gets (backoff included), all
 //! connected through the fault proxy. Anything else that must converge with
-//! the cluster — a controller's cache, say — joins the soak by implementing
-//! [`Subject`] and being added to the list [`reflectors`] returns; the rounds,
-//! checks and report need no change.
+//! the cluster joins the soak by implementing [`Subject`]: the controller of
+//! [`super::controller`] does, checked by the state it writes rather than
+//! by a view.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::{Api, ApiResource, Client, DynamicObject, Resource, ResourceExt};
 use kube_runtime::{Reflector, ReflectorConfig, Store, WatchEvent, WatcherConfig};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use super::report::Divergence;
 
 /// `namespace/name → resourceVersion`.
 pub(super) type View = BTreeMap<String, String>;
@@ -42,13 +46,20 @@ pub(super) struct Received {
     pub(super) lists: u64,
 }
 
-/// Something with a view of the soak's objects that must converge with the
-/// API server; see the module docs.
+/// Something that must converge with the soak's objects on the API server;
+/// see the module docs.
 pub(super) trait Subject: Send + Sync {
     /// A short name for the report, e.g. `typed/streaming`.
     fn name(&self) -> &str;
-    /// The objects it currently holds.
-    fn view(&self) -> View;
+    /// A cache (its view must equal the list), or not (a controller: the
+    /// cluster must be in the state it derives from the list). The report
+    /// gives the two catch-up times apart.
+    fn is_cache(&self) -> bool {
+        true
+    }
+    /// How far it is from `listed` (a fresh list of the soak's objects);
+    /// `None` if that cannot be told now (a request of its own failed).
+    fn compare<'a>(&'a self, listed: &'a View) -> BoxFuture<'a, Option<Divergence>>;
     /// What it has received so far (cumulative).
     fn received(&self) -> Received;
 }
@@ -73,15 +84,17 @@ where
         &self.name
     }
 
-    fn view(&self) -> View {
-        self.store
+    fn compare<'a>(&'a self, listed: &'a View) -> BoxFuture<'a, Option<Divergence>> {
+        let view: View = self
+            .store
             .read()
             .iter()
             .map(|o| {
                 let rv = o.resource_version().unwrap_or_default().to_string();
                 (key_of(o.as_ref()), rv)
             })
-            .collect()
+            .collect();
+        futures::future::ready(Some(Divergence::between(&view, listed))).boxed()
     }
 
     fn received(&self) -> Received {
