@@ -7,6 +7,7 @@
 //!     .reconcile_all_on(stream)      reconcile everything on each item
 //!     .with_config(Config { .. })    concurrency, debounce, timeouts
 //!     .shutdown_on_signal()          SIGTERM/SIGINT: graceful, then at once
+//!     .leader_election(handle)       reconcile only while leading (see leading)
 //!     .run(reconcile, error_policy, ctx)  → Stream of results
 //! ```
 //!
@@ -51,9 +52,10 @@ use super::config::Config;
 use super::runner::RunnerItem;
 use super::shutdown::{Request, Shutdown};
 use super::triggers::{self, Cache, Trigger, TriggerConfig};
-use super::{Action, Error, ObjectRef, WorkQueue, run_workers};
+use super::{Action, Error, ObjectRef, WorkQueue, leading, run_workers};
 use crate::index;
 use crate::informer::{Informer, SharedInformers};
+use crate::leader_election::LeaderHandle;
 use crate::store::Store;
 
 /// What a kind needs to be watched and cached by a controller.
@@ -76,6 +78,8 @@ pub struct Controller<K: Resource> {
     owned_stores: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
     config: Config,
     shutdown: Shutdown,
+    /// The election gating reconciles, and whether to serve one term only.
+    leadership: Option<(LeaderHandle, bool)>,
 }
 
 impl<K: Resource> Debug for Controller<K> {
@@ -146,6 +150,7 @@ where
             owned_stores: Vec::new(),
             config: Config::default(),
             shutdown: Shutdown::default(),
+            leadership: None,
         }
     }
 
@@ -241,6 +246,26 @@ where
         self
     }
 
+    /// Reconcile only while `handle`'s elector leads (warm standby: the
+    /// caches run on every replica); a term's end cancels the reconciles in
+    /// flight, a new term reconciles everything, and a graceful shutdown
+    /// releases the lease. See [`leading`] for the
+    /// guarantees, and [`run_per_term`](super::run_per_term) for cold
+    /// standby. Run the elector (`LeaderElector::run`) yourself, e.g. in a
+    /// task. Several controllers may share one handle; the first to shut
+    /// down gracefully releases it (stops the elector) for all.
+    pub fn leader_election(mut self, handle: LeaderHandle) -> Self {
+        self.leadership = Some((handle, false));
+        self
+    }
+
+    /// As [`leader_election`](Self::leader_election), ending the stream
+    /// when the current term ends.
+    pub(super) fn single_term(mut self, handle: LeaderHandle) -> Self {
+        self.leadership = Some((handle, true));
+        self
+    }
+
     /// The cache of kind `K`: the objects reconcile is given, readable from
     /// anywhere (it fills as soon as the controller is built).
     pub fn store(&self) -> Store<K> {
@@ -286,6 +311,20 @@ where
         Pol: Fn(Arc<K>, &E, Arc<C>) -> Action + Send + Sync + 'static,
     {
         let (graceful, forceful) = self.shutdown.into_requests();
+        if let Some((handle, single_term)) = self.leadership {
+            let parts = leading::Parts {
+                caches: self.caches,
+                triggers: futures::stream::select_all(self.triggers),
+                store: self.main.store(),
+                dyntype: self.dyntype,
+                config: self.config,
+                graceful,
+                forceful,
+                handle,
+                single_term,
+            };
+            return leading::run(parts, reconcile, error_policy, ctx).left_stream();
+        }
         let queue = WorkQueue::new(self.config.work_queue());
         let store = self.main.store();
         let lookup_store = store.clone();
@@ -313,7 +352,7 @@ where
             graceful,
             running,
         };
-        futures::stream::unfold(Phase::Syncing(Box::new(syncing)), Phase::step)
+        futures::stream::unfold(Phase::Syncing(Box::new(syncing)), Phase::step).right_stream()
     }
 }
 

@@ -22,12 +22,15 @@
 //! - [`triggers`]: which changes queue which keys;
 //! - [`predicates`]: skipping changes that do not matter;
 //! - [`config`]: the controller's settings;
-//! - [`shutdown`]: graceful and immediate shutdown.
+//! - [`shutdown`]: graceful and immediate shutdown;
+//! - [`leading`]: reconciling only while this replica leads (leader
+//!   election), with warm or cold standby.
 
 pub mod action;
 pub mod builder;
 pub mod config;
 pub mod error;
+pub mod leading;
 pub mod object_ref;
 pub mod predicates;
 pub mod rate_limit;
@@ -40,6 +43,7 @@ pub use action::{Action, default_error_policy};
 pub use builder::Controller;
 pub use config::Config;
 pub use error::Error;
+pub use leading::{current_term, report_leadership, run_per_term};
 pub use object_ref::ObjectRef;
 pub use rate_limit::{RateLimiter, RateLimiterConfig};
 pub use runner::{RunnerConfig, run_workers};
