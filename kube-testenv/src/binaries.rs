@@ -1,17 +1,29 @@
-//! Where the kube-apiserver and etcd binaries come from.
+//! Where the kube-apiserver, etcd and (optionally) kube-controller-manager
+//! binaries come from.
 //!
 //! In order of preference:
-//! 1. `TEST_ASSET_KUBE_APISERVER` and `TEST_ASSET_ETCD`, each naming a binary;
+//! 1. `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD` and
+//!    `TEST_ASSET_KUBE_CONTROLLER_MANAGER`, each naming a binary;
 //! 2. `KUBEBUILDER_ASSETS`, a directory holding `kube-apiserver` and `etcd`
-//!    (controller-runtime envtest's convention);
+//!    (controller-runtime envtest's convention), and perhaps
+//!    `kube-controller-manager`;
 //! 3. the cache, `$KUBE_TESTENV_CACHE` or `$XDG_CACHE_HOME/kube-testenv` or
 //!    `~/.cache/kube-testenv`, in a directory named after the pinned versions
 //!    and a hash of the Go module's go.mod and go.sum, so that changing the
 //!    pin builds anew and nothing else does;
-//! 4. building both with `go build` from the Go module in
-//!    `xtask/controlplane`, which pins `k8s.io/kubernetes` and etcd. The
-//!    result goes to the cache (written under a temporary name, then
-//!    renamed, so a crashed build never leaves a half binary behind).
+//! 4. building with `go build` from the Go module in `xtask/controlplane`,
+//!    which pins `k8s.io/kubernetes` and etcd. The result goes to the cache
+//!    (written under a temporary name, then renamed, so a crashed build never
+//!    leaves a half binary behind).
+//!
+//! kube-apiserver and etcd are always found or built. kube-controller-manager
+//! is optional: [`ensure`] reports it when it is already at hand (named by
+//! the environment, or cached) and never builds it; [`ensure_with`] with
+//! [`Wanted::controller_manager`] builds it too, into the same cache
+//! directory, from the same module (so it is the same Kubernetes release as
+//! the API server). When the environment names the API server and etcd but
+//! no controller manager, asking for one is an error rather than a build: a
+//! controller manager built here could be newer than a foreign API server.
 //!
 //! A build runs under a time limit and fails with the tail of its log.
 
@@ -29,14 +41,29 @@ pub fn module_dir() -> PathBuf {
 /// How long one `go build` may take before it is killed.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-/// Paths to the two server binaries.
+/// Paths to the server binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {
     /// The kube-apiserver binary.
     pub kube_apiserver: PathBuf,
     /// The etcd binary.
     pub etcd: PathBuf,
+    /// The kube-controller-manager binary, if one was found or built (see
+    /// [`Wanted::controller_manager`]).
+    pub kube_controller_manager: Option<PathBuf>,
 }
+
+/// Which optional binaries [`ensure_with`] must provide, building them if
+/// needed. kube-apiserver and etcd are always provided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Provide kube-controller-manager (built from the pinned module if it is
+    /// not cached; a few more minutes the first time).
+    pub controller_manager: bool,
+}
+
+/// The Go package of kube-controller-manager in the pinned module.
+const CONTROLLER_MANAGER_PACKAGE: &str = "k8s.io/kubernetes/cmd/kube-controller-manager";
 
 /// Where [`ensure`] found the binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,10 +187,23 @@ fn from_variables(get: impl Fn(&str) -> Option<PathBuf>) -> Result<Option<Binari
     };
     let kube_apiserver = pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?;
     let etcd = pick("TEST_ASSET_ETCD", "etcd")?;
+    // Optional: a KUBEBUILDER_ASSETS directory without one is fine (envtest's
+    // downloads have none), but a variable naming a missing file is not.
+    let kube_controller_manager = match get("TEST_ASSET_KUBE_CONTROLLER_MANAGER") {
+        Some(_) => pick(
+            "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+            "kube-controller-manager",
+        )?,
+        None => assets
+            .as_ref()
+            .map(|dir| dir.join("kube-controller-manager"))
+            .filter(|path| executable(path)),
+    };
     Ok(match (kube_apiserver, etcd) {
         (Some(kube_apiserver), Some(etcd)) => Some(Binaries {
             kube_apiserver,
             etcd,
+            kube_controller_manager,
         }),
         _ => None,
     })
@@ -174,48 +214,82 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(cache_root().join(Pins::read()?.cache_key()))
 }
 
-/// Finds the binaries, building them if needed. `progress` receives one line
-/// per step, for people watching a first build.
-pub fn ensure(mut progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> {
+/// Finds kube-apiserver and etcd, building them if needed, and reports a
+/// kube-controller-manager that is already at hand (never building one).
+/// `progress` receives one line per step, for people watching a first build.
+pub fn ensure(progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> {
+    ensure_with(Wanted::default(), progress)
+}
+
+/// [`ensure`], and also provides (building if needed) what `wanted` asks for.
+pub fn ensure_with(
+    wanted: Wanted,
+    mut progress: impl FnMut(&str),
+) -> Result<(Binaries, Provenance)> {
     if let Some(found) = from_environment()? {
+        if wanted.controller_manager && found.kube_controller_manager.is_none() {
+            return Err(Error::NoControllerManager {
+                reason: "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
+                         TEST_ASSET_*) but no kube-controller-manager: set \
+                         TEST_ASSET_KUBE_CONTROLLER_MANAGER or put one in KUBEBUILDER_ASSETS",
+            });
+        }
         return Ok((found, Provenance::Environment));
     }
     let pins = Pins::read()?;
     let dir = cache_root().join(pins.cache_key());
-    let wanted = Binaries {
+    let controller_manager = dir.join("kube-controller-manager");
+    let mut found = Binaries {
         kube_apiserver: dir.join("kube-apiserver"),
         etcd: dir.join("etcd"),
+        kube_controller_manager: None,
     };
-    if executable(&wanted.kube_apiserver) && executable(&wanted.etcd) {
-        return Ok((wanted, Provenance::Cached));
+    let complete = |found: &mut Binaries| {
+        let cm_ready = executable(&controller_manager);
+        found.kube_controller_manager = cm_ready.then(|| controller_manager.clone());
+        executable(&found.kube_apiserver)
+            && executable(&found.etcd)
+            && (cm_ready || !wanted.controller_manager)
+    };
+    if complete(&mut found) {
+        return Ok((found, Provenance::Cached));
     }
     std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
     // One builder at a time per cache entry, across processes.
     let lock_path = dir.join(".lock");
     let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
     lock.lock().map_err(io("lock", &lock_path))?;
-    if executable(&wanted.kube_apiserver) && executable(&wanted.etcd) {
-        return Ok((wanted, Provenance::Cached));
+    if complete(&mut found) {
+        return Ok((found, Provenance::Cached));
     }
     let started = Instant::now();
-    for (binary, package, target) in [
-        ("etcd", "go.etcd.io/etcd/server/v3", &wanted.etcd),
+    let mut builds = vec![
+        ("etcd", "go.etcd.io/etcd/server/v3", found.etcd.clone()),
         (
             "kube-apiserver",
             "k8s.io/kubernetes/cmd/kube-apiserver",
-            &wanted.kube_apiserver,
+            found.kube_apiserver.clone(),
         ),
-    ] {
-        if executable(target) {
+    ];
+    if wanted.controller_manager {
+        builds.push((
+            "kube-controller-manager",
+            CONTROLLER_MANAGER_PACKAGE,
+            controller_manager.clone(),
+        ));
+    }
+    for (binary, package, target) in builds {
+        if executable(&target) {
             continue;
         }
         progress(&format!(
             "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
             pins.kubernetes, pins.etcd
         ));
-        go_build(binary, package, target, &pins)?;
+        go_build(binary, package, &target, &pins)?;
     }
-    Ok((wanted, Provenance::Built(started.elapsed())))
+    complete(&mut found);
+    Ok((found, Provenance::Built(started.elapsed())))
 }
 
 fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> Result<()> {
@@ -293,7 +367,7 @@ mod tests {
     #[test]
     fn envtest_variables() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["kube-apiserver", "etcd", "other-etcd"] {
+        for name in ["kube-apiserver", "etcd", "other-etcd", "my-kcm"] {
             let p = dir.path().join(name);
             std::fs::write(&p, "#!/bin/sh\n").unwrap();
             std::process::Command::new("chmod")
@@ -314,8 +388,10 @@ mod tests {
             found,
             Binaries {
                 kube_apiserver: d.join("kube-apiserver"),
-                etcd: d.join("etcd")
-            }
+                etcd: d.join("etcd"),
+                kube_controller_manager: None,
+            },
+            "an assets directory without a controller manager is still complete"
         );
 
         let found = from_variables(vars(vec![
@@ -328,6 +404,46 @@ mod tests {
             found.etcd,
             d.join("other-etcd"),
             "a single-binary variable wins"
+        );
+
+        let found = from_variables(vars(vec![
+            ("KUBEBUILDER_ASSETS", d.clone()),
+            ("TEST_ASSET_KUBE_CONTROLLER_MANAGER", d.join("my-kcm")),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(found.kube_controller_manager, Some(d.join("my-kcm")));
+
+        let err = from_variables(vars(vec![
+            ("KUBEBUILDER_ASSETS", d.clone()),
+            ("TEST_ASSET_KUBE_CONTROLLER_MANAGER", d.join("no-kcm")),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("TEST_ASSET_KUBE_CONTROLLER_MANAGER points at") && err.contains("no-kcm"),
+            "{err}"
+        );
+
+        let with_kcm = tempfile::tempdir().unwrap();
+        for name in ["kube-apiserver", "etcd", "kube-controller-manager"] {
+            let p = with_kcm.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(&p)
+                .status()
+                .unwrap();
+        }
+        let found = from_variables(vars(vec![(
+            "KUBEBUILDER_ASSETS",
+            with_kcm.path().to_path_buf(),
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            found.kube_controller_manager,
+            Some(with_kcm.path().join("kube-controller-manager"))
         );
 
         assert_eq!(from_variables(vars(vec![])).unwrap(), None);

@@ -29,6 +29,11 @@ pub struct Certs {
     pub admin_cert_pem: String,
     /// The admin user's private key (PKCS#8).
     pub admin_key_pem: String,
+    /// kube-controller-manager's client certificate (user
+    /// `system:kube-controller-manager`, group `system:masters`).
+    pub controller_manager_cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub controller_manager_key_pem: String,
     /// The service-account signing key (PKCS#8, ECDSA P-256).
     pub sa_key_pem: String,
     /// Its public half, for `--service-account-key-file`.
@@ -93,16 +98,23 @@ impl Certs {
             .map_err(err("client CA"))?;
         let client_ca = Issuer::new(client_ca_params, client_ca_key);
 
+        let client = |user: &str, key: &KeyPair, what: &'static str| {
+            let mut params = CertificateParams::default();
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CommonName, user);
+            dn.push(DnType::OrganizationName, "system:masters");
+            params.distinguished_name = dn;
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            params.signed_by(key, &client_ca).map_err(err(what))
+        };
         let admin_key = key("admin key")?;
-        let mut admin = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "kube-testenv-admin");
-        dn.push(DnType::OrganizationName, "system:masters");
-        admin.distinguished_name = dn;
-        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let admin_cert = admin
-            .signed_by(&admin_key, &client_ca)
-            .map_err(err("admin cert"))?;
+        let admin_cert = client("kube-testenv-admin", &admin_key, "admin cert")?;
+        let cm_key = key("controller-manager key")?;
+        let cm_cert = client(
+            "system:kube-controller-manager",
+            &cm_key,
+            "controller-manager cert",
+        )?;
 
         let sa_key = key("service-account key")?;
 
@@ -113,6 +125,8 @@ impl Certs {
             client_ca_pem: client_ca_cert.pem(),
             admin_cert_pem: admin_cert.pem(),
             admin_key_pem: admin_key.serialize_pem(),
+            controller_manager_cert_pem: cm_cert.pem(),
+            controller_manager_key_pem: cm_key.serialize_pem(),
             sa_pub_pem: sa_key.public_key_pem(),
             sa_key_pem: sa_key.serialize_pem(),
         })

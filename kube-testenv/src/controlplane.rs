@@ -1,5 +1,13 @@
 //! A local control plane: etcd and kube-apiserver on 127.0.0.1, started the
-//! way controller-runtime's envtest starts them.
+//! way controller-runtime's envtest starts them, and on request
+//! kube-controller-manager (see [`ControlPlaneOptions`] and
+//! [`crate::controller_manager`]).
+//!
+//! Envtest runs no controllers, and neither does [`ControlPlane::start`]: an
+//! owner reference is then only a field (nothing deletes the children) and a
+//! deleted namespace stays `Terminating` for ever. Tests of what the
+//! cluster's own controllers do ask for a controller manager with
+//! [`ControlPlane::start_with`].
 //!
 //! Guarantees once [`ControlPlane::start`] returns `Ok`:
 //! - etcd answers `/health` and kube-apiserver answers `/readyz` with 200;
@@ -25,19 +33,47 @@ use std::sync::Mutex;
 use crate::access::Access;
 use crate::binaries::Binaries;
 use crate::certs::Certs;
-use crate::error::{Result, io};
+use crate::controller_manager;
+use crate::error::{Error, Result, io};
 use crate::process::{ServerProcess, free_port};
 
 const ETCD_READY: Duration = Duration::from_secs(60);
 const APISERVER_READY: Duration = Duration::from_secs(120);
 
-/// A running etcd + kube-apiserver pair.
+/// What to run besides etcd and kube-apiserver.
+///
+/// ```
+/// let options = kube_testenv::ControlPlaneOptions::default().with_controller_manager();
+/// assert!(options.controller_manager);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ControlPlaneOptions {
+    /// Run kube-controller-manager (garbage collector, namespace controller
+    /// and the rest of the default set). Needs
+    /// [`Binaries::kube_controller_manager`]: get the binaries with
+    /// [`crate::binaries::ensure_with`] and
+    /// [`crate::binaries::Wanted::controller_manager`].
+    pub controller_manager: bool,
+}
+
+impl ControlPlaneOptions {
+    /// These options with a controller manager.
+    pub fn with_controller_manager(mut self) -> Self {
+        self.controller_manager = true;
+        self
+    }
+}
+
+/// A running etcd + kube-apiserver pair, and perhaps a kube-controller-manager.
 #[derive(Debug)]
 pub struct ControlPlane {
     dir: PathBuf,
     binaries: Binaries,
     etcd: Mutex<ServerProcess>,
     apiserver: Mutex<ServerProcess>,
+    controller_manager: Option<Mutex<ServerProcess>>,
+    controller_manager_url: Option<String>,
     apiserver_args: Vec<String>,
     etcd_url: String,
     access: Access,
@@ -47,8 +83,31 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Starts etcd and kube-apiserver from `binaries` and waits until both
-    /// are ready. Blocking; safe to call from inside an async runtime.
+    /// are ready; no controllers run. Blocking; safe to call from inside an
+    /// async runtime.
     pub fn start(binaries: &Binaries) -> Result<Self> {
+        Self::start_with(binaries, ControlPlaneOptions::default())
+    }
+
+    /// [`ControlPlane::start`], then what `options` ask for: with
+    /// [`ControlPlaneOptions::controller_manager`], kube-controller-manager
+    /// from [`Binaries::kube_controller_manager`] (an error if that is
+    /// `None`), returning once its `/healthz` answers.
+    pub fn start_with(binaries: &Binaries, options: ControlPlaneOptions) -> Result<Self> {
+        let controller_manager_binary = match (
+            options.controller_manager,
+            &binaries.kube_controller_manager,
+        ) {
+            (false, _) => None,
+            (true, Some(path)) => Some(path.clone()),
+            (true, None) => {
+                return Err(Error::NoControllerManager {
+                    reason: "the options ask for one but Binaries::kube_controller_manager is None \
+                             (find the binaries with binaries::ensure_with and \
+                             Wanted { controller_manager: true })",
+                });
+            }
+        };
         let root = std::env::temp_dir().join("kube-testenv");
         remove_stale_dirs(&root);
         let dir = root.join(format!("{}-{}", std::process::id(), unique()));
@@ -66,7 +125,6 @@ impl ControlPlane {
         let client_ca = write("client-ca.crt", &certs.client_ca_pem)?;
         let sa_key = write("sa.key", &certs.sa_key_pem)?;
         let sa_pub = write("sa.pub", &certs.sa_pub_pem)?;
-        let _ = ca;
         // A static bearer token for tests of token-based credentials (exec
         // plugins, token files): user `kube-testenv-token`, group system:masters.
         let token = format!(
@@ -134,13 +192,52 @@ impl ControlPlane {
         wait_apiserver(&mut apiserver, &access)?;
 
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&access, &certs))
-            .map_err(io("write", &kubeconfig))?;
+        let admin = kubeconfig_yaml(
+            &access,
+            "kube-testenv-admin",
+            &certs.admin_cert_pem,
+            &certs.admin_key_pem,
+        );
+        std::fs::write(&kubeconfig, admin).map_err(io("write", &kubeconfig))?;
+
+        let controller_manager = match controller_manager_binary {
+            None => None,
+            Some(binary) => {
+                let cm_kubeconfig = dir.join("kube-controller-manager.kubeconfig");
+                let yaml = kubeconfig_yaml(
+                    &access,
+                    "system:kube-controller-manager",
+                    &certs.controller_manager_cert_pem,
+                    &certs.controller_manager_key_pem,
+                );
+                std::fs::write(&cm_kubeconfig, yaml).map_err(io("write", &cm_kubeconfig))?;
+                let files = controller_manager::Files {
+                    kubeconfig: &cm_kubeconfig,
+                    serving_cert: &serving_cert,
+                    serving_key: &serving_key,
+                    service_account_key: &sa_key,
+                    root_ca: &ca,
+                    client_ca: &client_ca,
+                };
+                Some(controller_manager::start(
+                    &binary,
+                    &files,
+                    &access,
+                    &dir.join("kube-controller-manager.log"),
+                )?)
+            }
+        };
+        let (controller_manager, controller_manager_url) = match controller_manager {
+            Some((process, url)) => (Some(Mutex::new(process)), Some(url)),
+            None => (None, None),
+        };
         Ok(Self {
             dir,
             binaries: binaries.clone(),
             etcd: Mutex::new(etcd),
             apiserver: Mutex::new(apiserver),
+            controller_manager,
+            controller_manager_url,
             apiserver_args,
             etcd_url,
             access,
@@ -214,6 +311,18 @@ impl ControlPlane {
         (lock(&self.etcd).pid(), lock(&self.apiserver).pid())
     }
 
+    /// The process id of kube-controller-manager, if one runs.
+    pub fn controller_manager_pid(&self) -> Option<u32> {
+        self.controller_manager.as_ref().map(|cm| lock(cm).pid())
+    }
+
+    /// `https://127.0.0.1:PORT` of kube-controller-manager, if one runs: its
+    /// `/healthz` answers anyone, `/metrics` the admin (see
+    /// [`crate::controller_manager`]).
+    pub fn controller_manager_url(&self) -> Option<&str> {
+        self.controller_manager_url.as_deref()
+    }
+
     /// Stops kube-apiserver only (etcd keeps the data); watches break.
     pub fn stop_apiserver(&self) {
         lock(&self.apiserver).stop();
@@ -236,7 +345,7 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Stops both servers and removes the directory.
+    /// Stops the servers and removes the directory.
     pub fn stop(self) {
         drop(self);
     }
@@ -244,6 +353,9 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        if let Some(cm) = &self.controller_manager {
+            lock(cm).stop();
+        }
         lock(&self.apiserver).stop();
         lock(&self.etcd).stop();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -292,7 +404,7 @@ fn remove_stale_dirs(root: &Path) {
 }
 
 /// Polls `check` until it says ready, the server exits, or `limit` passes.
-fn wait_ready(
+pub(crate) fn wait_ready(
     server: &mut ServerProcess,
     limit: Duration,
     mut check: impl FnMut() -> bool,
@@ -386,7 +498,8 @@ where
     })
 }
 
-fn kubeconfig_yaml(access: &Access, certs: &Certs) -> String {
+/// A kubeconfig for `user`, who authenticates with a client certificate.
+fn kubeconfig_yaml(access: &Access, user: &str, cert_pem: &str, key_pem: &str) -> String {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
@@ -398,7 +511,7 @@ clusters:
     server: {server}
     certificate-authority-data: {ca}
 users:
-- name: kube-testenv-admin
+- name: {user}
   user:
     client-certificate-data: {cert}
     client-key-data: {key}
@@ -406,13 +519,13 @@ contexts:
 - name: kube-testenv
   context:
     cluster: kube-testenv
-    user: kube-testenv-admin
+    user: {user}
     namespace: default
 current-context: kube-testenv
 ",
         server = access.server,
-        ca = b64(&certs.ca_pem),
-        cert = b64(&certs.admin_cert_pem),
-        key = b64(&certs.admin_key_pem),
+        ca = b64(&access.ca_pem),
+        cert = b64(cert_pem),
+        key = b64(key_pem),
     )
 }

@@ -20,7 +20,7 @@ pub enum Error {
     /// `go build` of one of the servers failed or timed out.
     #[error("building {binary} failed: {reason}\n--- last lines of {log} ---\n{tail}")]
     Build {
-        /// `kube-apiserver` or `etcd`.
+        /// `kube-apiserver`, `etcd` or `kube-controller-manager`.
         binary: &'static str,
         /// Exit status or timeout.
         reason: String,
@@ -37,6 +37,12 @@ pub enum Error {
         /// The path it gave.
         path: PathBuf,
     },
+    /// A kube-controller-manager was asked for but none is available.
+    #[error("no kube-controller-manager: {reason}")]
+    NoControllerManager {
+        /// Where it was expected and how to provide one.
+        reason: &'static str,
+    },
     /// The pinned versions could not be read from the Go module.
     #[error("cannot read the pinned versions from {path}: {reason}")]
     Pins {
@@ -48,7 +54,7 @@ pub enum Error {
     /// A server did not become ready, or exited during start-up.
     #[error("{binary} did not start: {reason}\n--- last lines of {log} ---\n{tail}")]
     Start {
-        /// `kube-apiserver` or `etcd`.
+        /// `kube-apiserver`, `etcd` or `kube-controller-manager`.
         binary: &'static str,
         /// Exited (with status) or timed out (after how long).
         reason: String,

@@ -9,10 +9,15 @@
 //! - [`binaries`]: find the two binaries (envtest's `KUBEBUILDER_ASSETS`,
 //!   the cache, or `go build`);
 //! - [`ControlPlane`]: start etcd and kube-apiserver, wait until ready, write
-//!   an admin kubeconfig, stop (or restart the API server) on demand;
+//!   an admin kubeconfig, stop (or restart the API server) on demand; with
+//!   [`ControlPlaneOptions::controller_manager`] also kube-controller-manager
+//!   (see [`controller_manager`]), so that garbage collection and namespace
+//!   deletion really happen;
 //! - [`TestEnv`] and [`shared`]: what a test uses — one control plane per
 //!   test binary (or the cluster named by `KUBECONFIG` when
-//!   `USE_EXISTING_CLUSTER=true`) and a fresh namespace per test.
+//!   `USE_EXISTING_CLUSTER=true`) and a fresh namespace per test;
+//!   [`shared_with_controller_manager`] is the same with the cluster's
+//!   controllers running.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +33,7 @@
 pub mod access;
 pub mod binaries;
 pub mod certs;
+pub mod controller_manager;
 mod controlplane;
 mod error;
 pub mod process;
@@ -36,8 +42,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use access::Access;
-pub use binaries::{Binaries, Pins, Provenance};
-pub use controlplane::ControlPlane;
+pub use binaries::{Binaries, Pins, Provenance, Wanted};
+pub use controlplane::{ControlPlane, ControlPlaneOptions};
 pub use error::{Error, Result};
 
 /// A cluster for tests: our own control plane, or an existing cluster.
@@ -53,11 +59,22 @@ impl TestEnv {
     /// `USE_EXISTING_CLUSTER=true`, uses the cluster of the current
     /// kubeconfig instead.
     pub fn start() -> Result<Self> {
+        Self::start_with(ControlPlaneOptions::default())
+    }
+
+    /// [`TestEnv::start`] with `options` for our own control plane (building
+    /// the binaries they need). An existing cluster is taken as it is: it
+    /// runs its own controllers.
+    pub fn start_with(options: ControlPlaneOptions) -> Result<Self> {
         if std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
             return existing_cluster();
         }
-        let (binaries, _) = binaries::ensure(|line| eprintln!("kube-testenv: {line}"))?;
-        let control_plane = ControlPlane::start(&binaries)?;
+        let wanted = Wanted {
+            controller_manager: options.controller_manager,
+        };
+        let (binaries, _) =
+            binaries::ensure_with(wanted, |line| eprintln!("kube-testenv: {line}"))?;
+        let control_plane = ControlPlane::start_with(&binaries, options)?;
         Ok(Self {
             kubeconfig: control_plane.kubeconfig().to_path_buf(),
             access: control_plane.access().clone(),
@@ -91,6 +108,19 @@ impl TestEnv {
 pub fn shared() -> std::result::Result<&'static TestEnv, &'static Error> {
     static SHARED: OnceLock<Result<TestEnv>> = OnceLock::new();
     SHARED.get_or_init(TestEnv::start).as_ref()
+}
+
+/// Like [`shared`], but the control plane also runs kube-controller-manager
+/// (garbage collector, namespace controller, …). A separate environment from
+/// [`shared`]'s, started on first use: a test binary that calls both runs two
+/// control planes.
+pub fn shared_with_controller_manager() -> std::result::Result<&'static TestEnv, &'static Error> {
+    static SHARED: OnceLock<Result<TestEnv>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            TestEnv::start_with(ControlPlaneOptions::default().with_controller_manager())
+        })
+        .as_ref()
 }
 
 fn existing_cluster() -> Result<TestEnv> {

@@ -197,6 +197,7 @@ fn a_server_that_fails_to_start_is_reported_with_its_log_in_bounded_time() {
     let err = ControlPlane::start(&Binaries {
         kube_apiserver: fake,
         etcd: real.etcd,
+        kube_controller_manager: None,
     })
     .unwrap_err()
     .to_string();

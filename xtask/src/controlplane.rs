@@ -2,7 +2,8 @@
 //!
 //! `up` starts `xtask controlplane serve` in its own process group, with its
 //! output in `<cache>/run/serve.log`; `serve` starts etcd and kube-apiserver
-//! (which die with it), copies the kubeconfig to `<cache>/run/kubeconfig`
+//! (and, with `--with-controller-manager`, kube-controller-manager; all die
+//! with it), copies the kubeconfig to `<cache>/run/kubeconfig`
 //! and waits for SIGTERM or SIGINT, then stops them cleanly. `down` sends
 //! SIGTERM to `serve` and waits for it to go; `env` prints the export line.
 
@@ -12,15 +13,40 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use kube_testenv::{Binaries, ControlPlane, Provenance, binaries};
+use kube_testenv::{Binaries, ControlPlane, ControlPlaneOptions, Provenance, Wanted, binaries};
+
+/// The flag that adds kube-controller-manager to `build`, `up` and `serve`.
+pub const WITH_CONTROLLER_MANAGER: &str = "--with-controller-manager";
 
 fn run_dir() -> PathBuf {
     binaries::cache_root().join("run")
 }
 
-/// Builds or reuses the binaries, saying which.
-pub fn build() -> Result<Binaries> {
-    let (found, provenance) = binaries::ensure(|line| println!("    {line}"))?;
+/// Present in the run directory while the running control plane has a
+/// controller manager.
+fn controller_manager_marker() -> PathBuf {
+    run_dir().join("with-controller-manager")
+}
+
+fn options(controller_manager: bool) -> ControlPlaneOptions {
+    let options = ControlPlaneOptions::default();
+    if controller_manager {
+        options.with_controller_manager()
+    } else {
+        options
+    }
+}
+
+/// Builds or reuses the binaries (kube-controller-manager too if asked),
+/// saying which.
+pub fn build(controller_manager: bool) -> Result<Binaries> {
+    let wanted = Wanted { controller_manager };
+    let (found, provenance) = binaries::ensure_with(wanted, |line| println!("    {line}"))?;
+    let built = if found.kube_controller_manager.is_some() {
+        "kube-apiserver, etcd and kube-controller-manager"
+    } else {
+        "kube-apiserver and etcd"
+    };
     let dir = found
         .kube_apiserver
         .parent()
@@ -33,7 +59,7 @@ pub fn build() -> Result<Binaries> {
         Provenance::Cached => println!("    reused cached binaries in {dir} (no rebuild)"),
         Provenance::Built(took) => {
             println!(
-                "    built kube-apiserver and etcd in {:.1} min into {dir}",
+                "    built what was missing of {built} in {:.1} min into {dir}",
                 took.as_secs_f64() / 60.0
             )
         }
@@ -59,22 +85,38 @@ fn export_line() -> String {
     )
 }
 
-pub fn up() -> Result<()> {
+pub fn up(controller_manager: bool) -> Result<()> {
     if let Some(pid) = serve_pid() {
+        let has_cm = controller_manager_marker().exists();
+        if controller_manager && !has_cm {
+            bail!(
+                "a control plane without a controller manager is already running (pid {pid}); \
+                 stop it with `cargo xtask controlplane down` first"
+            );
+        }
         println!(
-            "a control plane is already running (pid {pid})\n{}",
+            "a control plane is already running (pid {pid}{})\n{}",
+            if has_cm {
+                ", with controller manager"
+            } else {
+                ""
+            },
             export_line()
         );
         return Ok(());
     }
-    build()?;
+    build(controller_manager)?;
     let dir = run_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let _ = std::fs::remove_file(dir.join("kubeconfig"));
     let log = dir.join("serve.log");
     let out = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let mut serve = vec!["controlplane", "serve"];
+    if controller_manager {
+        serve.push(WITH_CONTROLLER_MANAGER);
+    }
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["controlplane", "serve"])
+        .args(&serve)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -105,9 +147,18 @@ pub fn up() -> Result<()> {
     )
 }
 
-pub fn serve() -> Result<()> {
-    let (found, _) = binaries::ensure(|line| println!("{line}"))?;
-    let plane = ControlPlane::start(&found)?;
+pub fn serve(controller_manager: bool) -> Result<()> {
+    let wanted = Wanted { controller_manager };
+    let (found, _) = binaries::ensure_with(wanted, |line| println!("{line}"))?;
+    let plane = ControlPlane::start_with(&found, options(controller_manager))?;
+    let marker = controller_manager_marker();
+    if let Some(pid) = plane.controller_manager_pid() {
+        std::fs::write(&marker, pid.to_string())
+            .with_context(|| format!("write {}", marker.display()))?;
+        println!("kube-controller-manager is running (pid {pid})");
+    } else {
+        let _ = std::fs::remove_file(&marker);
+    }
     let target = run_dir().join("kubeconfig");
     std::fs::copy(plane.kubeconfig(), &target)
         .with_context(|| format!("write {}", target.display()))?;
@@ -139,6 +190,7 @@ pub fn serve() -> Result<()> {
         })?;
     println!("stopping");
     let _ = std::fs::remove_file(&target);
+    let _ = std::fs::remove_file(&marker);
     plane.stop();
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! - `test` — every check CI runs: rustfmt, clippy, the control-plane
 //!   binaries (built once, then reused), and all tests against them;
 //! - `controlplane up | down | env | build | restart-apiserver` — a local
-//!   etcd + kube-apiserver for people, examples and benchmarks;
+//!   etcd + kube-apiserver for people, examples and benchmarks (`up` and
+//!   `build` with `--with-controller-manager`: kube-controller-manager too);
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
 //!   kube-rs and client-go, on a control plane of its own (not part of `test`);
 //! - `soak --minutes N` — reflectors of every kind against a control plane
@@ -25,8 +26,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test                    fmt, clippy, control-plane binaries, all tests (what CI runs)
-  controlplane build      build (or reuse) kube-apiserver and etcd
-  controlplane up         start a control plane in the background; prints `export KUBECONFIG=...`
+  controlplane build [--with-controller-manager]
+                          build (or reuse) kube-apiserver and etcd (and kube-controller-manager)
+  controlplane up [--with-controller-manager]
+                          start a control plane in the background; prints `export KUBECONFIG=...`;
+                          with the flag also kube-controller-manager (garbage collector,
+                          namespace deletion, Deployments -> ReplicaSets; no nodes, so no Pods run)
   controlplane env        print `export KUBECONFIG=...` for the running control plane
   controlplane down       stop it
   controlplane restart-apiserver   restart kube-apiserver of the running control plane (etcd keeps the data)
@@ -37,16 +42,30 @@ commands:
                           and catch-up times per fault (default 5 minutes; fails if anything is lost)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
+/// Whether `flags` (after `controlplane build|up|serve`) ask for
+/// kube-controller-manager; anything else is an error naming the flag.
+fn with_controller_manager(flags: &[&str]) -> Result<bool> {
+    match flags {
+        [] => Ok(false),
+        [controlplane::WITH_CONTROLLER_MANAGER] => Ok(true),
+        other => bail!("unknown flag(s) `{}`\n\n{USAGE}", other.join(" ")),
+    }
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["test"] => test::run(),
-        ["controlplane", "build"] => controlplane::build().map(|_| ()),
-        ["controlplane", "up"] => controlplane::up(),
+        ["controlplane", "build", flags @ ..] => {
+            controlplane::build(with_controller_manager(flags)?).map(|_| ())
+        }
+        ["controlplane", "up", flags @ ..] => controlplane::up(with_controller_manager(flags)?),
         ["controlplane", "down"] => controlplane::down(),
         ["controlplane", "env"] => controlplane::env(),
-        ["controlplane", "serve"] => controlplane::serve(),
+        ["controlplane", "serve", flags @ ..] => {
+            controlplane::serve(with_controller_manager(flags)?)
+        }
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),
         ["bench", rest @ ..] => bench::run(rest),

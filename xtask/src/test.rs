@@ -43,7 +43,10 @@ pub fn run() -> Result<()> {
     )?;
 
     println!("==> xtask test: control-plane binaries");
-    let binaries = crate::controlplane::build().context("step `control-plane binaries` failed")?;
+    // With kube-controller-manager: the garbage-collection and namespace
+    // tests need it (cached like the others; a few minutes the first time).
+    let binaries =
+        crate::controlplane::build(true).context("step `control-plane binaries` failed")?;
     let assets = binaries
         .kube_apiserver
         .parent()
