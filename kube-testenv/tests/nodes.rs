@@ -449,14 +449,24 @@ async fn kubectl_port_forward_reaches_a_local_server() {
             conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut reply = String::new();
-            conn.read_to_string(&mut reply)
-                .await
-                .map_err(|e| e.to_string())?;
-            if reply.starts_with("HTTP/1.1 200") {
-                Ok(reply)
-            } else {
-                Err(format!("reply {reply:?}"))
+            // Read until the whole body is in (the tunnel need not close).
+            let mut reply = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&reply).ends_with(&body) {
+                    let n = conn.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    reply.extend_from_slice(&buf[..n]);
+                }
+                std::io::Result::Ok(())
+            })
+            .await;
+            let reply = String::from_utf8_lossy(&reply).into_owned();
+            match read {
+                Ok(Ok(())) if reply.starts_with("HTTP/1.1 200") => Ok(reply),
+                other => Err(format!("{other:?}, reply so far {reply:?}")),
             }
         },
     )
