@@ -75,9 +75,72 @@ pub const NODE_ANNOTATION: &str = "kwok.x-k8s.io/node";
 /// [`Logs`]: crate::ControlPlane::serve_pod_logs
 pub const DEFAULT_LOG: &str = "kwok/default.log";
 
-/// The contents of [`DEFAULT_LOG`].
+/// The text of [`DEFAULT_LOG`] (one line on stdout; the file holds it in
+/// the CRI format, see [`cri_log`]).
 pub const DEFAULT_LOG_CONTENT: &str =
     "kube-testenv: simulated container (KWOK); no log file configured for this pod\n";
+
+/// Which stream of a container a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// `text` as a container log file in the CRI format, the format the
+/// kubelet (and KWOK) serves `pods/log` from: one
+/// `<RFC 3339 time> <stream> <F|P> <line>` record per line, `F` for a full
+/// line, `P` for a last line without its newline. Every record carries the
+/// time `at`. KWOK refuses to serve a file in any other format.
+///
+/// ```
+/// use kube_testenv::kwok::{LogStream, cri_log};
+/// let at = std::time::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5);
+/// assert_eq!(
+///     cri_log("one\ntwo", LogStream::Stdout, at),
+///     "2023-11-14T22:13:20.000000005Z stdout F one\n2023-11-14T22:13:20.000000005Z stdout P two\n"
+/// );
+/// ```
+pub fn cri_log(text: &str, stream: LogStream, at: std::time::SystemTime) -> String {
+    let time = rfc3339_nanos(at);
+    let stream = match stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    };
+    text.split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(full) => format!("{time} {stream} F {full}\n"),
+            None => format!("{time} {stream} P {line}\n"),
+        })
+        .collect()
+}
+
+/// `at` as `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ` (UTC; times before 1970 are
+/// written as 1970).
+fn rfc3339_nanos(at: std::time::SystemTime) -> String {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_nanos()
+    )
+}
 
 /// Pod IPs come from here (loopback: nothing may route to them).
 const POD_CIDR: &str = "127.1.0.0/16";
@@ -244,7 +307,12 @@ pub(crate) fn start(
         std::fs::create_dir_all(&sub).map_err(io("create directory", &sub))?;
     }
     let default_log = dir.join(DEFAULT_LOG);
-    std::fs::write(&default_log, DEFAULT_LOG_CONTENT).map_err(io("write", &default_log))?;
+    let log = cri_log(
+        DEFAULT_LOG_CONTENT,
+        LogStream::Stdout,
+        std::time::SystemTime::now(),
+    );
+    std::fs::write(&default_log, log).map_err(io("write", &default_log))?;
     std::fs::write(files.config, config_yaml(dir)).map_err(io("write", files.config))?;
     let workdir = kwok_dir.join("home");
     let mut server = ServerProcess::spawn_with_env(
@@ -273,6 +341,26 @@ pub(crate) fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cri_log_times_and_tags() {
+        let at = std::time::UNIX_EPOCH + Duration::new(951_782_400, 123); // 2000-02-29
+        assert_eq!(
+            cri_log("a\n\nb\n", LogStream::Stderr, at),
+            "2000-02-29T00:00:00.000000123Z stderr F a\n\
+             2000-02-29T00:00:00.000000123Z stderr F \n\
+             2000-02-29T00:00:00.000000123Z stderr F b\n"
+        );
+        assert_eq!(cri_log("", LogStream::Stdout, at), "");
+        assert_eq!(
+            rfc3339_nanos(std::time::UNIX_EPOCH + Duration::from_secs(86_399)),
+            "1970-01-01T23:59:59.000000000Z"
+        );
+        assert_eq!(
+            rfc3339_nanos(std::time::UNIX_EPOCH + Duration::from_secs(4_102_444_800)),
+            "2100-01-01T00:00:00.000000000Z"
+        );
+    }
 
     #[test]
     fn everything_on_loopback() {

@@ -192,7 +192,9 @@ impl ControlPlane {
     /// Makes the logs of `container` in Pod `namespace/pod` (`pods/log`,
     /// `kubectl logs`) and what attaching to it prints (`pods/attach`) the
     /// contents of `file` on this machine, read when asked (so appending
-    /// to it is what `kubectl logs -f` sees). Replaces an earlier file for
+    /// to it is what `kubectl logs -f` sees). The file must be in the CRI
+    /// log format the kubelet serves from ([`crate::kwok::cri_log`] writes
+    /// it); KWOK answers 400 to a request for a file in any other format. Replaces an earlier file for
     /// the same container. Takes effect once KWOK has seen the rule (see the
     /// module docs).
     pub async fn serve_pod_logs(

@@ -326,7 +326,13 @@ async fn kubectl_logs_returns_the_served_file() {
     );
 
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), "line one\nline two\nline three\n").unwrap();
+    let text = "line one\nline two\nline three\n";
+    let log = kube_testenv::kwok::cri_log(
+        text,
+        kube_testenv::kwok::LogStream::Stdout,
+        std::time::SystemTime::now(),
+    );
+    std::fs::write(file.path(), log).unwrap();
     plane()
         .serve_pod_logs(&ns, "talker", "main", file.path())
         .await
