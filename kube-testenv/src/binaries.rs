@@ -156,12 +156,25 @@ pub struct KwokPins {
 }
 
 impl KwokPins {
-    /// Reads the pin from `xtask/kwok/go.mod`.
+    /// Reads the pin from `xtask/kwok/go.mod`; the hash also covers what
+    /// kube-testenv adds to and changes in KWOK's source
+    /// ([`KWOK_OVERLAY_SOURCE`] and the patched statements).
     pub fn read() -> Result<Self> {
         let module = GoModule::read(&kwok_module_dir())?;
+        let overlay_path = kwok_module_dir().join(KWOK_OVERLAY_SOURCE);
+        let overlay = std::fs::read(&overlay_path).map_err(io("read", &overlay_path))?;
+        let hash = module.hash.to_le_bytes();
+        let patches: String = KWOK_PATCHES
+            .iter()
+            .flat_map(|(file, from, to)| [*file, *from, *to])
+            .collect();
         Ok(Self {
             kwok: module.version("sigs.k8s.io/kwok")?,
-            module_hash: module.hash,
+            module_hash: fnv1a(
+                hash.iter()
+                    .chain(overlay.iter())
+                    .chain(patches.as_bytes().iter()),
+            ),
         })
     }
 
@@ -169,6 +182,101 @@ impl KwokPins {
     pub fn cache_key(&self) -> String {
         format!("kwok-{}-{:08x}", self.kwok, self.module_hash as u32)
     }
+}
+
+/// Our addition to KWOK's server package, relative to `xtask/kwok` (a
+/// directory starting with `_`, which Go tooling ignores): it carries a
+/// local command's exit code to the client, which KWOK v0.8.0 loses (see
+/// the file). [`ensure_with`] builds kwok from a patched copy of the pinned
+/// source (see [`kwok_patched_module`]).
+pub const KWOK_OVERLAY_SOURCE: &str = "_overlay/exit_code.go";
+
+/// The upstream statements the patch rewrites: (file in the KWOK module,
+/// statement, replacement). The exec handlers return a command's error
+/// through `kubeTestenvExitCode` (so its exit code reaches the client), and
+/// a piped stdin is closed when the client's stdin ends (KWOK v0.8.0 never
+/// closes it, so `echo x | kubectl exec -i pod -- cat` hangs for ever).
+const KWOK_PATCHES: [(&str, &str, &str); 3] = [
+    (
+        "pkg/kwok/server/debugging_exec.go",
+        "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
+        "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn kubeTestenvExitCode(err)\n",
+    ),
+    (
+        "pkg/kwok/server/debugging_exec_other.go",
+        "err = utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
+        "err = utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn kubeTestenvExitCode(err)\n",
+    ),
+    (
+        "pkg/utils/exec/exec.go",
+        "_, _ = io.Copy(inPipe, opt.In)\n",
+        "_, _ = io.Copy(inPipe, opt.In)\n\t\t\t\t_ = inPipe.Close()\n",
+    ),
+];
+
+/// Prepares `dir/src`, a build module for kwok, and returns it: `xtask/kwok`'s
+/// go.mod and go.sum with `sigs.k8s.io/kwok` replaced by `./kwok`, a copy of
+/// the pinned KWOK source (from Go's module cache, which must not be
+/// edited) in which [`KWOK_PATCHES`] call the function that
+/// [`KWOK_OVERLAY_SOURCE`] adds. Nothing of this is committed; it is
+/// rebuilt from the pins whenever kwok is built. Fails naming the file when
+/// the upstream source is not as expected (a new pin).
+fn kwok_patched_module(dir: &Path) -> Result<PathBuf> {
+    let module = kwok_module_dir();
+    let bad = |reason: String| Error::Build {
+        binary: "kwok",
+        reason,
+        log: dir.join("kwok.build.log"),
+        tail: String::new(),
+    };
+    let go = || Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()));
+    let out = go()
+        .args(["mod", "download", "-json", "sigs.k8s.io/kwok"])
+        .current_dir(&module)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| bad(format!("cannot run `go mod download`: {e}")))?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        bad(format!(
+            "`go mod download -json sigs.k8s.io/kwok` said {}: {e}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    })?;
+    let upstream = info["Dir"]
+        .as_str()
+        .ok_or_else(|| bad(format!("no Dir in `go mod download` output: {info}")))?;
+    let build = dir.join("src");
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(&build).map_err(io("create directory", &build))?;
+    let copy = build.join("kwok");
+    let status = Command::new("cp")
+        .args(["-R", "--no-preserve=mode,ownership", upstream])
+        .arg(&copy)
+        .status()
+        .map_err(|e| bad(format!("cannot run cp: {e}")))?;
+    if !status.success() {
+        return Err(bad(format!("copying {upstream} failed: {status}")));
+    }
+    for (file, statement, fixed) in KWOK_PATCHES {
+        let path = copy.join(file);
+        let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+        if text.matches(statement).count() != 1 {
+            return Err(bad(format!(
+                "{upstream}/{file} does not contain exactly one `{}`: \
+                 update KWOK_PATCHES for this KWOK version",
+                statement.replace('\n', " ").replace('\t', "")
+            )));
+        }
+        std::fs::write(&path, text.replace(statement, fixed)).map_err(io("write", &path))?;
+    }
+    let added = module.join(KWOK_OVERLAY_SOURCE);
+    let target = copy.join("pkg/kwok/server/zz_kube_testenv_exit_code.go");
+    std::fs::copy(&added, &target).map_err(io("copy", &added))?;
+    let gomod = std::fs::read_to_string(module.join("go.mod")).map_err(io("read", &module))?;
+    let gomod = format!("{gomod}\nreplace sigs.k8s.io/kwok => ./kwok\n");
+    std::fs::write(build.join("go.mod"), gomod).map_err(io("write", &build))?;
+    std::fs::copy(module.join("go.sum"), build.join("go.sum")).map_err(io("copy", &module))?;
+    Ok(build)
 }
 
 /// A Go module's go.mod text and a hash of go.mod and go.sum.
@@ -410,7 +518,13 @@ pub fn ensure_with(
                 "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
                 pins.kubernetes, pins.etcd
             ));
-            go_build(binary, package, &target, &module_dir(), &pins.ldflags())?;
+            go_build(
+                binary,
+                package,
+                &target,
+                &module_dir(),
+                &["-ldflags", &pins.ldflags()],
+            )?;
         }
     }
     if wanted.kwok && !executable(&kwok) {
@@ -423,7 +537,8 @@ pub fn ensure_with(
                 "building kwok {} with go build; the first build takes several minutes",
                 kwok_pins.kwok
             ));
-            go_build("kwok", KWOK_PACKAGE, &kwok, &kwok_module_dir(), "-s -w")?;
+            let source = kwok_patched_module(&kwok_dir)?;
+            go_build("kwok", KWOK_PACKAGE, &kwok, &source, &["-ldflags", "-s -w"])?;
         }
     }
     complete(&mut found);
@@ -435,7 +550,7 @@ fn go_build(
     package: &str,
     target: &Path,
     module: &Path,
-    ldflags: &str,
+    flags: &[&str],
 ) -> Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let log = dir.join(format!("{binary}.build.log"));
@@ -449,7 +564,9 @@ fn go_build(
         tail: log_tail(&log, 30),
     };
     let mut child = Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()))
-        .args(["build", "-ldflags", ldflags, "-o"])
+        .arg("build")
+        .args(flags)
+        .arg("-o")
         .arg(&tmp)
         .arg(package)
         .current_dir(module)
