@@ -188,7 +188,7 @@ impl KwokPins {
 /// directory starting with `_`, which Go tooling ignores): it carries a
 /// local command's exit code to the client, which KWOK v0.8.0 loses (see
 /// the file). [`ensure_with`] builds kwok from a patched copy of the pinned
-/// source (see [`kwok_patched_module`]).
+/// source (a copy made for each build, never committed).
 pub const KWOK_OVERLAY_SOURCE: &str = "_overlay/exit_code.go";
 
 /// The upstream statements the patch rewrites: (file in the KWOK module,

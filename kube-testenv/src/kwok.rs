@@ -24,7 +24,7 @@
 //!   control plane's serving certificate (so kube-apiserver verifies it with
 //!   `--kubelet-certificate-authority`): **exec** runs the command on this
 //!   machine (in `<dir>/kwok/work`, as this user — see the `ClusterExec`
-//!   written by [`config_yaml`]), **logs** and **attach** serve a host file
+//!   written to `<dir>/kwok.yaml`), **logs** and **attach** serve a host file
 //!   (by default [`DEFAULT_LOG`], `<dir>/kwok/default.log`, for every
 //!   container), and **port-forward** dials a configured target.
 //!
