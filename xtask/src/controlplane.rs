@@ -294,3 +294,30 @@ pub fn env() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip_and_bad_ones_are_named() {
+        let nodes = parse_options(&["--nodes", "3"]).unwrap();
+        assert_eq!(nodes, ControlPlaneOptions::default().with_nodes(3));
+        assert!(nodes.controller_manager && nodes.scheduler);
+        let again: Vec<String> = flags(nodes);
+        let again: Vec<&str> = again.iter().map(String::as_str).collect();
+        assert_eq!(parse_options(&again).unwrap(), nodes);
+        let cm = parse_options(&[WITH_CONTROLLER_MANAGER]).unwrap();
+        assert!(cm.controller_manager && !cm.scheduler && cm.nodes == 0);
+        assert_eq!(parse_options(&[]).unwrap(), ControlPlaneOptions::default());
+        for (bad, says) in [
+            (&["--nodes"][..], "needs a count"),
+            (&["--nodes", "0"][..], "1 to 100"),
+            (&["--nodes", "x"][..], "`x`"),
+            (&["--gpu"][..], "`--gpu`"),
+        ] {
+            let err = parse_options(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
+    }
+}
