@@ -1,12 +1,13 @@
-//! Where the kube-apiserver, etcd and (optionally) kube-controller-manager
-//! binaries come from.
+//! Where the kube-apiserver, etcd and (optionally) kube-controller-manager,
+//! kube-scheduler and KWOK binaries come from.
 //!
 //! In order of preference:
-//! 1. `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD` and
-//!    `TEST_ASSET_KUBE_CONTROLLER_MANAGER`, each naming a binary;
+//! 1. `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD`,
+//!    `TEST_ASSET_KUBE_CONTROLLER_MANAGER`, `TEST_ASSET_KUBE_SCHEDULER` and
+//!    `TEST_ASSET_KWOK`, each naming a binary;
 //! 2. `KUBEBUILDER_ASSETS`, a directory holding `kube-apiserver` and `etcd`
 //!    (controller-runtime envtest's convention), and perhaps
-//!    `kube-controller-manager`;
+//!    `kube-controller-manager`, `kube-scheduler` and `kwok`;
 //! 3. the cache, `$KUBE_TESTENV_CACHE` or `$XDG_CACHE_HOME/kube-testenv` or
 //!    `~/.cache/kube-testenv`, in a directory named after the pinned versions
 //!    and a hash of the Go module's go.mod and go.sum, so that changing the
@@ -16,14 +17,19 @@
 //!    (written under a temporary name, then renamed, so a crashed build never
 //!    leaves a half binary behind).
 //!
-//! kube-apiserver and etcd are always found or built. kube-controller-manager
-//! is optional: [`ensure`] reports it when it is already at hand (named by
-//! the environment, or cached) and never builds it; [`ensure_with`] with
-//! [`Wanted::controller_manager`] builds it too, into the same cache
-//! directory, from the same module (so it is the same Kubernetes release as
-//! the API server). When the environment names the API server and etcd but
-//! no controller manager, asking for one is an error rather than a build: a
-//! controller manager built here could be newer than a foreign API server.
+//! kube-apiserver and etcd are always found or built. kube-controller-manager,
+//! kube-scheduler and kwok are optional: [`ensure`] reports each when it is
+//! already at hand (named by the environment, or cached) and never builds it;
+//! [`ensure_with`] builds what [`Wanted`] asks for. kube-controller-manager
+//! and kube-scheduler come from the same module as the API server (so they
+//! are the same Kubernetes release) and go to the same cache directory.
+//! KWOK (`sigs.k8s.io/kwok`, the node simulator, see [`crate::kwok`]) brings
+//! its own Kubernetes library versions, so it has its own Go module,
+//! `xtask/kwok`, and its own cache directory keyed the same way
+//! (`kwok-<version>-<hash of its go.mod and go.sum>`). When the environment
+//! names the API server and etcd but not a wanted optional binary, that is
+//! an error rather than a build: a component built here could be newer than
+//! a foreign API server.
 //!
 //! A build runs under a time limit and fails with the tail of its log.
 
@@ -36,6 +42,11 @@ use crate::error::{Error, Result, io, log_tail};
 /// The Go module (in this repository) that pins the upstream sources.
 pub fn module_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/controlplane")
+}
+
+/// The Go module (in this repository) that pins KWOK.
+pub fn kwok_module_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/kwok")
 }
 
 /// How long one `go build` may take before it is killed.
@@ -51,6 +62,12 @@ pub struct Binaries {
     /// The kube-controller-manager binary, if one was found or built (see
     /// [`Wanted::controller_manager`]).
     pub kube_controller_manager: Option<PathBuf>,
+    /// The kube-scheduler binary, if one was found or built (see
+    /// [`Wanted::scheduler`]).
+    pub kube_scheduler: Option<PathBuf>,
+    /// The `kwok` binary (KWOK's controller and kubelet-API server), if one
+    /// was found or built (see [`Wanted::kwok`]).
+    pub kwok: Option<PathBuf>,
 }
 
 /// Which optional binaries [`ensure_with`] must provide, building them if
@@ -60,10 +77,19 @@ pub struct Wanted {
     /// Provide kube-controller-manager (built from the pinned module if it is
     /// not cached; a few more minutes the first time).
     pub controller_manager: bool,
+    /// Provide kube-scheduler (same module; a few minutes the first time).
+    pub scheduler: bool,
+    /// Provide kwok (its own module, `xtask/kwok`; several minutes the first
+    /// time, as it compiles its own Kubernetes libraries).
+    pub kwok: bool,
 }
 
 /// The Go package of kube-controller-manager in the pinned module.
 const CONTROLLER_MANAGER_PACKAGE: &str = "k8s.io/kubernetes/cmd/kube-controller-manager";
+/// The Go package of kube-scheduler in the pinned module.
+const SCHEDULER_PACKAGE: &str = "k8s.io/kubernetes/cmd/kube-scheduler";
+/// The Go package of kwok in the KWOK module.
+const KWOK_PACKAGE: &str = "sigs.k8s.io/kwok/cmd/kwok";
 
 /// Where [`ensure`] found the binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,29 +116,11 @@ pub struct Pins {
 impl Pins {
     /// Reads the pins from the Go module's go.mod.
     pub fn read() -> Result<Self> {
-        let dir = module_dir();
-        let gomod_path = dir.join("go.mod");
-        let gomod = std::fs::read_to_string(&gomod_path).map_err(io("read", &gomod_path))?;
-        let gosum = std::fs::read(dir.join("go.sum")).map_err(io("read", dir.join("go.sum")))?;
-        let find = |module: &str| {
-            gomod
-                .lines()
-                .map(|l| l.trim().trim_start_matches("require").trim())
-                .find_map(|l| {
-                    let mut words = l.split_whitespace();
-                    (words.next() == Some(module))
-                        .then(|| words.next().map(str::to_string))
-                        .flatten()
-                })
-                .ok_or_else(|| Error::Pins {
-                    path: gomod_path.clone(),
-                    reason: format!("no version for {module}"),
-                })
-        };
+        let module = GoModule::read(&module_dir())?;
         Ok(Self {
-            kubernetes: find("k8s.io/kubernetes")?,
-            etcd: find("go.etcd.io/etcd/server/v3")?,
-            module_hash: fnv1a(gomod.as_bytes().iter().chain(gosum.iter())),
+            kubernetes: module.version("k8s.io/kubernetes")?,
+            etcd: module.version("go.etcd.io/etcd/server/v3")?,
+            module_hash: module.hash,
         })
     }
 
@@ -135,6 +143,173 @@ impl Pins {
             "-s -w -X {pkg}.gitVersion={} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor} -X {pkg}.gitTreeState=clean",
             self.kubernetes
         )
+    }
+}
+
+/// The KWOK version pinned by `xtask/kwok`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KwokPins {
+    /// `sigs.k8s.io/kwok`, e.g. `v0.8.0`.
+    pub kwok: String,
+    /// A hash of that module's go.mod and go.sum.
+    pub module_hash: u64,
+}
+
+impl KwokPins {
+    /// Reads the pin from `xtask/kwok/go.mod`; the hash also covers what
+    /// kube-testenv adds to and changes in KWOK's source
+    /// ([`KWOK_OVERLAY_SOURCE`] and the patched statements).
+    pub fn read() -> Result<Self> {
+        let module = GoModule::read(&kwok_module_dir())?;
+        let overlay_path = kwok_module_dir().join(KWOK_OVERLAY_SOURCE);
+        let overlay = std::fs::read(&overlay_path).map_err(io("read", &overlay_path))?;
+        let hash = module.hash.to_le_bytes();
+        let patches: String = KWOK_PATCHES
+            .iter()
+            .flat_map(|(file, from, to)| [*file, *from, *to])
+            .collect();
+        Ok(Self {
+            kwok: module.version("sigs.k8s.io/kwok")?,
+            module_hash: fnv1a(
+                hash.iter()
+                    .chain(overlay.iter())
+                    .chain(patches.as_bytes().iter()),
+            ),
+        })
+    }
+
+    /// The cache directory's name for this pin.
+    pub fn cache_key(&self) -> String {
+        format!("kwok-{}-{:08x}", self.kwok, self.module_hash as u32)
+    }
+}
+
+/// Our addition to KWOK's server package, relative to `xtask/kwok` (a
+/// directory starting with `_`, which Go tooling ignores): it carries a
+/// local command's exit code to the client, which KWOK v0.8.0 loses (see
+/// the file). [`ensure_with`] builds kwok from a patched copy of the pinned
+/// source (a copy made for each build, never committed).
+pub const KWOK_OVERLAY_SOURCE: &str = "_overlay/exit_code.go";
+
+/// The upstream statements the patch rewrites: (file in the KWOK module,
+/// statement, replacement). The exec handlers return a command's error
+/// through `kubeTestenvExitCode` (so its exit code reaches the client), and
+/// a piped stdin is closed when the client's stdin ends (KWOK v0.8.0 never
+/// closes it, so `echo x | kubectl exec -i pod -- cat` hangs for ever).
+const KWOK_PATCHES: [(&str, &str, &str); 3] = [
+    (
+        "pkg/kwok/server/debugging_exec.go",
+        "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
+        "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn kubeTestenvExitCode(err)\n",
+    ),
+    (
+        "pkg/kwok/server/debugging_exec_other.go",
+        "err = utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
+        "err = utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn kubeTestenvExitCode(err)\n",
+    ),
+    (
+        "pkg/utils/exec/exec.go",
+        "_, _ = io.Copy(inPipe, opt.In)\n",
+        "_, _ = io.Copy(inPipe, opt.In)\n\t\t\t\t_ = inPipe.Close()\n",
+    ),
+];
+
+/// Prepares `dir/src`, a build module for kwok, and returns it: `xtask/kwok`'s
+/// go.mod and go.sum with `sigs.k8s.io/kwok` replaced by `./kwok`, a copy of
+/// the pinned KWOK source (from Go's module cache, which must not be
+/// edited) in which [`KWOK_PATCHES`] call the function that
+/// [`KWOK_OVERLAY_SOURCE`] adds. Nothing of this is committed; it is
+/// rebuilt from the pins whenever kwok is built. Fails naming the file when
+/// the upstream source is not as expected (a new pin).
+fn kwok_patched_module(dir: &Path) -> Result<PathBuf> {
+    let module = kwok_module_dir();
+    let bad = |reason: String| Error::Build {
+        binary: "kwok",
+        reason,
+        log: dir.join("kwok.build.log"),
+        tail: String::new(),
+    };
+    let go = || Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()));
+    let out = go()
+        .args(["mod", "download", "-json", "sigs.k8s.io/kwok"])
+        .current_dir(&module)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| bad(format!("cannot run `go mod download`: {e}")))?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        bad(format!(
+            "`go mod download -json sigs.k8s.io/kwok` said {}: {e}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    })?;
+    let upstream = info["Dir"]
+        .as_str()
+        .ok_or_else(|| bad(format!("no Dir in `go mod download` output: {info}")))?;
+    let build = dir.join("src");
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(&build).map_err(io("create directory", &build))?;
+    let copy = build.join("kwok");
+    let status = Command::new("cp")
+        .args(["-R", "--no-preserve=mode,ownership", upstream])
+        .arg(&copy)
+        .status()
+        .map_err(|e| bad(format!("cannot run cp: {e}")))?;
+    if !status.success() {
+        return Err(bad(format!("copying {upstream} failed: {status}")));
+    }
+    for (file, statement, fixed) in KWOK_PATCHES {
+        let path = copy.join(file);
+        let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+        if text.matches(statement).count() != 1 {
+            return Err(bad(format!(
+                "{upstream}/{file} does not contain exactly one `{}`: \
+                 update KWOK_PATCHES for this KWOK version",
+                statement.replace('\n', " ").replace('\t', "")
+            )));
+        }
+        std::fs::write(&path, text.replace(statement, fixed)).map_err(io("write", &path))?;
+    }
+    let added = module.join(KWOK_OVERLAY_SOURCE);
+    let target = copy.join("pkg/kwok/server/zz_kube_testenv_exit_code.go");
+    std::fs::copy(&added, &target).map_err(io("copy", &added))?;
+    let gomod = std::fs::read_to_string(module.join("go.mod")).map_err(io("read", &module))?;
+    let gomod = format!("{gomod}\nreplace sigs.k8s.io/kwok => ./kwok\n");
+    std::fs::write(build.join("go.mod"), gomod).map_err(io("write", &build))?;
+    std::fs::copy(module.join("go.sum"), build.join("go.sum")).map_err(io("copy", &module))?;
+    Ok(build)
+}
+
+/// A Go module's go.mod text and a hash of go.mod and go.sum.
+struct GoModule {
+    path: PathBuf,
+    gomod: String,
+    hash: u64,
+}
+
+impl GoModule {
+    fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("go.mod");
+        let gomod = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+        let gosum = std::fs::read(dir.join("go.sum")).map_err(io("read", dir.join("go.sum")))?;
+        let hash = fnv1a(gomod.as_bytes().iter().chain(gosum.iter()));
+        Ok(Self { path, gomod, hash })
+    }
+
+    /// The required version of `module`.
+    fn version(&self, module: &str) -> Result<String> {
+        self.gomod
+            .lines()
+            .map(|l| l.trim().trim_start_matches("require").trim())
+            .find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some(module))
+                    .then(|| words.next().map(str::to_string))
+                    .flatten()
+            })
+            .ok_or_else(|| Error::Pins {
+                path: self.path.clone(),
+                reason: format!("no version for {module}"),
+            })
     }
 }
 
@@ -185,25 +360,32 @@ fn from_variables(get: impl Fn(&str) -> Option<PathBuf>) -> Result<Option<Binari
             Err(Error::MissingAsset { var, path })
         }
     };
-    let kube_apiserver = pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?;
-    let etcd = pick("TEST_ASSET_ETCD", "etcd")?;
     // Optional: a KUBEBUILDER_ASSETS directory without one is fine (envtest's
     // downloads have none), but a variable naming a missing file is not.
-    let kube_controller_manager = match get("TEST_ASSET_KUBE_CONTROLLER_MANAGER") {
-        Some(_) => pick(
-            "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
-            "kube-controller-manager",
-        )?,
-        None => assets
-            .as_ref()
-            .map(|dir| dir.join("kube-controller-manager"))
-            .filter(|path| executable(path)),
+    let optional = |single: &'static str, file: &str| -> Result<Option<PathBuf>> {
+        match get(single) {
+            Some(_) => pick(single, file),
+            None => Ok(assets
+                .as_ref()
+                .map(|dir| dir.join(file))
+                .filter(|path| executable(path))),
+        }
     };
+    let kube_apiserver = pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?;
+    let etcd = pick("TEST_ASSET_ETCD", "etcd")?;
+    let kube_controller_manager = optional(
+        "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+        "kube-controller-manager",
+    )?;
+    let kube_scheduler = optional("TEST_ASSET_KUBE_SCHEDULER", "kube-scheduler")?;
+    let kwok = optional("TEST_ASSET_KWOK", "kwok")?;
     Ok(match (kube_apiserver, etcd) {
         (Some(kube_apiserver), Some(etcd)) => Some(Binaries {
             kube_apiserver,
             etcd,
             kube_controller_manager,
+            kube_scheduler,
+            kwok,
         }),
         _ => None,
     })
@@ -214,11 +396,43 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(cache_root().join(Pins::read()?.cache_key()))
 }
 
-/// Finds kube-apiserver and etcd, building them if needed, and reports a
-/// kube-controller-manager that is already at hand (never building one).
+/// The cache directory for the current KWOK pin.
+pub fn kwok_cache_dir() -> Result<PathBuf> {
+    Ok(cache_root().join(KwokPins::read()?.cache_key()))
+}
+
+/// Finds kube-apiserver and etcd, building them if needed, and reports the
+/// optional binaries that are already at hand (never building one).
 /// `progress` receives one line per step, for people watching a first build.
 pub fn ensure(progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> {
     ensure_with(Wanted::default(), progress)
+}
+
+/// Which wanted optional binary is missing from `found`, with the variable
+/// that would name it.
+fn missing_from_environment(
+    found: &Binaries,
+    wanted: Wanted,
+) -> Option<(&'static str, &'static str)> {
+    [
+        (
+            wanted.controller_manager && found.kube_controller_manager.is_none(),
+            "kube-controller-manager",
+            "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+        ),
+        (
+            wanted.scheduler && found.kube_scheduler.is_none(),
+            "kube-scheduler",
+            "TEST_ASSET_KUBE_SCHEDULER",
+        ),
+        (
+            wanted.kwok && found.kwok.is_none(),
+            "kwok",
+            "TEST_ASSET_KWOK",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(missing, binary, var)| missing.then_some((binary, var)))
 }
 
 /// [`ensure`], and also provides (building if needed) what `wanted` asks for.
@@ -227,11 +441,20 @@ pub fn ensure_with(
     mut progress: impl FnMut(&str),
 ) -> Result<(Binaries, Provenance)> {
     if let Some(found) = from_environment()? {
-        if wanted.controller_manager && found.kube_controller_manager.is_none() {
-            return Err(Error::NoControllerManager {
-                reason: "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
-                         TEST_ASSET_*) but no kube-controller-manager: set \
-                         TEST_ASSET_KUBE_CONTROLLER_MANAGER or put one in KUBEBUILDER_ASSETS",
+        if let Some((binary, var)) = missing_from_environment(&found, wanted) {
+            if binary == "kube-controller-manager" {
+                return Err(Error::NoControllerManager {
+                    reason: "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
+                             TEST_ASSET_*) but no kube-controller-manager: set \
+                             TEST_ASSET_KUBE_CONTROLLER_MANAGER or put one in KUBEBUILDER_ASSETS",
+                });
+            }
+            return Err(Error::MissingBinary {
+                binary,
+                reason: format!(
+                    "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
+                     TEST_ASSET_*) but no {binary}: set {var} or put one in KUBEBUILDER_ASSETS"
+                ),
             });
         }
         return Ok((found, Provenance::Environment));
@@ -239,60 +462,96 @@ pub fn ensure_with(
     let pins = Pins::read()?;
     let dir = cache_root().join(pins.cache_key());
     let controller_manager = dir.join("kube-controller-manager");
+    let scheduler = dir.join("kube-scheduler");
+    let kwok_pins = KwokPins::read()?;
+    let kwok_dir = cache_root().join(kwok_pins.cache_key());
+    let kwok = kwok_dir.join("kwok");
     let mut found = Binaries {
         kube_apiserver: dir.join("kube-apiserver"),
         etcd: dir.join("etcd"),
         kube_controller_manager: None,
+        kube_scheduler: None,
+        kwok: None,
     };
     let complete = |found: &mut Binaries| {
-        let cm_ready = executable(&controller_manager);
-        found.kube_controller_manager = cm_ready.then(|| controller_manager.clone());
+        let present = |path: &PathBuf| executable(path).then(|| path.clone());
+        found.kube_controller_manager = present(&controller_manager);
+        found.kube_scheduler = present(&scheduler);
+        found.kwok = present(&kwok);
         executable(&found.kube_apiserver)
             && executable(&found.etcd)
-            && (cm_ready || !wanted.controller_manager)
+            && missing_from_environment(found, wanted).is_none()
     };
-    if complete(&mut found) {
-        return Ok((found, Provenance::Cached));
-    }
-    std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
-    // One builder at a time per cache entry, across processes.
-    let lock_path = dir.join(".lock");
-    let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
-    lock.lock().map_err(io("lock", &lock_path))?;
     if complete(&mut found) {
         return Ok((found, Provenance::Cached));
     }
     let started = Instant::now();
-    let mut builds = vec![
-        ("etcd", "go.etcd.io/etcd/server/v3", found.etcd.clone()),
-        (
-            "kube-apiserver",
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            found.kube_apiserver.clone(),
-        ),
-    ];
-    if wanted.controller_manager {
-        builds.push((
-            "kube-controller-manager",
-            CONTROLLER_MANAGER_PACKAGE,
-            controller_manager.clone(),
-        ));
-    }
-    for (binary, package, target) in builds {
-        if executable(&target) {
-            continue;
+    {
+        std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        // One builder at a time per cache entry, across processes.
+        let lock_path = dir.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+        lock.lock().map_err(io("lock", &lock_path))?;
+        let mut builds = vec![
+            ("etcd", "go.etcd.io/etcd/server/v3", found.etcd.clone()),
+            (
+                "kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                found.kube_apiserver.clone(),
+            ),
+        ];
+        if wanted.controller_manager {
+            builds.push((
+                "kube-controller-manager",
+                CONTROLLER_MANAGER_PACKAGE,
+                controller_manager.clone(),
+            ));
         }
-        progress(&format!(
-            "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
-            pins.kubernetes, pins.etcd
-        ));
-        go_build(binary, package, &target, &pins)?;
+        if wanted.scheduler {
+            builds.push(("kube-scheduler", SCHEDULER_PACKAGE, scheduler.clone()));
+        }
+        for (binary, package, target) in builds {
+            if executable(&target) {
+                continue;
+            }
+            progress(&format!(
+                "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
+                pins.kubernetes, pins.etcd
+            ));
+            go_build(
+                binary,
+                package,
+                &target,
+                &module_dir(),
+                &["-ldflags", &pins.ldflags()],
+            )?;
+        }
+    }
+    if wanted.kwok && !executable(&kwok) {
+        std::fs::create_dir_all(&kwok_dir).map_err(io("create directory", &kwok_dir))?;
+        let lock_path = kwok_dir.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+        lock.lock().map_err(io("lock", &lock_path))?;
+        if !executable(&kwok) {
+            progress(&format!(
+                "building kwok {} with go build; the first build takes several minutes",
+                kwok_pins.kwok
+            ));
+            let source = kwok_patched_module(&kwok_dir)?;
+            go_build("kwok", KWOK_PACKAGE, &kwok, &source, &["-ldflags", "-s -w"])?;
+        }
     }
     complete(&mut found);
     Ok((found, Provenance::Built(started.elapsed())))
 }
 
-fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> Result<()> {
+fn go_build(
+    binary: &'static str,
+    package: &str,
+    target: &Path,
+    module: &Path,
+    flags: &[&str],
+) -> Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let log = dir.join(format!("{binary}.build.log"));
     let tmp = dir.join(format!(".{binary}.partial"));
@@ -305,10 +564,12 @@ fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> 
         tail: log_tail(&log, 30),
     };
     let mut child = Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()))
-        .args(["build", "-ldflags", &pins.ldflags(), "-o"])
+        .arg("build")
+        .args(flags)
+        .arg("-o")
         .arg(&tmp)
         .arg(package)
-        .current_dir(module_dir())
+        .current_dir(module)
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err)
@@ -390,6 +651,8 @@ mod tests {
                 kube_apiserver: d.join("kube-apiserver"),
                 etcd: d.join("etcd"),
                 kube_controller_manager: None,
+                kube_scheduler: None,
+                kwok: None,
             },
             "an assets directory without a controller manager is still complete"
         );
