@@ -1,12 +1,13 @@
-//! Where the kube-apiserver, etcd and (optionally) kube-controller-manager
-//! binaries come from.
+//! Where the kube-apiserver, etcd and (optionally) kube-controller-manager,
+//! kube-scheduler and KWOK binaries come from.
 //!
 //! In order of preference:
-//! 1. `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD` and
-//!    `TEST_ASSET_KUBE_CONTROLLER_MANAGER`, each naming a binary;
+//! 1. `TEST_ASSET_KUBE_APISERVER`, `TEST_ASSET_ETCD`,
+//!    `TEST_ASSET_KUBE_CONTROLLER_MANAGER`, `TEST_ASSET_KUBE_SCHEDULER` and
+//!    `TEST_ASSET_KWOK`, each naming a binary;
 //! 2. `KUBEBUILDER_ASSETS`, a directory holding `kube-apiserver` and `etcd`
 //!    (controller-runtime envtest's convention), and perhaps
-//!    `kube-controller-manager`;
+//!    `kube-controller-manager`, `kube-scheduler` and `kwok`;
 //! 3. the cache, `$KUBE_TESTENV_CACHE` or `$XDG_CACHE_HOME/kube-testenv` or
 //!    `~/.cache/kube-testenv`, in a directory named after the pinned versions
 //!    and a hash of the Go module's go.mod and go.sum, so that changing the
@@ -16,14 +17,19 @@
 //!    (written under a temporary name, then renamed, so a crashed build never
 //!    leaves a half binary behind).
 //!
-//! kube-apiserver and etcd are always found or built. kube-controller-manager
-//! is optional: [`ensure`] reports it when it is already at hand (named by
-//! the environment, or cached) and never builds it; [`ensure_with`] with
-//! [`Wanted::controller_manager`] builds it too, into the same cache
-//! directory, from the same module (so it is the same Kubernetes release as
-//! the API server). When the environment names the API server and etcd but
-//! no controller manager, asking for one is an error rather than a build: a
-//! controller manager built here could be newer than a foreign API server.
+//! kube-apiserver and etcd are always found or built. kube-controller-manager,
+//! kube-scheduler and kwok are optional: [`ensure`] reports each when it is
+//! already at hand (named by the environment, or cached) and never builds it;
+//! [`ensure_with`] builds what [`Wanted`] asks for. kube-controller-manager
+//! and kube-scheduler come from the same module as the API server (so they
+//! are the same Kubernetes release) and go to the same cache directory.
+//! KWOK (`sigs.k8s.io/kwok`, the node simulator, see [`crate::kwok`]) brings
+//! its own Kubernetes library versions, so it has its own Go module,
+//! `xtask/kwok`, and its own cache directory keyed the same way
+//! (`kwok-<version>-<hash of its go.mod and go.sum>`). When the environment
+//! names the API server and etcd but not a wanted optional binary, that is
+//! an error rather than a build: a component built here could be newer than
+//! a foreign API server.
 //!
 //! A build runs under a time limit and fails with the tail of its log.
 
@@ -36,6 +42,11 @@ use crate::error::{Error, Result, io, log_tail};
 /// The Go module (in this repository) that pins the upstream sources.
 pub fn module_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/controlplane")
+}
+
+/// The Go module (in this repository) that pins KWOK.
+pub fn kwok_module_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/kwok")
 }
 
 /// How long one `go build` may take before it is killed.
@@ -51,6 +62,12 @@ pub struct Binaries {
     /// The kube-controller-manager binary, if one was found or built (see
     /// [`Wanted::controller_manager`]).
     pub kube_controller_manager: Option<PathBuf>,
+    /// The kube-scheduler binary, if one was found or built (see
+    /// [`Wanted::scheduler`]).
+    pub kube_scheduler: Option<PathBuf>,
+    /// The `kwok` binary (KWOK's controller and kubelet-API server), if one
+    /// was found or built (see [`Wanted::kwok`]).
+    pub kwok: Option<PathBuf>,
 }
 
 /// Which optional binaries [`ensure_with`] must provide, building them if
@@ -60,10 +77,19 @@ pub struct Wanted {
     /// Provide kube-controller-manager (built from the pinned module if it is
     /// not cached; a few more minutes the first time).
     pub controller_manager: bool,
+    /// Provide kube-scheduler (same module; a few minutes the first time).
+    pub scheduler: bool,
+    /// Provide kwok (its own module, `xtask/kwok`; several minutes the first
+    /// time, as it compiles its own Kubernetes libraries).
+    pub kwok: bool,
 }
 
 /// The Go package of kube-controller-manager in the pinned module.
 const CONTROLLER_MANAGER_PACKAGE: &str = "k8s.io/kubernetes/cmd/kube-controller-manager";
+/// The Go package of kube-scheduler in the pinned module.
+const SCHEDULER_PACKAGE: &str = "k8s.io/kubernetes/cmd/kube-scheduler";
+/// The Go package of kwok in the KWOK module.
+const KWOK_PACKAGE: &str = "sigs.k8s.io/kwok/cmd/kwok";
 
 /// Where [`ensure`] found the binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,29 +116,11 @@ pub struct Pins {
 impl Pins {
     /// Reads the pins from the Go module's go.mod.
     pub fn read() -> Result<Self> {
-        let dir = module_dir();
-        let gomod_path = dir.join("go.mod");
-        let gomod = std::fs::read_to_string(&gomod_path).map_err(io("read", &gomod_path))?;
-        let gosum = std::fs::read(dir.join("go.sum")).map_err(io("read", dir.join("go.sum")))?;
-        let find = |module: &str| {
-            gomod
-                .lines()
-                .map(|l| l.trim().trim_start_matches("require").trim())
-                .find_map(|l| {
-                    let mut words = l.split_whitespace();
-                    (words.next() == Some(module))
-                        .then(|| words.next().map(str::to_string))
-                        .flatten()
-                })
-                .ok_or_else(|| Error::Pins {
-                    path: gomod_path.clone(),
-                    reason: format!("no version for {module}"),
-                })
-        };
+        let module = GoModule::read(&module_dir())?;
         Ok(Self {
-            kubernetes: find("k8s.io/kubernetes")?,
-            etcd: find("go.etcd.io/etcd/server/v3")?,
-            module_hash: fnv1a(gomod.as_bytes().iter().chain(gosum.iter())),
+            kubernetes: module.version("k8s.io/kubernetes")?,
+            etcd: module.version("go.etcd.io/etcd/server/v3")?,
+            module_hash: module.hash,
         })
     }
 
@@ -135,6 +143,65 @@ impl Pins {
             "-s -w -X {pkg}.gitVersion={} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor} -X {pkg}.gitTreeState=clean",
             self.kubernetes
         )
+    }
+}
+
+/// The KWOK version pinned by `xtask/kwok`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KwokPins {
+    /// `sigs.k8s.io/kwok`, e.g. `v0.8.0`.
+    pub kwok: String,
+    /// A hash of that module's go.mod and go.sum.
+    pub module_hash: u64,
+}
+
+impl KwokPins {
+    /// Reads the pin from `xtask/kwok/go.mod`.
+    pub fn read() -> Result<Self> {
+        let module = GoModule::read(&kwok_module_dir())?;
+        Ok(Self {
+            kwok: module.version("sigs.k8s.io/kwok")?,
+            module_hash: module.hash,
+        })
+    }
+
+    /// The cache directory's name for this pin.
+    pub fn cache_key(&self) -> String {
+        format!("kwok-{}-{:08x}", self.kwok, self.module_hash as u32)
+    }
+}
+
+/// A Go module's go.mod text and a hash of go.mod and go.sum.
+struct GoModule {
+    path: PathBuf,
+    gomod: String,
+    hash: u64,
+}
+
+impl GoModule {
+    fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("go.mod");
+        let gomod = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+        let gosum = std::fs::read(dir.join("go.sum")).map_err(io("read", dir.join("go.sum")))?;
+        let hash = fnv1a(gomod.as_bytes().iter().chain(gosum.iter()));
+        Ok(Self { path, gomod, hash })
+    }
+
+    /// The required version of `module`.
+    fn version(&self, module: &str) -> Result<String> {
+        self.gomod
+            .lines()
+            .map(|l| l.trim().trim_start_matches("require").trim())
+            .find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some(module))
+                    .then(|| words.next().map(str::to_string))
+                    .flatten()
+            })
+            .ok_or_else(|| Error::Pins {
+                path: self.path.clone(),
+                reason: format!("no version for {module}"),
+            })
     }
 }
 
@@ -185,25 +252,32 @@ fn from_variables(get: impl Fn(&str) -> Option<PathBuf>) -> Result<Option<Binari
             Err(Error::MissingAsset { var, path })
         }
     };
-    let kube_apiserver = pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?;
-    let etcd = pick("TEST_ASSET_ETCD", "etcd")?;
     // Optional: a KUBEBUILDER_ASSETS directory without one is fine (envtest's
     // downloads have none), but a variable naming a missing file is not.
-    let kube_controller_manager = match get("TEST_ASSET_KUBE_CONTROLLER_MANAGER") {
-        Some(_) => pick(
-            "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
-            "kube-controller-manager",
-        )?,
-        None => assets
-            .as_ref()
-            .map(|dir| dir.join("kube-controller-manager"))
-            .filter(|path| executable(path)),
+    let optional = |single: &'static str, file: &str| -> Result<Option<PathBuf>> {
+        match get(single) {
+            Some(_) => pick(single, file),
+            None => Ok(assets
+                .as_ref()
+                .map(|dir| dir.join(file))
+                .filter(|path| executable(path))),
+        }
     };
+    let kube_apiserver = pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?;
+    let etcd = pick("TEST_ASSET_ETCD", "etcd")?;
+    let kube_controller_manager = optional(
+        "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+        "kube-controller-manager",
+    )?;
+    let kube_scheduler = optional("TEST_ASSET_KUBE_SCHEDULER", "kube-scheduler")?;
+    let kwok = optional("TEST_ASSET_KWOK", "kwok")?;
     Ok(match (kube_apiserver, etcd) {
         (Some(kube_apiserver), Some(etcd)) => Some(Binaries {
             kube_apiserver,
             etcd,
             kube_controller_manager,
+            kube_scheduler,
+            kwok,
         }),
         _ => None,
     })
@@ -214,11 +288,43 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(cache_root().join(Pins::read()?.cache_key()))
 }
 
-/// Finds kube-apiserver and etcd, building them if needed, and reports a
-/// kube-controller-manager that is already at hand (never building one).
+/// The cache directory for the current KWOK pin.
+pub fn kwok_cache_dir() -> Result<PathBuf> {
+    Ok(cache_root().join(KwokPins::read()?.cache_key()))
+}
+
+/// Finds kube-apiserver and etcd, building them if needed, and reports the
+/// optional binaries that are already at hand (never building one).
 /// `progress` receives one line per step, for people watching a first build.
 pub fn ensure(progress: impl FnMut(&str)) -> Result<(Binaries, Provenance)> {
     ensure_with(Wanted::default(), progress)
+}
+
+/// Which wanted optional binary is missing from `found`, with the variable
+/// that would name it.
+fn missing_from_environment(
+    found: &Binaries,
+    wanted: Wanted,
+) -> Option<(&'static str, &'static str)> {
+    [
+        (
+            wanted.controller_manager && found.kube_controller_manager.is_none(),
+            "kube-controller-manager",
+            "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+        ),
+        (
+            wanted.scheduler && found.kube_scheduler.is_none(),
+            "kube-scheduler",
+            "TEST_ASSET_KUBE_SCHEDULER",
+        ),
+        (
+            wanted.kwok && found.kwok.is_none(),
+            "kwok",
+            "TEST_ASSET_KWOK",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(missing, binary, var)| missing.then_some((binary, var)))
 }
 
 /// [`ensure`], and also provides (building if needed) what `wanted` asks for.
@@ -227,11 +333,20 @@ pub fn ensure_with(
     mut progress: impl FnMut(&str),
 ) -> Result<(Binaries, Provenance)> {
     if let Some(found) = from_environment()? {
-        if wanted.controller_manager && found.kube_controller_manager.is_none() {
-            return Err(Error::NoControllerManager {
-                reason: "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
-                         TEST_ASSET_*) but no kube-controller-manager: set \
-                         TEST_ASSET_KUBE_CONTROLLER_MANAGER or put one in KUBEBUILDER_ASSETS",
+        if let Some((binary, var)) = missing_from_environment(&found, wanted) {
+            if binary == "kube-controller-manager" {
+                return Err(Error::NoControllerManager {
+                    reason: "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
+                             TEST_ASSET_*) but no kube-controller-manager: set \
+                             TEST_ASSET_KUBE_CONTROLLER_MANAGER or put one in KUBEBUILDER_ASSETS",
+                });
+            }
+            return Err(Error::MissingBinary {
+                binary,
+                reason: format!(
+                    "the environment names kube-apiserver and etcd (KUBEBUILDER_ASSETS or \
+                     TEST_ASSET_*) but no {binary}: set {var} or put one in KUBEBUILDER_ASSETS"
+                ),
             });
         }
         return Ok((found, Provenance::Environment));
@@ -239,60 +354,89 @@ pub fn ensure_with(
     let pins = Pins::read()?;
     let dir = cache_root().join(pins.cache_key());
     let controller_manager = dir.join("kube-controller-manager");
+    let scheduler = dir.join("kube-scheduler");
+    let kwok_pins = KwokPins::read()?;
+    let kwok_dir = cache_root().join(kwok_pins.cache_key());
+    let kwok = kwok_dir.join("kwok");
     let mut found = Binaries {
         kube_apiserver: dir.join("kube-apiserver"),
         etcd: dir.join("etcd"),
         kube_controller_manager: None,
+        kube_scheduler: None,
+        kwok: None,
     };
     let complete = |found: &mut Binaries| {
-        let cm_ready = executable(&controller_manager);
-        found.kube_controller_manager = cm_ready.then(|| controller_manager.clone());
+        let present = |path: &PathBuf| executable(path).then(|| path.clone());
+        found.kube_controller_manager = present(&controller_manager);
+        found.kube_scheduler = present(&scheduler);
+        found.kwok = present(&kwok);
         executable(&found.kube_apiserver)
             && executable(&found.etcd)
-            && (cm_ready || !wanted.controller_manager)
+            && missing_from_environment(found, wanted).is_none()
     };
-    if complete(&mut found) {
-        return Ok((found, Provenance::Cached));
-    }
-    std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
-    // One builder at a time per cache entry, across processes.
-    let lock_path = dir.join(".lock");
-    let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
-    lock.lock().map_err(io("lock", &lock_path))?;
     if complete(&mut found) {
         return Ok((found, Provenance::Cached));
     }
     let started = Instant::now();
-    let mut builds = vec![
-        ("etcd", "go.etcd.io/etcd/server/v3", found.etcd.clone()),
-        (
-            "kube-apiserver",
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            found.kube_apiserver.clone(),
-        ),
-    ];
-    if wanted.controller_manager {
-        builds.push((
-            "kube-controller-manager",
-            CONTROLLER_MANAGER_PACKAGE,
-            controller_manager.clone(),
-        ));
-    }
-    for (binary, package, target) in builds {
-        if executable(&target) {
-            continue;
+    {
+        std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        // One builder at a time per cache entry, across processes.
+        let lock_path = dir.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+        lock.lock().map_err(io("lock", &lock_path))?;
+        let mut builds = vec![
+            ("etcd", "go.etcd.io/etcd/server/v3", found.etcd.clone()),
+            (
+                "kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                found.kube_apiserver.clone(),
+            ),
+        ];
+        if wanted.controller_manager {
+            builds.push((
+                "kube-controller-manager",
+                CONTROLLER_MANAGER_PACKAGE,
+                controller_manager.clone(),
+            ));
         }
-        progress(&format!(
-            "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
-            pins.kubernetes, pins.etcd
-        ));
-        go_build(binary, package, &target, &pins)?;
+        if wanted.scheduler {
+            builds.push(("kube-scheduler", SCHEDULER_PACKAGE, scheduler.clone()));
+        }
+        for (binary, package, target) in builds {
+            if executable(&target) {
+                continue;
+            }
+            progress(&format!(
+                "building {binary} (kubernetes {}, etcd {}) with go build; the first build takes several minutes",
+                pins.kubernetes, pins.etcd
+            ));
+            go_build(binary, package, &target, &module_dir(), &pins.ldflags())?;
+        }
+    }
+    if wanted.kwok && !executable(&kwok) {
+        std::fs::create_dir_all(&kwok_dir).map_err(io("create directory", &kwok_dir))?;
+        let lock_path = kwok_dir.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+        lock.lock().map_err(io("lock", &lock_path))?;
+        if !executable(&kwok) {
+            progress(&format!(
+                "building kwok {} with go build; the first build takes several minutes",
+                kwok_pins.kwok
+            ));
+            go_build("kwok", KWOK_PACKAGE, &kwok, &kwok_module_dir(), "-s -w")?;
+        }
     }
     complete(&mut found);
     Ok((found, Provenance::Built(started.elapsed())))
 }
 
-fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> Result<()> {
+fn go_build(
+    binary: &'static str,
+    package: &str,
+    target: &Path,
+    module: &Path,
+    ldflags: &str,
+) -> Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let log = dir.join(format!("{binary}.build.log"));
     let tmp = dir.join(format!(".{binary}.partial"));
@@ -305,10 +449,10 @@ fn go_build(binary: &'static str, package: &str, target: &Path, pins: &Pins) -> 
         tail: log_tail(&log, 30),
     };
     let mut child = Command::new(std::env::var_os("GO").unwrap_or_else(|| "go".into()))
-        .args(["build", "-ldflags", &pins.ldflags(), "-o"])
+        .args(["build", "-ldflags", ldflags, "-o"])
         .arg(&tmp)
         .arg(package)
-        .current_dir(module_dir())
+        .current_dir(module)
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err)
@@ -390,6 +534,8 @@ mod tests {
                 kube_apiserver: d.join("kube-apiserver"),
                 etcd: d.join("etcd"),
                 kube_controller_manager: None,
+                kube_scheduler: None,
+                kwok: None,
             },
             "an assets directory without a controller manager is still complete"
         );

@@ -34,6 +34,21 @@ pub struct Certs {
     pub controller_manager_cert_pem: String,
     /// Its private key (PKCS#8).
     pub controller_manager_key_pem: String,
+    /// Client certificate for kube-scheduler (`system:kube-scheduler`, group
+    /// `system:masters`).
+    pub scheduler_cert_pem: String,
+    /// Its key.
+    pub scheduler_key_pem: String,
+    /// Client certificate for KWOK's controller (`kube-testenv-kwok`, group
+    /// `system:masters`).
+    pub kwok_cert_pem: String,
+    /// Its key.
+    pub kwok_key_pem: String,
+    /// Client certificate kube-apiserver presents to the kubelet API
+    /// (`--kubelet-client-certificate`; user `kube-apiserver-kubelet-client`).
+    pub kubelet_client_cert_pem: String,
+    /// Its key.
+    pub kubelet_client_key_pem: String,
     /// The service-account signing key (PKCS#8, ECDSA P-256).
     pub sa_key_pem: String,
     /// Its public half, for `--service-account-key-file`.
@@ -116,6 +131,17 @@ impl Certs {
             "controller-manager cert",
         )?;
 
+        let scheduler_key = key("scheduler key")?;
+        let scheduler_cert = client("system:kube-scheduler", &scheduler_key, "scheduler cert")?;
+        let kwok_key = key("kwok key")?;
+        let kwok_cert = client("kube-testenv-kwok", &kwok_key, "kwok cert")?;
+        let kubelet_client_key = key("kubelet client key")?;
+        let kubelet_client_cert = client(
+            "kube-apiserver-kubelet-client",
+            &kubelet_client_key,
+            "kubelet client cert",
+        )?;
+
         let sa_key = key("service-account key")?;
 
         Ok(Self {
@@ -127,6 +153,12 @@ impl Certs {
             admin_key_pem: admin_key.serialize_pem(),
             controller_manager_cert_pem: cm_cert.pem(),
             controller_manager_key_pem: cm_key.serialize_pem(),
+            scheduler_cert_pem: scheduler_cert.pem(),
+            scheduler_key_pem: scheduler_key.serialize_pem(),
+            kwok_cert_pem: kwok_cert.pem(),
+            kwok_key_pem: kwok_key.serialize_pem(),
+            kubelet_client_cert_pem: kubelet_client_cert.pem(),
+            kubelet_client_key_pem: kubelet_client_key.serialize_pem(),
             sa_pub_pem: sa_key.public_key_pem(),
             sa_key_pem: sa_key.serialize_pem(),
         })

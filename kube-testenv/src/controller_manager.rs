@@ -100,8 +100,28 @@ pub(crate) fn start(
     log: &Path,
 ) -> Result<(ServerProcess, String)> {
     let port = free_port()?;
-    let mut server =
-        ServerProcess::spawn("kube-controller-manager", binary, &args(files, port), log)?;
+    start_serving(
+        "kube-controller-manager",
+        binary,
+        &args(files, port),
+        port,
+        admin,
+        log,
+    )
+}
+
+/// Starts a component that serves `/healthz` over TLS on 127.0.0.1:`port`
+/// (with the control plane's serving certificate) and waits until it
+/// answers 200; returns the process and its `https://127.0.0.1:PORT`.
+pub(crate) fn start_serving(
+    name: &'static str,
+    binary: &Path,
+    args: &[String],
+    port: u16,
+    admin: &Access,
+    log: &Path,
+) -> Result<(ServerProcess, String)> {
+    let mut server = ServerProcess::spawn(name, binary, args, log)?;
     let access = Access {
         server: format!("https://127.0.0.1:{port}"),
         ..admin.clone()

@@ -1,7 +1,8 @@
 //! A local control plane: etcd and kube-apiserver on 127.0.0.1, started the
 //! way controller-runtime's envtest starts them, and on request
-//! kube-controller-manager (see [`ControlPlaneOptions`] and
-//! [`crate::controller_manager`]).
+//! kube-controller-manager, kube-scheduler and simulated nodes (see
+//! [`ControlPlaneOptions`], [`crate::controller_manager`],
+//! [`crate::scheduler`], [`crate::kwok`] and [`crate::nodes`]).
 //!
 //! Envtest runs no controllers, and neither does [`ControlPlane::start`]: an
 //! owner reference is then only a field (nothing deletes the children) and a
@@ -16,6 +17,9 @@
 //! - [`ControlPlane::kubeconfig`] is a kubeconfig (cluster, user, context
 //!   `kube-testenv`) for an admin in group `system:masters`, authenticating
 //!   with a client certificate and verifying the server against its own CA;
+//! - kube-apiserver reaches kubelets (here only KWOK's server) by their
+//!   `InternalIP`, presents a client certificate made for it and verifies
+//!   the kubelet's serving certificate against the control plane's CA;
 //! - the servers stop when the `ControlPlane` is dropped or stopped, and in
 //!   any case when this process exits (see [`crate::process`]).
 //!
@@ -36,6 +40,7 @@ use crate::certs::Certs;
 use crate::controller_manager;
 use crate::error::{Error, Result, io};
 use crate::process::{ServerProcess, free_port};
+use crate::{kwok, nodes, scheduler};
 
 const ETCD_READY: Duration = Duration::from_secs(60);
 const APISERVER_READY: Duration = Duration::from_secs(120);
@@ -45,6 +50,8 @@ const APISERVER_READY: Duration = Duration::from_secs(120);
 /// ```
 /// let options = kube_testenv::ControlPlaneOptions::default().with_controller_manager();
 /// assert!(options.controller_manager);
+/// let options = kube_testenv::ControlPlaneOptions::default().with_nodes(2);
+/// assert!(options.controller_manager && options.scheduler && options.nodes == 2);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -55,6 +62,12 @@ pub struct ControlPlaneOptions {
     /// [`crate::binaries::ensure_with`] and
     /// [`crate::binaries::Wanted::controller_manager`].
     pub controller_manager: bool,
+    /// Run kube-scheduler, which binds Pods to nodes. Needs
+    /// [`Binaries::kube_scheduler`] ([`crate::binaries::Wanted::scheduler`]).
+    pub scheduler: bool,
+    /// How many simulated nodes to create (see [`crate::kwok`]); 0 runs no
+    /// KWOK. Needs [`Binaries::kwok`] ([`crate::binaries::Wanted::kwok`]).
+    pub nodes: u32,
 }
 
 impl ControlPlaneOptions {
@@ -62,6 +75,29 @@ impl ControlPlaneOptions {
     pub fn with_controller_manager(mut self) -> Self {
         self.controller_manager = true;
         self
+    }
+
+    /// These options with a scheduler.
+    pub fn with_scheduler(mut self) -> Self {
+        self.scheduler = true;
+        self
+    }
+
+    /// These options with `count` simulated nodes, and the controller
+    /// manager and scheduler that make Deployments into running Pods on
+    /// them.
+    pub fn with_nodes(mut self, count: u32) -> Self {
+        self.nodes = count;
+        self.with_controller_manager().with_scheduler()
+    }
+
+    /// The binaries these options need besides kube-apiserver and etcd.
+    pub fn wanted(&self) -> crate::binaries::Wanted {
+        crate::binaries::Wanted {
+            controller_manager: self.controller_manager,
+            scheduler: self.scheduler,
+            kwok: self.nodes > 0,
+        }
     }
 }
 
@@ -74,6 +110,10 @@ pub struct ControlPlane {
     apiserver: Mutex<ServerProcess>,
     controller_manager: Option<Mutex<ServerProcess>>,
     controller_manager_url: Option<String>,
+    scheduler: Option<Mutex<ServerProcess>>,
+    kwok: Option<Mutex<ServerProcess>>,
+    kwok_url: Option<String>,
+    nodes: Vec<String>,
     apiserver_args: Vec<String>,
     etcd_url: String,
     access: Access,
@@ -108,6 +148,27 @@ impl ControlPlane {
                 });
             }
         };
+        let optional =
+            |wanted: bool, path: &Option<PathBuf>, binary: &'static str, field: &str| match (
+                wanted, path,
+            ) {
+                (false, _) => Ok(None),
+                (true, Some(path)) => Ok(Some(path.clone())),
+                (true, None) => Err(Error::MissingBinary {
+                    binary,
+                    reason: format!(
+                        "the options ask for it but Binaries::{field} is None (find the binaries \
+                         with binaries::ensure_with(options.wanted(), ..))"
+                    ),
+                }),
+            };
+        let scheduler_binary = optional(
+            options.scheduler,
+            &binaries.kube_scheduler,
+            "kube-scheduler",
+            "kube_scheduler",
+        )?;
+        let kwok_binary = optional(options.nodes > 0, &binaries.kwok, "kwok", "kwok")?;
         let root = std::env::temp_dir().join("kube-testenv");
         remove_stale_dirs(&root);
         let dir = root.join(format!("{}-{}", std::process::id(), unique()));
@@ -125,6 +186,8 @@ impl ControlPlane {
         let client_ca = write("client-ca.crt", &certs.client_ca_pem)?;
         let sa_key = write("sa.key", &certs.sa_key_pem)?;
         let sa_pub = write("sa.pub", &certs.sa_pub_pem)?;
+        let kubelet_client_cert = write("kubelet-client.crt", &certs.kubelet_client_cert_pem)?;
+        let kubelet_client_key = write("kubelet-client.key", &certs.kubelet_client_key_pem)?;
         // A static bearer token for tests of token-based credentials (exec
         // plugins, token files): user `kube-testenv-token`, group system:masters.
         let token = format!(
@@ -175,6 +238,12 @@ impl ControlPlane {
             // The default reconciler refuses a loopback advertise address.
             "--endpoint-reconciler-type=none".into(),
             "--allow-privileged=true".into(),
+            // The kubelet API (KWOK's server when there are nodes): by the
+            // node's InternalIP (127.0.0.1), verified, with our own identity.
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            format!("--kubelet-certificate-authority={ca}"),
+            format!("--kubelet-client-certificate={kubelet_client_cert}"),
+            format!("--kubelet-client-key={kubelet_client_key}"),
             "--v=1".into(),
         ];
         let access = Access {
@@ -231,6 +300,54 @@ impl ControlPlane {
             Some((process, url)) => (Some(Mutex::new(process)), Some(url)),
             None => (None, None),
         };
+        let component_kubeconfig = |name: &str, user: &str, cert: &str, key: &str| {
+            let path = dir.join(format!("{name}.kubeconfig"));
+            std::fs::write(&path, kubeconfig_yaml(&access, user, cert, key))
+                .map_err(io("write", &path))?;
+            Ok::<_, Error>(path)
+        };
+        let scheduler = match scheduler_binary {
+            None => None,
+            Some(binary) => {
+                let kubeconfig = component_kubeconfig(
+                    "kube-scheduler",
+                    "system:kube-scheduler",
+                    &certs.scheduler_cert_pem,
+                    &certs.scheduler_key_pem,
+                )?;
+                let files = scheduler::Files {
+                    kubeconfig: &kubeconfig,
+                    serving_cert: &serving_cert,
+                    serving_key: &serving_key,
+                    client_ca: &client_ca,
+                };
+                let log = dir.join("kube-scheduler.log");
+                Some(Mutex::new(
+                    scheduler::start(&binary, &files, &access, &log)?.0,
+                ))
+            }
+        };
+        let (kwok, kwok_url, nodes) = match kwok_binary {
+            None => (None, None, Vec::new()),
+            Some(binary) => {
+                let kubeconfig = component_kubeconfig(
+                    "kwok",
+                    "kube-testenv-kwok",
+                    &certs.kwok_cert_pem,
+                    &certs.kwok_key_pem,
+                )?;
+                let config = dir.join("kwok.yaml");
+                let files = kwok::Files {
+                    config: &config,
+                    kubeconfig: &kubeconfig,
+                    serving_cert: &serving_cert,
+                    serving_key: &serving_key,
+                };
+                let (process, url) = kwok::start(&binary, &dir, &files, free_port()?, &access)?;
+                let nodes = block_on(nodes::create(&access, options.nodes))?;
+                (Some(Mutex::new(process)), Some(url), nodes)
+            }
+        };
         Ok(Self {
             dir,
             binaries: binaries.clone(),
@@ -238,6 +355,10 @@ impl ControlPlane {
             apiserver: Mutex::new(apiserver),
             controller_manager,
             controller_manager_url,
+            scheduler,
+            kwok,
+            kwok_url,
+            nodes,
             apiserver_args,
             etcd_url,
             access,
@@ -323,6 +444,35 @@ impl ControlPlane {
         self.controller_manager_url.as_deref()
     }
 
+    /// The process id of kube-scheduler, if one runs.
+    pub fn scheduler_pid(&self) -> Option<u32> {
+        self.scheduler.as_ref().map(|s| lock(s).pid())
+    }
+
+    /// The process id of KWOK, if it runs (there are nodes).
+    pub fn kwok_pid(&self) -> Option<u32> {
+        self.kwok.as_ref().map(|k| lock(k).pid())
+    }
+
+    /// `https://127.0.0.1:PORT` of KWOK's kubelet-API server, if there are
+    /// nodes: every node's kubelet endpoint.
+    pub fn kwok_url(&self) -> Option<&str> {
+        self.kwok_url.as_deref()
+    }
+
+    /// The names of the simulated nodes (empty without
+    /// [`ControlPlaneOptions::nodes`]); all were Ready when the start
+    /// returned.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// The file every container's logs come from unless
+    /// [`ControlPlane::serve_pod_logs`] named another (see [`crate::kwok`]).
+    pub fn default_log_file(&self) -> PathBuf {
+        self.dir.join(kwok::DEFAULT_LOG)
+    }
+
     /// Stops kube-apiserver only (etcd keeps the data); watches break.
     pub fn stop_apiserver(&self) {
         lock(&self.apiserver).stop();
@@ -353,6 +503,12 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        if let Some(kwok) = &self.kwok {
+            lock(kwok).stop();
+        }
+        if let Some(scheduler) = &self.scheduler {
+            lock(scheduler).stop();
+        }
         if let Some(cm) = &self.controller_manager {
             lock(cm).stop();
         }

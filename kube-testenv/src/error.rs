@@ -43,6 +43,19 @@ pub enum Error {
         /// Where it was expected and how to provide one.
         reason: &'static str,
     },
+    /// An optional binary (kube-scheduler, kwok) was asked for but none is
+    /// available.
+    #[error("no {binary}: {reason}")]
+    MissingBinary {
+        /// `kube-scheduler` or `kwok`.
+        binary: &'static str,
+        /// Where it was expected and how to provide one.
+        reason: String,
+    },
+    /// The simulated nodes could not be set up, or a request about them was
+    /// refused before it reached the cluster.
+    #[error("nodes: {0}")]
+    Nodes(String),
     /// The pinned versions could not be read from the Go module.
     #[error("cannot read the pinned versions from {path}: {reason}")]
     Pins {

@@ -17,7 +17,10 @@
 //!   test binary (or the cluster named by `KUBECONFIG` when
 //!   `USE_EXISTING_CLUSTER=true`) and a fresh namespace per test;
 //!   [`shared_with_controller_manager`] is the same with the cluster's
-//!   controllers running.
+//!   controllers running, and [`shared_with_nodes`] adds kube-scheduler and
+//!   simulated nodes ([`kwok`], [`nodes`]) on which Pods really run, as far
+//!   as the API can tell: the kubelet API (exec, attach, port-forward,
+//!   logs) answers through kube-apiserver, with commands run on this machine.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,7 +39,10 @@ pub mod certs;
 pub mod controller_manager;
 mod controlplane;
 mod error;
+pub mod kwok;
+pub mod nodes;
 pub mod process;
+pub mod scheduler;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -69,9 +75,7 @@ impl TestEnv {
         if std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
             return existing_cluster();
         }
-        let wanted = Wanted {
-            controller_manager: options.controller_manager,
-        };
+        let wanted = options.wanted();
         let (binaries, _) =
             binaries::ensure_with(wanted, |line| eprintln!("kube-testenv: {line}"))?;
         let control_plane = ControlPlane::start_with(&binaries, options)?;
@@ -119,6 +123,23 @@ pub fn shared_with_controller_manager() -> std::result::Result<&'static TestEnv,
     SHARED
         .get_or_init(|| {
             TestEnv::start_with(ControlPlaneOptions::default().with_controller_manager())
+        })
+        .as_ref()
+}
+
+/// How many simulated nodes [`shared_with_nodes`] starts.
+pub const SHARED_NODES: u32 = 2;
+
+/// Like [`shared_with_controller_manager`], plus kube-scheduler and
+/// [`SHARED_NODES`] simulated nodes (see [`kwok`]): a Deployment becomes a
+/// ReplicaSet and Running Pods bound to the nodes, and `kubectl exec`,
+/// `logs`, `attach` and `port-forward` work through the API server. A
+/// separate environment from the other two, started on first use.
+pub fn shared_with_nodes() -> std::result::Result<&'static TestEnv, &'static Error> {
+    static SHARED: OnceLock<Result<TestEnv>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            TestEnv::start_with(ControlPlaneOptions::default().with_nodes(SHARED_NODES))
         })
         .as_ref()
 }

@@ -54,6 +54,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary args…` with output appended to `log`.
     pub fn spawn(name: &'static str, binary: &Path, args: &[String], log: &Path) -> Result<Self> {
+        Self::spawn_with_env(name, binary, args, &[], log)
+    }
+
+    /// [`ServerProcess::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        name: &'static str,
+        binary: &Path,
+        args: &[String],
+        env: &[(&str, &std::ffi::OsStr)],
+        log: &Path,
+    ) -> Result<Self> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -69,6 +80,7 @@ impl ServerProcess {
             .arg(&pidfile)
             .arg(binary)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(log_file)
             .stderr(log_err)

@@ -256,6 +256,8 @@ fn asking_for_a_controller_manager_without_its_binary_is_a_typed_error() {
         kube_apiserver: PathBuf::from("/nonexistent/kube-apiserver"),
         etcd: PathBuf::from("/nonexistent/etcd"),
         kube_controller_manager: None,
+        kube_scheduler: None,
+        kwok: None,
     };
     let err = ControlPlane::start_with(
         &binaries,

@@ -198,6 +198,8 @@ fn a_server_that_fails_to_start_is_reported_with_its_log_in_bounded_time() {
         kube_apiserver: fake,
         etcd: real.etcd,
         kube_controller_manager: None,
+        kube_scheduler: None,
+        kwok: None,
     })
     .unwrap_err()
     .to_string();

@@ -2,8 +2,10 @@
 //!
 //! `up` starts `xtask controlplane serve` in its own process group, with its
 //! output in `<cache>/run/serve.log`; `serve` starts etcd and kube-apiserver
-//! (and, with `--with-controller-manager`, kube-controller-manager; all die
-//! with it), copies the kubeconfig to `<cache>/run/kubeconfig`
+//! (and, with `--with-controller-manager`, kube-controller-manager; with
+//! `--nodes N`, kube-controller-manager, kube-scheduler and KWOK with N
+//! simulated nodes; all die with it), copies the kubeconfig to
+//! `<cache>/run/kubeconfig`
 //! and waits for SIGTERM or SIGINT, then stops them cleanly. `down` sends
 //! SIGTERM to `serve` and waits for it to go; `env` prints the export line.
 
@@ -13,40 +15,75 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use kube_testenv::{Binaries, ControlPlane, ControlPlaneOptions, Provenance, Wanted, binaries};
+use kube_testenv::{Binaries, ControlPlane, ControlPlaneOptions, Provenance, binaries};
 
 /// The flag that adds kube-controller-manager to `build`, `up` and `serve`.
 pub const WITH_CONTROLLER_MANAGER: &str = "--with-controller-manager";
+/// The flag (followed by a count) that adds simulated nodes, with
+/// kube-controller-manager and kube-scheduler.
+pub const NODES: &str = "--nodes";
+
+/// The options `flags` (after `controlplane build|up|serve`) ask for;
+/// anything else is an error naming the flag.
+pub fn parse_options(flags: &[&str]) -> Result<ControlPlaneOptions> {
+    let mut options = ControlPlaneOptions::default();
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        match *flag {
+            WITH_CONTROLLER_MANAGER => options = options.with_controller_manager(),
+            NODES => {
+                let count = rest
+                    .next()
+                    .context("--nodes needs a count, e.g. `--nodes 2`")?;
+                let count: u32 = count
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .with_context(|| format!("--nodes takes 1 to 100, not `{count}`"))?;
+                options = options.with_nodes(count);
+            }
+            other => bail!("unknown flag `{other}`"),
+        }
+    }
+    Ok(options)
+}
+
+/// `flags` that ask for `options` (the inverse of [`parse_options`]).
+fn flags(options: ControlPlaneOptions) -> Vec<String> {
+    if options.nodes > 0 {
+        vec![NODES.into(), options.nodes.to_string()]
+    } else if options.controller_manager {
+        vec![WITH_CONTROLLER_MANAGER.into()]
+    } else {
+        Vec::new()
+    }
+}
 
 fn run_dir() -> PathBuf {
     binaries::cache_root().join("run")
 }
 
-/// Present in the run directory while the running control plane has a
-/// controller manager.
-fn controller_manager_marker() -> PathBuf {
-    run_dir().join("with-controller-manager")
+/// Present in the run directory while a control plane runs: the flags it
+/// was started with.
+fn options_marker() -> PathBuf {
+    run_dir().join("options")
 }
 
-fn options(controller_manager: bool) -> ControlPlaneOptions {
-    let options = ControlPlaneOptions::default();
-    if controller_manager {
-        options.with_controller_manager()
-    } else {
-        options
+/// Builds or reuses the binaries `options` need, saying which.
+pub fn build(options: ControlPlaneOptions) -> Result<Binaries> {
+    let (found, provenance) =
+        binaries::ensure_with(options.wanted(), |line| println!("    {line}"))?;
+    let mut names = vec!["kube-apiserver", "etcd"];
+    for (name, present) in [
+        ("kube-controller-manager", found.kube_controller_manager.is_some()),
+        ("kube-scheduler", found.kube_scheduler.is_some()),
+        ("kwok", found.kwok.is_some()),
+    ] {
+        if present {
+            names.push(name);
+        }
     }
-}
-
-/// Builds or reuses the binaries (kube-controller-manager too if asked),
-/// saying which.
-pub fn build(controller_manager: bool) -> Result<Binaries> {
-    let wanted = Wanted { controller_manager };
-    let (found, provenance) = binaries::ensure_with(wanted, |line| println!("    {line}"))?;
-    let built = if found.kube_controller_manager.is_some() {
-        "kube-apiserver, etcd and kube-controller-manager"
-    } else {
-        "kube-apiserver and etcd"
-    };
+    let built = names.join(", ");
     let dir = found
         .kube_apiserver
         .parent()
@@ -85,36 +122,32 @@ fn export_line() -> String {
     )
 }
 
-pub fn up(controller_manager: bool) -> Result<()> {
+pub fn up(options: ControlPlaneOptions) -> Result<()> {
     if let Some(pid) = serve_pid() {
-        let has_cm = controller_manager_marker().exists();
-        if controller_manager && !has_cm {
+        let running = std::fs::read_to_string(options_marker()).unwrap_or_default();
+        let wanted = flags(options).join(" ");
+        if running.trim() != wanted {
             bail!(
-                "a control plane without a controller manager is already running (pid {pid}); \
-                 stop it with `cargo xtask controlplane down` first"
+                "a control plane with options `{}` is already running (pid {pid}), not `{wanted}`; \
+                 stop it with `cargo xtask controlplane down` first",
+                running.trim()
             );
         }
         println!(
-            "a control plane is already running (pid {pid}{})\n{}",
-            if has_cm {
-                ", with controller manager"
-            } else {
-                ""
-            },
+            "a control plane is already running (pid {pid}, options `{}`)\n{}",
+            running.trim(),
             export_line()
         );
         return Ok(());
     }
-    build(controller_manager)?;
+    build(options)?;
     let dir = run_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let _ = std::fs::remove_file(dir.join("kubeconfig"));
     let log = dir.join("serve.log");
     let out = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
-    let mut serve = vec!["controlplane", "serve"];
-    if controller_manager {
-        serve.push(WITH_CONTROLLER_MANAGER);
-    }
+    let mut serve = vec!["controlplane".to_string(), "serve".to_string()];
+    serve.extend(flags(options));
     let mut child = Command::new(std::env::current_exe()?)
         .args(&serve)
         .stdin(Stdio::null())
@@ -147,17 +180,24 @@ pub fn up(controller_manager: bool) -> Result<()> {
     )
 }
 
-pub fn serve(controller_manager: bool) -> Result<()> {
-    let wanted = Wanted { controller_manager };
-    let (found, _) = binaries::ensure_with(wanted, |line| println!("{line}"))?;
-    let plane = ControlPlane::start_with(&found, options(controller_manager))?;
-    let marker = controller_manager_marker();
+pub fn serve(options: ControlPlaneOptions) -> Result<()> {
+    let (found, _) = binaries::ensure_with(options.wanted(), |line| println!("{line}"))?;
+    let plane = ControlPlane::start_with(&found, options)?;
+    let marker = options_marker();
+    std::fs::write(&marker, flags(options).join(" "))
+        .with_context(|| format!("write {}", marker.display()))?;
     if let Some(pid) = plane.controller_manager_pid() {
-        std::fs::write(&marker, pid.to_string())
-            .with_context(|| format!("write {}", marker.display()))?;
         println!("kube-controller-manager is running (pid {pid})");
-    } else {
-        let _ = std::fs::remove_file(&marker);
+    }
+    if let Some(pid) = plane.scheduler_pid() {
+        println!("kube-scheduler is running (pid {pid})");
+    }
+    if let Some(pid) = plane.kwok_pid() {
+        println!(
+            "kwok is running (pid {pid}), kubelet API at {}; Ready nodes: {}",
+            plane.kwok_url().unwrap_or_default(),
+            plane.nodes().join(", ")
+        );
     }
     let target = run_dir().join("kubeconfig");
     std::fs::copy(plane.kubeconfig(), &target)

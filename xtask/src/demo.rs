@@ -35,7 +35,7 @@ fn pod(name: &str, containers: &[&str]) -> Result<Pod> {
 
 pub fn run() -> Result<()> {
     say("building (or reusing) kube-apiserver and etcd");
-    let binaries = crate::controlplane::build(false)?;
+    let binaries = crate::controlplane::build(Default::default())?;
     say("starting a control plane on 127.0.0.1");
     let plane = ControlPlane::start(&binaries)?;
     say(&format!("kube-apiserver at {}", plane.server_url()));

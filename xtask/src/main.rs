@@ -4,7 +4,8 @@
 //!   binaries (built once, then reused), and all tests against them;
 //! - `controlplane up | down | env | build | restart-apiserver` — a local
 //!   etcd + kube-apiserver for people, examples and benchmarks (`up` and
-//!   `build` with `--with-controller-manager`: kube-controller-manager too);
+//!   `build` with `--with-controller-manager`: kube-controller-manager too;
+//!   with `--nodes N`: also kube-scheduler and N simulated nodes, KWOK);
 //! - `bench` — initial sync, relist memory, watch CPU and decoding against
 //!   kube-rs and client-go, on a control plane of its own (not part of `test`);
 //! - `soak --minutes N` — reflectors of every kind against a control plane
@@ -26,12 +27,15 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test                    fmt, clippy, control-plane binaries, all tests (what CI runs)
-  controlplane build [--with-controller-manager]
-                          build (or reuse) kube-apiserver and etcd (and kube-controller-manager)
-  controlplane up [--with-controller-manager]
+  controlplane build [--with-controller-manager | --nodes N]
+                          build (or reuse) kube-apiserver and etcd (and what the flag needs)
+  controlplane up [--with-controller-manager | --nodes N]
                           start a control plane in the background; prints `export KUBECONFIG=...`;
-                          with the flag also kube-controller-manager (garbage collector,
-                          namespace deletion, Deployments -> ReplicaSets; no nodes, so no Pods run)
+                          --with-controller-manager: also kube-controller-manager (garbage collector,
+                          namespace deletion, Deployments -> ReplicaSets; no nodes, so no Pods run);
+                          --nodes N: also kube-scheduler and N simulated nodes (KWOK): Pods are
+                          bound and Running, and exec/logs/attach/port-forward work (commands run
+                          on this machine; see the README)
   controlplane env        print `export KUBECONFIG=...` for the running control plane
   controlplane down       stop it
   controlplane restart-apiserver   restart kube-apiserver of the running control plane (etcd keeps the data)
@@ -42,14 +46,10 @@ commands:
                           and catch-up times per fault (default 5 minutes; fails if anything is lost)
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
-/// Whether `flags` (after `controlplane build|up|serve`) ask for
-/// kube-controller-manager; anything else is an error naming the flag.
-fn with_controller_manager(flags: &[&str]) -> Result<bool> {
-    match flags {
-        [] => Ok(false),
-        [controlplane::WITH_CONTROLLER_MANAGER] => Ok(true),
-        other => bail!("unknown flag(s) `{}`\n\n{USAGE}", other.join(" ")),
-    }
+/// The control-plane options `flags` (after `controlplane build|up|serve`)
+/// ask for; anything else is an error naming the flag.
+fn options(flags: &[&str]) -> Result<kube_testenv::ControlPlaneOptions> {
+    controlplane::parse_options(flags).map_err(|e| anyhow::anyhow!("{e}\n\n{USAGE}"))
 }
 
 fn main() -> Result<()> {
@@ -58,13 +58,13 @@ fn main() -> Result<()> {
     match args.as_slice() {
         ["test"] => test::run(),
         ["controlplane", "build", flags @ ..] => {
-            controlplane::build(with_controller_manager(flags)?).map(|_| ())
+            controlplane::build(options(flags)?).map(|_| ())
         }
-        ["controlplane", "up", flags @ ..] => controlplane::up(with_controller_manager(flags)?),
+        ["controlplane", "up", flags @ ..] => controlplane::up(options(flags)?),
         ["controlplane", "down"] => controlplane::down(),
         ["controlplane", "env"] => controlplane::env(),
         ["controlplane", "serve", flags @ ..] => {
-            controlplane::serve(with_controller_manager(flags)?)
+            controlplane::serve(options(flags)?)
         }
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),

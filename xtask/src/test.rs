@@ -43,10 +43,12 @@ pub fn run() -> Result<()> {
     )?;
 
     println!("==> xtask test: control-plane binaries");
-    // With kube-controller-manager: the garbage-collection and namespace
-    // tests need it (cached like the others; a few minutes the first time).
-    let binaries =
-        crate::controlplane::build(true).context("step `control-plane binaries` failed")?;
+    // Everything the tests start: kube-controller-manager (garbage
+    // collection, namespaces), kube-scheduler and kwok (the node tests).
+    // Cached like the others; the first build of all three takes about ten
+    // more minutes on two cores.
+    let binaries = crate::controlplane::build(kube_testenv::ControlPlaneOptions::default().with_nodes(1))
+        .context("step `control-plane binaries` failed")?;
     let assets = binaries
         .kube_apiserver
         .parent()
@@ -57,6 +59,10 @@ pub fn run() -> Result<()> {
     if std::env::var_os("USE_EXISTING_CLUSTER").is_none() {
         // The tests find the binaries the same way envtest users would.
         test.env("KUBEBUILDER_ASSETS", assets);
+        // kwok has its own module and cache directory.
+        if let Some(kwok) = &binaries.kwok {
+            test.env("TEST_ASSET_KWOK", kwok);
+        }
     }
     step(
         "tests (unit, doc, integration against the control plane)",

@@ -147,7 +147,7 @@ impl Options {
 pub fn run(args: &[&str]) -> Result<()> {
     let opts = Options::parse(args)?;
     println!("==> soak: control plane");
-    let binaries = crate::controlplane::build(false)?;
+    let binaries = crate::controlplane::build(Default::default())?;
     let plane = Arc::new(ControlPlane::start(&binaries)?);
     println!("    kube-apiserver {} ready", plane.server_url());
     let rt = tokio::runtime::Builder::new_multi_thread()
