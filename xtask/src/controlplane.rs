@@ -75,7 +75,10 @@ pub fn build(options: ControlPlaneOptions) -> Result<Binaries> {
         binaries::ensure_with(options.wanted(), |line| println!("    {line}"))?;
     let mut names = vec!["kube-apiserver", "etcd"];
     for (name, present) in [
-        ("kube-controller-manager", found.kube_controller_manager.is_some()),
+        (
+            "kube-controller-manager",
+            found.kube_controller_manager.is_some(),
+        ),
         ("kube-scheduler", found.kube_scheduler.is_some()),
         ("kwok", found.kwok.is_some()),
     ] {

@@ -57,15 +57,11 @@ fn main() -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["test"] => test::run(),
-        ["controlplane", "build", flags @ ..] => {
-            controlplane::build(options(flags)?).map(|_| ())
-        }
+        ["controlplane", "build", flags @ ..] => controlplane::build(options(flags)?).map(|_| ()),
         ["controlplane", "up", flags @ ..] => controlplane::up(options(flags)?),
         ["controlplane", "down"] => controlplane::down(),
         ["controlplane", "env"] => controlplane::env(),
-        ["controlplane", "serve", flags @ ..] => {
-            controlplane::serve(options(flags)?)
-        }
+        ["controlplane", "serve", flags @ ..] => controlplane::serve(options(flags)?),
         ["controlplane", "restart-apiserver"] => controlplane::restart_apiserver(),
         ["demo"] => demo::run(),
         ["bench", rest @ ..] => bench::run(rest),

@@ -47,8 +47,9 @@ pub fn run() -> Result<()> {
     // collection, namespaces), kube-scheduler and kwok (the node tests).
     // Cached like the others; the first build of all three takes about ten
     // more minutes on two cores.
-    let binaries = crate::controlplane::build(kube_testenv::ControlPlaneOptions::default().with_nodes(1))
-        .context("step `control-plane binaries` failed")?;
+    let binaries =
+        crate::controlplane::build(kube_testenv::ControlPlaneOptions::default().with_nodes(1))
+            .context("step `control-plane binaries` failed")?;
     let assets = binaries
         .kube_apiserver
         .parent()
