@@ -81,6 +81,28 @@ async fn running_pod(prefix: &str, name: &str) -> (Api<Pod>, String) {
     }
 }
 
+/// RFC 3339 with nanoseconds, `secs` seconds ago.
+fn seconds_ago(secs: u64) -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        - Duration::from_secs(secs);
+    let at = k8s_openapi::jiff::Timestamp::new(
+        since_epoch.as_secs() as i64,
+        since_epoch.subsec_nanos() as i32,
+    )
+    .unwrap();
+    format!("{at:.9}")
+}
+
+/// Lines in the CRI log format KWOK serves (`<RFC3339Nano> stdout F <text>`).
+fn cri_log(lines: &[(&str, &str)]) -> String {
+    lines
+        .iter()
+        .map(|(at, text)| format!("{at} stdout F {text}\n"))
+        .collect()
+}
+
 async fn read_all(mut r: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     r.read_to_end(&mut out).await?;
@@ -201,7 +223,14 @@ async fn exec_of_a_missing_pod_is_not_found() {
 async fn attach_sees_the_containers_output() {
     let (pods, ns) = running_pod("remote-attach", "talker").await;
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), "attached line one\nattached line two\n").unwrap();
+    std::fs::write(
+        file.path(),
+        cri_log(&[
+            ("2026-01-01T10:00:00.000000000Z", "attached line one"),
+            ("2026-01-01T10:00:01.000000000Z", "attached line two"),
+        ]),
+    )
+    .unwrap();
     plane()
         .serve_pod_logs(&ns, "talker", "main", file.path())
         .await
@@ -398,7 +427,17 @@ async fn logs_follow_a_growing_file_and_agree_with_kubectl() {
     use futures::StreamExt;
     let (pods, ns) = running_pod("remote-logs", "talker").await;
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), "one\ntwo\nthree\n").unwrap();
+    // Two old lines and one from now, so that `since` has something to cut.
+    let recent = seconds_ago(5);
+    std::fs::write(
+        file.path(),
+        cri_log(&[
+            ("2026-01-01T10:00:00.000000000Z", "one"),
+            ("2026-01-01T10:00:01.000000000Z", "two"),
+            (recent.as_str(), "three"),
+        ]),
+    )
+    .unwrap();
     plane()
         .serve_pod_logs(&ns, "talker", "main", file.path())
         .await
@@ -417,7 +456,17 @@ async fn logs_follow_a_growing_file_and_agree_with_kubectl() {
     }
 
     // tail and since agree with kubectl.
-    let cases: [(LogParams, &[&str]); 3] = [
+    let since_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-01-01T10:00:01Z".parse().unwrap(),
+    );
+    let cases: [(LogParams, &[&str]); 4] = [
+        (
+            LogParams {
+                since_time: Some(since_time.clone()),
+                ..lp.clone()
+            },
+            &["--since-time=2026-01-01T10:00:01Z"],
+        ),
         (
             LogParams {
                 tail_lines: Some(1),
@@ -427,10 +476,10 @@ async fn logs_follow_a_growing_file_and_agree_with_kubectl() {
         ),
         (
             LogParams {
-                since_seconds: Some(3600),
+                since_seconds: Some(60),
                 ..lp.clone()
             },
-            &["--since=1h"],
+            &["--since=60s"],
         ),
         (
             LogParams {
@@ -450,6 +499,26 @@ async fn logs_follow_a_growing_file_and_agree_with_kubectl() {
             .unwrap();
         assert_eq!(ours.as_bytes(), theirs.stdout, "{flags:?}");
     }
+    let since = |params: LogParams| {
+        let pods = pods.clone();
+        async move { pods.logs("talker", &params).await.unwrap() }
+    };
+    assert_eq!(
+        since(LogParams {
+            since_seconds: Some(60),
+            ..lp.clone()
+        })
+        .await,
+        "three\n"
+    );
+    assert_eq!(
+        since(LogParams {
+            since_time: Some(since_time),
+            ..lp.clone()
+        })
+        .await,
+        "two\nthree\n"
+    );
     assert_eq!(
         pods.logs(
             "talker",
@@ -478,7 +547,9 @@ async fn logs_follow_a_growing_file_and_agree_with_kubectl() {
             .append(true)
             .open(file.path())
             .unwrap();
-        f.write_all(b"four\n").unwrap();
+        let at = seconds_ago(0);
+        f.write_all(cri_log(&[(at.as_str(), "four")]).as_bytes())
+            .unwrap();
     }
     assert_eq!(within(30, lines.next()).await.unwrap().unwrap(), "four");
 }

@@ -428,7 +428,7 @@ async fn port_forward_strips_the_port_prefix_and_reports_the_error_channel() {
         }
         assert_eq!(
             seen.lock().unwrap()[0],
-            "/api/v1/namespaces/default/pods/web/portforward?port=8080"
+            "/api/v1/namespaces/default/pods/web/portforward?ports=8080"
         );
 
         // A prefix naming another port.

@@ -3,7 +3,8 @@
 //! `kubectl port-forward` does.
 //!
 //! Each [`PortForwardStream`] is its own WebSocket (subprotocol
-//! `v4.channel.k8s.io`, query `port=N`), as kubectl's WebSocket
+//! `v4.channel.k8s.io`, query `ports=N`: the API server's name, which it
+//! passes on to the kubelet as `port`), as kubectl's WebSocket
 //! port-forward opens one per connection. The kubelet begins both of its
 //! channels (0: data, 1: error) with the port in two little-endian bytes;
 //! this module checks that prefix and strips it.
@@ -100,7 +101,7 @@ impl Api<Pod> {
             ));
         }
         let mut query = String::new();
-        push_query(&mut query, "port", &port.to_string());
+        push_query(&mut query, "ports", &port.to_string());
         let path = self.path(Some(name), Some("portforward"), &query)?;
         let socket = ws::connect(self.client(), path, &[PROTOCOL]).await?;
         Ok(spawn(socket, port))
