@@ -468,3 +468,40 @@ async fn the_local_listener_forwards_concurrent_connections_each_on_its_own_stre
     })
     .await
 }
+
+#[tokio::test]
+async fn debug_output_shows_neither_streamed_bytes_nor_the_command() {
+    within(20, async {
+        // Forwarded data waiting in a reader's buffer.
+        let (url, _) = echo_forward(8080).await;
+        let mut stream = pods(&url).portforward("web", 8080).await.unwrap();
+        stream.write_all(b"hunter2").await.unwrap();
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"H");
+        let shown = format!("{stream:?}");
+        assert!(!shown.contains("UNTER2"), "{shown}");
+        assert!(shown.contains("8080"), "{shown}");
+
+        // The command (it may carry a password) and the streams of a process.
+        let (url, _) = ws_server("v5.channel.k8s.io", |mut ws| async move {
+            while recv(&mut ws).await.is_some() {}
+        })
+        .await;
+        let mut process = pods(&url)
+            .exec(
+                "web",
+                ["sh", "-c", "login --password s3cret"],
+                &AttachParams::default().stdin(true),
+            )
+            .await
+            .unwrap();
+        let shown = format!("{process:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let stdout = process.stdout().unwrap();
+        let shown = format!("{stdout:?} {process:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        process.abort();
+    })
+    .await
+}

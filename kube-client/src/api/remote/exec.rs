@@ -187,8 +187,9 @@ impl ProcessStatus {
 }
 
 /// A process attached over a WebSocket: take its streams, then await
-/// [`take_status`](Self::take_status).
-#[derive(Debug)]
+/// [`take_status`](Self::take_status). Its `Debug` shows the protocol and
+/// which streams are still here, never the URL (it holds the command,
+/// which may carry a secret) nor any stream's bytes.
 pub struct AttachedProcess {
     stdin: Option<DuplexStream>,
     stdout: Option<ChannelReader>,
@@ -198,6 +199,19 @@ pub struct AttachedProcess {
     protocol: &'static str,
     url: String,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for AttachedProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachedProcess")
+            .field("protocol", &self.protocol)
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .field("status", &self.status.is_some())
+            .field("terminal_size", &self.resize.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AttachedProcess {

@@ -51,6 +51,9 @@
 //! - Output is handed over through bounded buffers: a reader that does not
 //!   read holds the stream back (as a full pipe does) rather than letting
 //!   memory grow. Read stdout and stderr concurrently with writing stdin.
+//! - `Debug` of a reader, a port-forward stream or an
+//!   [`AttachedProcess`] never shows the bytes streamed (output, forwarded
+//!   data) nor the exec URL, which holds the command.
 
 mod exec;
 mod portforward;
@@ -85,8 +88,9 @@ pub fn io_error_cause(e: &io::Error) -> Option<&crate::Error> {
 /// One output channel of a remote stream (stdout, stderr, a forwarded
 /// port's data), as an [`AsyncRead`]. It ends (reads 0 bytes) when the
 /// remote side closed the channel, and fails with an `io::Error` wrapping
-/// the [`Error`](crate::Error) when the stream broke.
-#[derive(Debug)]
+/// the [`Error`](crate::Error) when the stream broke. Its `Debug` shows how
+/// many bytes wait to be read, never the bytes (process output, forwarded
+/// data).
 pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     pending: Bytes,
@@ -102,6 +106,14 @@ impl ChannelReader {
                 pending: Bytes::new(),
             },
         )
+    }
+}
+
+impl std::fmt::Debug for ChannelReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelReader")
+            .field("buffered_bytes", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -44,8 +44,8 @@ const MAX_ERROR_TEXT: usize = 1024;
 const CHUNK: usize = 32 * 1024;
 
 /// A connection to a port of a Pod: read what the Pod's side sends, write
-/// what it receives.
-#[derive(Debug)]
+/// what it receives. Its `Debug` shows the port and how many bytes wait
+/// to be read, never the bytes.
 pub struct PortForwardStream {
     reader: ChannelReader,
     writer: DuplexStream,
@@ -57,6 +57,15 @@ impl PortForwardStream {
     /// The Pod's port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+}
+
+impl std::fmt::Debug for PortForwardStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortForwardStream")
+            .field("port", &self.port)
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
 }
 
