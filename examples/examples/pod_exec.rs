@@ -44,8 +44,10 @@ async fn main() -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::default_namespaced(client),
     };
-    let mut params = AttachParams::default();
-    params.container = container;
+    let params = AttachParams {
+        container,
+        ..AttachParams::default()
+    };
     let mut process = pods.exec(&pod, command, &params).await?;
     let mut stdout = process.stdout().context("stdout")?;
     let mut stderr = process.stderr().context("stderr")?;

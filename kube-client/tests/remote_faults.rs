@@ -42,6 +42,8 @@ where
             let (tcp, _) = listener.accept().await.unwrap();
             let (record, script) = (record.clone(), script.clone());
             tokio::spawn(async move {
+                // tungstenite's callback type fixes the (large) error type.
+                #[allow(clippy::result_large_err)]
                 let callback = |req: &Request, mut resp: Response| {
                     record.lock().unwrap().push(req.uri().to_string());
                     resp.headers_mut()
