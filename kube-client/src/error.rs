@@ -111,6 +111,29 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A WebSocket stream (exec, attach, port-forward) broke its protocol:
+    /// the server did not switch protocols, agreed on none we offered, or
+    /// sent a frame that has no meaning (an unknown channel, a text frame,
+    /// a port prefix that is not the port asked for). The frame is never
+    /// quoted.
+    #[error("WebSocket stream of {url}: {message}")]
+    Protocol {
+        /// The stream's URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A port-forward's error channel reported a failure, e.g. nothing
+    /// listens on the Pod's port.
+    #[error("port-forward to port {port} of {url}: {message}")]
+    PortForward {
+        /// The port-forward URL.
+        url: String,
+        /// The Pod's port.
+        port: u16,
+        /// What the kubelet said (cut to 1 KiB, printable text only).
+        message: String,
+    },
     /// A watch stream sent an `ERROR` event.
     #[error("watch of {url} failed: {} {}: {}", status.code.unwrap_or_default(), status.reason.as_deref().unwrap_or("Unknown"), status.message.as_deref().unwrap_or_default())]
     WatchError {

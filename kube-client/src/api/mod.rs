@@ -13,6 +13,7 @@
 //! Changes: [`watch`](Api::watch). Subresources live in [`subresource`].
 
 mod list;
+pub mod remote;
 pub mod subresource;
 
 use std::fmt::Debug;

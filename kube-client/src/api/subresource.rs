@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use futures::Stream;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, Time};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -90,8 +90,11 @@ pub struct LogParams {
     pub follow: bool,
     /// Only the last N lines.
     pub tail_lines: Option<i64>,
-    /// Only lines newer than this many seconds.
+    /// Only lines newer than this many seconds (not with `since_time`).
     pub since_seconds: Option<i64>,
+    /// Only lines written at or after this time (not with
+    /// `since_seconds`); sent to the second, as kubectl does.
+    pub since_time: Option<Time>,
     /// Prefix each line with its RFC3339 timestamp.
     pub timestamps: bool,
     /// The previous (terminated) instance of the container.
@@ -101,7 +104,27 @@ pub struct LogParams {
 }
 
 impl LogParams {
-    fn query(&self) -> String {
+    /// The query string; both `since_seconds` and `since_time`, or a
+    /// negative count, is an [`Error::InvalidRequest`] (the server would
+    /// refuse them too).
+    fn query(&self) -> Result<String> {
+        if self.since_seconds.is_some() && self.since_time.is_some() {
+            return Err(Error::InvalidRequest(
+                "LogParams: at most one of since_seconds and since_time".into(),
+            ));
+        }
+        for (name, value) in [
+            ("tail_lines", self.tail_lines),
+            ("since_seconds", self.since_seconds),
+            ("limit_bytes", self.limit_bytes),
+        ] {
+            if value.is_some_and(|v| v < 0 || (v == 0 && name != "tail_lines")) {
+                return Err(Error::InvalidRequest(format!(
+                    "LogParams: {name} must be positive, got {}",
+                    value.unwrap_or_default()
+                )));
+            }
+        }
         let mut q = String::new();
         if let Some(c) = &self.container {
             push_query(&mut q, "container", c);
@@ -115,6 +138,9 @@ impl LogParams {
         if let Some(s) = self.since_seconds {
             push_query(&mut q, "sinceSeconds", &s.to_string());
         }
+        if let Some(t) = &self.since_time {
+            push_query(&mut q, "sinceTime", &format!("{:.0}", t.0));
+        }
         if self.timestamps {
             push_query(&mut q, "timestamps", "true");
         }
@@ -124,7 +150,7 @@ impl LogParams {
         if let Some(b) = self.limit_bytes {
             push_query(&mut q, "limitBytes", &b.to_string());
         }
-        q
+        Ok(q)
     }
 }
 
@@ -135,7 +161,7 @@ impl Api<Pod> {
         lp.follow = false;
         let req = self.request(
             http::Method::GET,
-            self.path(Some(name), Some("log"), &lp.query())?,
+            self.path(Some(name), Some("log"), &lp.query()?)?,
             None,
             vec![],
             false,
@@ -150,7 +176,7 @@ impl Api<Pod> {
         name: &str,
         lp: &LogParams,
     ) -> Result<impl Stream<Item = Result<String>> + Send + use<>> {
-        let path = self.path(Some(name), Some("log"), &lp.query())?;
+        let path = self.path(Some(name), Some("log"), &lp.query()?)?;
         let (url, chunks) = self.open_stream(path).await?;
         Ok(crate::watch::lines_with_limit(
             url,
@@ -210,6 +236,37 @@ mod tests {
             tail_lines: Some(10),
             ..LogParams::default()
         };
-        assert_eq!(lp.query(), "?container=app&follow=true&tailLines=10");
+        assert_eq!(
+            lp.query().unwrap(),
+            "?container=app&follow=true&tailLines=10"
+        );
+        let at: k8s_openapi::jiff::Timestamp = "2026-11-25T16:30:05.123456Z".parse().unwrap();
+        let lp = LogParams {
+            since_time: Some(Time(at)),
+            timestamps: true,
+            previous: true,
+            limit_bytes: Some(100),
+            ..LogParams::default()
+        };
+        assert_eq!(
+            lp.query().unwrap(),
+            "?sinceTime=2026-11-25T16%3A30%3A05Z&timestamps=true&previous=true&limitBytes=100"
+        );
+        let both = LogParams {
+            since_seconds: Some(5),
+            ..lp
+        };
+        assert!(matches!(both.query(), Err(Error::InvalidRequest(_))));
+        let negative = LogParams {
+            tail_lines: Some(-1),
+            ..LogParams::default()
+        };
+        assert!(matches!(negative.query(), Err(Error::InvalidRequest(_))));
+        let zero_tail = LogParams {
+            tail_lines: Some(0),
+            since_seconds: Some(60),
+            ..LogParams::default()
+        };
+        assert_eq!(zero_tail.query().unwrap(), "?tailLines=0&sinceSeconds=60");
     }
 }

@@ -68,6 +68,9 @@ struct Inner {
     /// The HTTP client, and the DER of the exec-plugin certificate it
     /// presents (rebuilt when an exec plugin hands out a new one).
     http: RwLock<(reqwest::Client, Option<Vec<u8>>)>,
+    /// The same for HTTP/1.1 only (ALPN `http/1.1`), which carries the
+    /// WebSocket upgrades of exec, attach and port-forward.
+    http1: RwLock<(reqwest::Client, Option<Vec<u8>>)>,
     retry: RetryPolicy,
     observer: Option<observer::Observer>,
     rate_limit: Option<RateLimit>,
@@ -215,11 +218,24 @@ impl ClientBuilder {
                 )));
             }
         }
-        let identity = self.config.identity.as_ref().map(|id| tls::Identity {
-            chain: id.cert_chain_der(),
-            key: id.key_der(),
-        });
-        let http = http_client(&self.config, identity, &self.user_agent)?;
+        let identity = || {
+            self.config.identity.as_ref().map(|id| tls::Identity {
+                chain: id.cert_chain_der(),
+                key: id.key_der(),
+            })
+        };
+        let http = http_client(
+            &self.config,
+            identity(),
+            &self.user_agent,
+            Protocol::Negotiated,
+        )?;
+        let http1 = http_client(
+            &self.config,
+            identity(),
+            &self.user_agent,
+            Protocol::Http1Only,
+        )?;
         let base = self
             .config
             .cluster_url
@@ -236,6 +252,7 @@ impl ClientBuilder {
                 base,
                 shown_base,
                 http: RwLock::new((http, None)),
+                http1: RwLock::new((http1, None)),
                 retry: self.retry,
                 rate_limit,
                 timeout,
@@ -248,13 +265,23 @@ impl ClientBuilder {
     }
 }
 
+/// Which HTTP versions a reqwest client may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// HTTP/2 when the server offers it, else HTTP/1.1.
+    Negotiated,
+    /// HTTP/1.1 only, for WebSocket upgrades.
+    Http1Only,
+}
+
 /// A reqwest client for `config`, presenting `identity`.
 fn http_client(
     config: &kube_config::Config,
     identity: Option<tls::Identity>,
     user_agent: &str,
+    protocol: Protocol,
 ) -> Result<reqwest::Client> {
-    let tls = tls::client_config(config, identity)?;
+    let tls = tls::client_config(config, identity, protocol == Protocol::Negotiated)?;
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(user_agent)
@@ -269,6 +296,9 @@ fn http_client(
             Error::Config(kube_config::redact_url(&message).into_owned())
         })?;
         builder = builder.proxy(proxy);
+    }
+    if protocol == Protocol::Http1Only {
+        builder = builder.http1_only();
     }
     builder.build().map_err(|e| {
         let message = format!(

@@ -8,10 +8,23 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::{Client, body, http_client, retry, tls};
+use super::{Client, Protocol, body, http_client, retry, tls};
 use crate::error::{
     Error, Result, describe_body, error_chain, is_tls_error, media_type, safe_json_error,
 };
+
+/// How an answer is read, which decides the timeout, the HTTP client and
+/// which status codes are success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read whole, under the total timeout.
+    Whole,
+    /// Streamed (watches, followed logs): no total timeout.
+    Streaming,
+    /// A WebSocket upgrade over the HTTP/1.1-only client: success is
+    /// `101 Switching Protocols`, no total timeout.
+    Upgrade,
+}
 
 /// A decoded answer, or the `Status` the server sent instead (DELETE may
 /// answer either).
@@ -70,11 +83,23 @@ impl Client {
             http::header::ACCEPT_ENCODING,
             http::HeaderValue::from_static("identity"),
         );
-        self.send(&req, true).await.map(|(resp, _)| resp)
+        self.send(&req, Mode::Streaming).await.map(|(resp, _)| resp)
+    }
+
+    /// Sends `req`, a WebSocket upgrade request, over the HTTP/1.1-only
+    /// client and returns the `101 Switching Protocols` answer and the full
+    /// URL. Credentials, impersonation, retries and error mapping are those
+    /// of every request; a 2xx answer (the server did not switch) is an
+    /// [`Error::Protocol`].
+    pub(crate) async fn request_upgrade(
+        &self,
+        req: http::Request<Vec<u8>>,
+    ) -> Result<(reqwest::Response, String)> {
+        self.send(&req, Mode::Upgrade).await
     }
 
     async fn request_bytes(&self, req: http::Request<Vec<u8>>) -> Result<(String, bytes::Bytes)> {
-        let (resp, url) = self.send(&req, false).await?;
+        let (resp, url) = self.send(&req, Mode::Whole).await?;
         let bytes = body::read_limited(
             resp,
             req.method().as_str(),
@@ -91,7 +116,7 @@ impl Client {
     async fn send(
         &self,
         req: &http::Request<Vec<u8>>,
-        streaming: bool,
+        mode: Mode,
     ) -> Result<(reqwest::Response, String)> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let url = format!("{}{path}", self.inner.base);
@@ -106,7 +131,7 @@ impl Client {
         );
         let started = Instant::now();
         let result = self
-            .send_with_retries(req, &url, &shown_url, streaming)
+            .send_with_retries(req, &url, &shown_url, mode)
             .instrument(span.clone())
             .await;
         span.record("duration_ms", started.elapsed().as_millis() as u64);
@@ -123,7 +148,7 @@ impl Client {
         req: &http::Request<Vec<u8>>,
         url: &str,
         shown_url: &str,
-        streaming: bool,
+        mode: Mode,
     ) -> Result<reqwest::Response> {
         let method = req.method().as_str();
         let mut backoff = self.inner.retry.backoff();
@@ -135,11 +160,15 @@ impl Client {
             // One credential per attempt: it picks the TLS identity (exec
             // client certificates) and the Authorization header alike.
             let credential = self.credential().await?;
-            let http = self.http_for_request(credential.as_ref())?;
+            let protocol = match mode {
+                Mode::Upgrade => Protocol::Http1Only,
+                Mode::Whole | Mode::Streaming => Protocol::Negotiated,
+            };
+            let http = self.http_for_request(credential.as_ref(), protocol)?;
             let mut builder = http
                 .request(req.method().clone(), url)
                 .headers(req.headers().clone());
-            if !streaming {
+            if mode == Mode::Whole {
                 builder = builder.timeout(self.inner.timeout);
             }
             let used = credential.clone();
@@ -148,6 +177,18 @@ impl Client {
                 .send_observed(req.method(), builder.body(req.body().clone()))
                 .await;
             match outcome {
+                Ok(resp) if mode == Mode::Upgrade && resp.status().as_u16() == 101 => {
+                    return Ok(resp);
+                }
+                Ok(resp) if mode == Mode::Upgrade && resp.status().is_success() => {
+                    return Err(Error::Protocol {
+                        url: shown_url.to_string(),
+                        message: format!(
+                            "the server answered {} instead of switching to a WebSocket",
+                            resp.status().as_u16()
+                        ),
+                    });
+                }
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let code = resp.status().as_u16();
@@ -208,13 +249,18 @@ impl Client {
     fn http_for_request(
         &self,
         credential: Option<&kube_config::Credential>,
+        protocol: Protocol,
     ) -> Result<reqwest::Client> {
+        let slot = match protocol {
+            Protocol::Negotiated => &self.inner.http,
+            Protocol::Http1Only => &self.inner.http1,
+        };
         let Some(identity) = credential.and_then(|c| c.identity.as_ref()) else {
-            return Ok(self.inner.http.read().0.clone());
+            return Ok(slot.read().0.clone());
         };
         let leaf = identity.cert_chain_der().first().map(|c| c.to_vec());
         {
-            let current = self.inner.http.read();
+            let current = slot.read();
             if current.1 == leaf {
                 return Ok(current.0.clone());
             }
@@ -226,8 +272,9 @@ impl Client {
                 key: identity.key_der(),
             }),
             &self.inner.user_agent,
+            protocol,
         )?;
-        *self.inner.http.write() = (fresh.clone(), leaf);
+        *slot.write() = (fresh.clone(), leaf);
         Ok(fresh)
     }
 

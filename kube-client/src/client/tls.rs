@@ -8,7 +8,10 @@
 //! the host name in verification;
 //! verification is skipped only when `insecure-skip-tls-verify` says so;
 //! ALPN offers h2 then http/1.1, so that many watches share one connection
-//! when the server speaks HTTP/2.
+//! when the server speaks HTTP/2 — except for the client that opens
+//! WebSocket upgrades (exec, attach, port-forward), which offers http/1.1
+//! only: an upgrade is an HTTP/1.1 mechanism, and a connection that
+//! negotiated h2 cannot carry it.
 
 use std::sync::Arc;
 
@@ -29,10 +32,12 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the rustls config for `config`, presenting `identity` if any.
+/// Builds the rustls config for `config`, presenting `identity` if any;
+/// offering h2 in ALPN only when `offer_h2`.
 pub(crate) fn client_config(
     config: &kube_config::Config,
     identity: Option<Identity>,
+    offer_h2: bool,
 ) -> Result<rustls::ClientConfig> {
     let url = kube_config::redact_url(config.cluster_url.as_str()).into_owned();
     let tls_err = |message: String| Error::Tls {
@@ -91,7 +96,11 @@ pub(crate) fn client_config(
             .map_err(|e| tls_err(format!("client certificate: {e}")))?,
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.alpn_protocols = if offer_h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(tls)
 }
 
