@@ -7,27 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::cm;
 use common::metrics::{open_watches, settles_at};
+use common::{cm, describe};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube_client::Api;
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
-use kube_client::{Api, ResourceExt};
 use kube_runtime::informer::{InformerConfig, SharedInformers, Subscription, strip_managed_fields};
 use kube_runtime::{Informer, Reflector, WatchEvent, WatcherConfig};
 use serde_json::json;
-
-fn describe(events: Vec<WatchEvent<ConfigMap>>) -> Vec<String> {
-    events
-        .into_iter()
-        .filter_map(|e| match e {
-            WatchEvent::Added(o) => Some(format!("+{}", o.name_any())),
-            WatchEvent::Modified(o) => Some(format!("~{}", o.name_any())),
-            WatchEvent::Deleted(o) => Some(format!("-{}", o.name_any())),
-            WatchEvent::Error(_) => None,
-            WatchEvent::Desynced { dropped } => Some(format!("desynced {dropped}")),
-        })
-        .collect()
-}
 
 /// Receives until `want` changes have been seen (bounded).
 async fn collect(sub: &mut Subscription<ConfigMap>, want: usize) -> Vec<String> {

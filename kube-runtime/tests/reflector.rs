@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::proxy::Proxy;
-use common::{cm, fast};
+use common::{cm, describe, fast};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, PodStatus};
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, ApiResource, Client, Object, ResourceExt};
@@ -25,19 +25,6 @@ async fn create_many(api: &Api<ConfigMap>, names: impl Iterator<Item = String>) 
         .await
         .unwrap();
     }
-}
-
-fn describe(events: Vec<WatchEvent<ConfigMap>>) -> Vec<String> {
-    events
-        .into_iter()
-        .filter_map(|e| match e {
-            WatchEvent::Added(o) => Some(format!("+{}", o.name_any())),
-            WatchEvent::Modified(o) => Some(format!("~{}", o.name_any())),
-            WatchEvent::Deleted(o) => Some(format!("-{}", o.name_any())),
-            WatchEvent::Error(_) => None,
-            WatchEvent::Desynced { dropped } => Some(format!("desynced {dropped}")),
-        })
-        .collect()
 }
 
 /// Polls until `want` events have been collected (bounded).

@@ -57,7 +57,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Notify;
 
-use crate::{boottime_ns, cpu_ms, emit, peak_rss_kib, since_process_start_ms};
+use crate::{boottime_ns, cpu_ms, emit, peak_rss_kib, since_process_start_ms, wait_until};
 
 /// The annotation the driver sets: what the object asks for.
 pub const WANT: &str = "kube-bench/want";
@@ -230,18 +230,7 @@ impl Tally {
     }
 
     async fn wait(&self, what: &str, limit: Duration, done: impl Fn(&Self) -> bool) -> Result<()> {
-        let waiting = async {
-            loop {
-                let notified = self.notify.notified();
-                if done(self) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(limit, waiting)
-            .await
-            .with_context(|| format!("{what}: not done after {} s", limit.as_secs()))
+        wait_until(&self.notify, what, limit, || done(self)).await
     }
 }
 

@@ -153,19 +153,31 @@ impl Progress {
     }
 
     async fn wait(&self, what: &str, limit: Duration, done: impl Fn(&Self) -> bool) -> Result<()> {
-        let waiting = async {
-            loop {
-                let notified = self.notify.notified();
-                if done(self) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(limit, waiting)
-            .await
-            .with_context(|| format!("{what}: not done after {} s", limit.as_secs()))
+        wait_until(&self.notify, what, limit, || done(self)).await
     }
+}
+
+/// Waits until `done()` holds, checking it at once and again each time
+/// `notify` wakes its waiters; gives up after `limit` with an error naming
+/// `what`.
+pub(crate) async fn wait_until(
+    notify: &Notify,
+    what: &str,
+    limit: Duration,
+    done: impl Fn() -> bool,
+) -> Result<()> {
+    let waiting = async {
+        loop {
+            let notified = notify.notified();
+            if done() {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout(limit, waiting)
+        .await
+        .with_context(|| format!("{what}: not done after {} s", limit.as_secs()))
 }
 
 /// Prints one protocol line.

@@ -8,14 +8,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bench_common::controller::{ControllerArgs, Tally, drive_controller, patch_body};
 use futures::StreamExt;
+use kube_client::Api;
 use kube_client::k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::params::{Patch, PatchParams};
-use kube_client::{Api, Client};
 use kube_runtime::WatcherConfig;
 use kube_runtime::controller::{Action, Config, Controller};
+
+mod client;
 
 /// What every reconcile gets.
 struct Shared {
@@ -48,14 +50,7 @@ fn error_policy(_cm: Arc<ConfigMap>, error: &kube_client::Error, ctx: Arc<Shared
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = ControllerArgs::parse()?;
-    let kubeconfig = kube_config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("read {}", args.kubeconfig))?;
-    let config = kube_config::Config::from_kubeconfig(
-        &kubeconfig,
-        &kube_config::KubeconfigOptions::default(),
-    )?;
-    let client = Client::try_from(config)?;
-    let api: Api<ConfigMap> = Api::namespaced(client, &args.namespace);
+    let api = client::config_maps(&args.kubeconfig, &args.namespace)?;
 
     let tally = Arc::new(Tally::default());
     let ctx = Arc::new(Shared {

@@ -2,23 +2,16 @@
 //! ConfigMaps of one namespace, used the way the README shows: `poll()` in
 //! a loop, then drain `events()`. Speaks the protocol of `bench-common`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bench_common::{Args, Progress, drive};
-use kube_client::k8s_openapi::api::core::v1::ConfigMap;
-use kube_client::{Api, Client};
 use kube_runtime::{Reflector, WatchEvent};
+
+mod client;
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse()?;
-    let kubeconfig = kube_config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("read {}", args.kubeconfig))?;
-    let config = kube_config::Config::from_kubeconfig(
-        &kubeconfig,
-        &kube_config::KubeconfigOptions::default(),
-    )?;
-    let client = Client::try_from(config)?;
-    let api: Api<ConfigMap> = Api::namespaced(client, &args.namespace);
+    let api = client::config_maps(&args.kubeconfig, &args.namespace)?;
 
     let mut reflector = Reflector::new(api);
     let store = reflector.reader();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube_runtime::{BackoffConfig, ReflectorConfig, WatcherConfig};
+use kube_runtime::{BackoffConfig, ReflectorConfig, WatchEvent, WatcherConfig};
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +20,21 @@ use kube_client::config::{Config, Kubeconfig};
 use kube_client::params::ListParams;
 use kube_client::{Api, Client, Resource, ResourceExt};
 use kube_runtime::Store;
+
+/// Each change as `+name`, `~name`, `-name` or `desynced N` (errors left
+/// out), for comparing what a reflector or informer saw with what was done.
+pub fn describe(events: Vec<WatchEvent<ConfigMap>>) -> Vec<String> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            WatchEvent::Added(o) => Some(format!("+{}", o.name_any())),
+            WatchEvent::Modified(o) => Some(format!("~{}", o.name_any())),
+            WatchEvent::Deleted(o) => Some(format!("-{}", o.name_any())),
+            WatchEvent::Error(_) => None,
+            WatchEvent::Desynced { dropped } => Some(format!("desynced {dropped}")),
+        })
+        .collect()
+}
 
 pub fn env() -> &'static kube_testenv::TestEnv {
     kube_testenv::shared().unwrap_or_else(|e| panic!("control plane: {e}"))

@@ -57,7 +57,7 @@ pub(crate) struct CtlOptions {
 }
 
 /// The metrics of the table: (key, label, where in a run, unit scale).
-const METRICS: &[(&str, &str, &[&str], f64)] = &[
+const METRICS: &[Metric] = &[
     (
         "reconcile_all_ms",
         "time to reconcile all, ms (process start → N-th patch answered)",
@@ -213,14 +213,7 @@ pub(super) fn run(root: &Path, opts: &Options, bins: &Bins) -> Result<()> {
     plane.stop();
 
     let report = report(root, opts, &runs, &absent, started.elapsed())?;
-    println!();
-    println!("{}", report["table"].as_str().unwrap_or_default());
-    if let Some(parent) = ctl.out.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-    }
-    std::fs::write(&ctl.out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("write {}", ctl.out.display()))?;
-    println!("results: {}", ctl.out.display());
+    publish(&report, &ctl.out)?;
     if opts.smoke {
         check_smoke(opts, &kinds, &runs)?;
         println!("smoke: every controller ran, reconciled every object and reported");
@@ -410,22 +403,7 @@ fn summary(kind: Kind, run: usize, r: &Value) -> String {
 }
 
 fn medians(runs: &[Value]) -> BTreeMap<&'static str, f64> {
-    METRICS
-        .iter()
-        .map(|(key, _, path, scale)| {
-            let values = runs
-                .iter()
-                .map(|r| {
-                    path.iter()
-                        .fold(r, |v, p| &v[*p])
-                        .as_f64()
-                        .unwrap_or(f64::NAN)
-                        * scale
-                })
-                .collect();
-            (*key, median(values))
-        })
-        .collect()
+    medians_of(METRICS, runs)
 }
 
 fn report(
@@ -445,29 +423,10 @@ fn report(
             .unwrap_or(f64::NAN)
     };
     let ratio = |key: &str| get(Kind::Ours, key) / get(Kind::KubeRs, key);
-    let verdict = |measured: f64, limit: f64| -> &'static str {
-        if !measured.is_finite() {
-            "not measured"
-        } else if measured <= limit {
-            "yes"
-        } else {
-            "**no**"
-        }
-    };
 
     let machine = machine_info();
     let versions = versions(root)?;
-    let mut t = String::new();
-    t.push_str(&format!(
-        "Machine: {} ({} cores), {} GiB RAM, Linux {}, {}; kube-apiserver {} + etcd {} on 127.0.0.1 on the same machine.\n",
-        machine["cpu_model"].as_str().unwrap_or("?"),
-        machine["nproc"],
-        fmt_num(machine["memory_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0 / 1024.0),
-        machine["kernel"].as_str().unwrap_or("?"),
-        machine["date"].as_str().unwrap_or("?"),
-        versions["kubernetes"].as_str().unwrap_or("?"),
-        versions["etcd"].as_str().unwrap_or("?"),
-    ));
+    let mut t = machine_line(&machine, &versions);
     t.push_str(&format!(
         "Controller scenario: N = {} ConfigMaps existing at start, reconcile = one merge patch of an annotation, {} reconciles in flight at most; L = {} changes at {}/s for the latency; K = {} runs per controller (medians); ours = kube-runtime Controller, kube-rs {} (`Controller`){}.\n\n",
         ctl.objects,

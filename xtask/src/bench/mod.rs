@@ -394,14 +394,7 @@ fn run_reflector(root: &Path, opts: &Options, bins: &Bins) -> Result<()> {
     plane.stop();
 
     let report = report(root, opts, &runs, &decode, started.elapsed())?;
-    println!();
-    println!("{}", report["table"].as_str().unwrap_or_default());
-    if let Some(parent) = opts.out.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-    }
-    std::fs::write(&opts.out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("write {}", opts.out.display()))?;
-    println!("results: {}", opts.out.display());
+    publish(&report, &opts.out)?;
     if opts.smoke {
         check_smoke(opts, &runs, &decode)?;
         println!("smoke: every client ran and reported");

@@ -13,7 +13,7 @@ pub(super) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The metrics of the table: (key, label, how to read it from a run, unit scale).
-pub(super) const METRICS: &[(&str, &str, &[&str], f64)] = &[
+pub(super) const METRICS: &[Metric] = &[
     (
         "sync_ms",
         "initial sync, ms (process start → cache ready)",
@@ -58,8 +58,17 @@ pub(super) const METRICS: &[(&str, &str, &[&str], f64)] = &[
     ),
 ];
 
+/// One row of a scenario's metric table: key, label, the path to the value in a run's JSON, and the
+/// factor that turns it into the unit of the label.
+pub(super) type Metric = (&'static str, &'static str, &'static [&'static str], f64);
+
 pub(super) fn medians(runs: &[Value]) -> BTreeMap<&'static str, f64> {
-    METRICS
+    medians_of(METRICS, runs)
+}
+
+/// The median over `runs` of each of `metrics`, keyed by the metric's key (NaN where no run has it).
+pub(super) fn medians_of(metrics: &[Metric], runs: &[Value]) -> BTreeMap<&'static str, f64> {
+    metrics
         .iter()
         .map(|(key, _, path, scale)| {
             let values = runs
@@ -75,6 +84,45 @@ pub(super) fn medians(runs: &[Value]) -> BTreeMap<&'static str, f64> {
             (*key, median(values))
         })
         .collect()
+}
+
+/// Prints a report's table and writes the whole report, as pretty JSON, to
+/// `out` (creating its folder).
+pub(super) fn publish(report: &Value, out: &Path) -> Result<()> {
+    println!();
+    println!("{}", report["table"].as_str().unwrap_or_default());
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("write {}", out.display()))?;
+    println!("results: {}", out.display());
+    Ok(())
+}
+
+/// The "met" column of a report table: whether `measured` is within `limit`, or "not measured".
+pub(super) fn verdict(measured: f64, limit: f64) -> &'static str {
+    if !measured.is_finite() {
+        "not measured"
+    } else if measured <= limit {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+/// The report's first line: the machine, the Kubernetes and etcd versions, ending in a newline.
+pub(super) fn machine_line(machine: &Value, versions: &Value) -> String {
+    format!(
+        "Machine: {} ({} cores), {} GiB RAM, Linux {}, {}; kube-apiserver {} + etcd {} on 127.0.0.1 on the same machine.\n",
+        machine["cpu_model"].as_str().unwrap_or("?"),
+        machine["nproc"],
+        fmt_num(machine["memory_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0 / 1024.0),
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["date"].as_str().unwrap_or("?"),
+        versions["kubernetes"].as_str().unwrap_or("?"),
+        versions["etcd"].as_str().unwrap_or("?"),
+    )
 }
 
 pub(super) fn fmt_num(x: f64) -> String {
@@ -168,29 +216,9 @@ pub(super) fn report(
             1.3,
         ),
     ];
-    let met = |measured: f64, limit: f64| -> &'static str {
-        if !measured.is_finite() {
-            "not measured"
-        } else if measured <= limit {
-            "yes"
-        } else {
-            "**no**"
-        }
-    };
-
     let machine = machine_info();
     let versions = versions(root)?;
-    let mut t = String::new();
-    t.push_str(&format!(
-        "Machine: {} ({} cores), {} GiB RAM, Linux {}, {}; kube-apiserver {} + etcd {} on 127.0.0.1 on the same machine.\n",
-        machine["cpu_model"].as_str().unwrap_or("?"),
-        machine["nproc"],
-        fmt_num(machine["memory_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0 / 1024.0),
-        machine["kernel"].as_str().unwrap_or("?"),
-        machine["date"].as_str().unwrap_or("?"),
-        versions["kubernetes"].as_str().unwrap_or("?"),
-        versions["etcd"].as_str().unwrap_or("?"),
-    ));
+    let mut t = machine_line(&machine, &versions);
     t.push_str(&format!(
         "N = {} ConfigMaps (~1 KiB data each), M = {} changes, K = {} runs per client (medians); ours = kube-runtime Reflector, kube-rs {} (reflector + watcher), client-go {} (SharedIndexInformer){}.\n\n",
         opts.objects,
@@ -211,24 +239,26 @@ pub(super) fn report(
         if !opts.relist && (key.contains("relist") || key.starts_with("steady")) {
             continue;
         }
-        let (target, verdict) = match *key {
+        let (target, met) = match *key {
             "sync_ms" => (
                 "≤ 0.7× kube-rs, ≤ 1.0× client-go",
                 format!(
                     "{} / {}",
-                    met(ratio(key, Kind::KubeRs), 0.7),
-                    met(ratio(key, Kind::ClientGo), 1.0)
+                    verdict(ratio(key, Kind::KubeRs), 0.7),
+                    verdict(ratio(key, Kind::ClientGo), 1.0)
                 ),
             ),
             "sync_peak_rss_mib" => (
                 "≤ 0.6× kube-rs",
-                met(ratio(key, Kind::KubeRs), 0.6).to_string(),
+                verdict(ratio(key, Kind::KubeRs), 0.6).to_string(),
             ),
-            "relist_peak_over_steady" => ("ours ≤ 1.2", met(get(Kind::Ours, key), 1.2).to_string()),
+            "relist_peak_over_steady" => {
+                ("ours ≤ 1.2", verdict(get(Kind::Ours, key), 1.2).to_string())
+            }
             _ => ("", String::new()),
         };
         t.push_str(&format!(
-            "| {label} | {} | {} | {} | {} | {} | {target} | {verdict} |\n",
+            "| {label} | {} | {} | {} | {} | {} | {target} | {met} |\n",
             fmt_num(get(Kind::Ours, key)),
             fmt_num(get(Kind::KubeRs, key)),
             fmt_num(get(Kind::ClientGo, key)),
@@ -279,7 +309,7 @@ pub(super) fn report(
             fmt_num(d(part, &format!("{floor}_ns_per_object")) / 1e3),
             fmt_num(d(part, "ours_ns_per_object") / 1e3),
             fmt_ratio(r),
-            met(r, 1.3)
+            verdict(r, 1.3)
         ));
     }
     let short: Vec<String> = targets

@@ -187,13 +187,7 @@ impl Subject for ControllerSubject {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn view(items: &[(&str, &str)]) -> View {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::soak::subjects::view;
 
     #[test]
     fn a_missing_child_is_lost_an_old_one_stale_an_orphan_ignored() {

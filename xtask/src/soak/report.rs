@@ -245,13 +245,7 @@ fn seconds(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn view(items: &[(&str, &str)]) -> View {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::soak::subjects::view;
 
     #[test]
     fn divergence_counts_missing_changed_and_deleted_objects() {

@@ -69,6 +69,15 @@ pub(super) fn key_of<K: Resource>(o: &K) -> String {
     format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
 }
 
+/// A [`View`] from `(key, resourceVersion)` pairs, for tests.
+#[cfg(test)]
+pub(super) fn view(items: &[(&str, &str)]) -> View {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A reflector running in the background, as a subject.
 struct ReflectorSubject<K> {
     name: String,
