@@ -4,8 +4,8 @@
 //! AlreadyExists and Conflict, 422 with causes, a non-Status 404, a 504
 //! "Too large resource version") and the control plane's kubeconfig.
 //!
-//! Ignored by default (the seeds are committed); to refresh them:
-//! `cargo test -p kube-fuzz --test capture_corpus -- --ignored`.
+//! The seeds are committed; a program, not a test, refreshes them:
+//! `cargo run -p kube-fuzz --example capture_corpus`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,9 +40,8 @@ async fn raw(
     (code, resp.bytes().await.expect("body").to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "refreshes the committed corpus from a real control plane"]
-async fn capture_real_seeds() {
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
     use reqwest::Method;
     let env = kube_testenv::shared().expect("a control plane");
     let access = env.access();
