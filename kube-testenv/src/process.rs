@@ -189,6 +189,33 @@ pub fn free_port() -> Result<u16> {
         .map_err(io("bind", "127.0.0.1:0"))
 }
 
+/// The flags every control-plane component beside kube-apiserver
+/// (kube-controller-manager, kube-scheduler) is started with: its
+/// kubeconfig for API access and delegated authn/authz, client
+/// certificates checked against `client_ca`, HTTPS on 127.0.0.1:`port` with
+/// the given certificate, and no leader election.
+pub(crate) fn component_args(
+    kubeconfig: &Path,
+    client_ca: &str,
+    serving_cert: &str,
+    serving_key: &str,
+    port: u16,
+) -> Vec<String> {
+    let kubeconfig = kubeconfig.display();
+    vec![
+        format!("--kubeconfig={kubeconfig}"),
+        format!("--authentication-kubeconfig={kubeconfig}"),
+        format!("--authorization-kubeconfig={kubeconfig}"),
+        format!("--client-ca-file={client_ca}"),
+        "--authentication-skip-lookup=true".into(),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        format!("--tls-cert-file={serving_cert}"),
+        format!("--tls-private-key-file={serving_key}"),
+        "--leader-elect=false".into(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

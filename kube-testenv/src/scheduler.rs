@@ -44,20 +44,15 @@ pub(crate) struct Files<'a> {
 
 /// The command line for a scheduler listening on `port`.
 pub(crate) fn args(files: &Files<'_>, port: u16) -> Vec<String> {
-    let kubeconfig = files.kubeconfig.display();
-    vec![
-        format!("--kubeconfig={kubeconfig}"),
-        format!("--authentication-kubeconfig={kubeconfig}"),
-        format!("--authorization-kubeconfig={kubeconfig}"),
-        format!("--client-ca-file={}", files.client_ca),
-        "--authentication-skip-lookup=true".into(),
-        "--bind-address=127.0.0.1".into(),
-        format!("--secure-port={port}"),
-        format!("--tls-cert-file={}", files.serving_cert),
-        format!("--tls-private-key-file={}", files.serving_key),
-        "--leader-elect=false".into(),
-        "--v=1".into(),
-    ]
+    let mut args = crate::process::component_args(
+        files.kubeconfig,
+        files.client_ca,
+        files.serving_cert,
+        files.serving_key,
+        port,
+    );
+    args.extend(["--v=1".into()]);
+    args
 }
 
 /// Starts kube-scheduler and waits for its `/healthz`; returns the process
