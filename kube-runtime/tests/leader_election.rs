@@ -1,20 +1,21 @@
 //! Leader election with real processes on the real control plane.
 //!
-//! Each candidate is this test binary run again as a separate process (the
-//! ignored test `candidate_process`, configured through `LE_*` variables).
-//! A candidate runs a `LeaderElector` with short timings and, every 20 ms,
-//! takes the wall-clock time, checks that it still leads, and only then
-//! appends `tick TERM MICROS` to its own file. Since the check comes after
-//! the timestamp, every tick lies within a term; the intervals of different
-//! candidates' terms must therefore never overlap — that is the safety
-//! property, judged on one machine's clock. The processes are then killed
-//! (SIGKILL), stopped (SIGTERM) and frozen (SIGSTOP/SIGCONT) to measure
-//! failover and to show that a frozen leader does not act after waking.
+//! Each candidate is a separate process: the example
+//! `kube-runtime/examples/leader_election_candidate.rs`, built once by the
+//! first test that needs it and configured through `LE_*` variables (its
+//! timings are this file's constants). A candidate runs a `LeaderElector`
+//! and, every 20 ms, takes the wall-clock time, checks that it still leads,
+//! and only then appends `tick TERM MICROS` to its own file. Since the
+//! check comes after the timestamp, every tick lies within a term; the
+//! intervals of different candidates' terms must therefore never overlap —
+//! that is the safety property, judged on one machine's clock. The
+//! processes are then killed (SIGKILL), stopped (SIGTERM) and frozen
+//! (SIGSTOP/SIGCONT) to measure failover and to show that a frozen leader
+//! does not act after waking.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,76 +46,6 @@ fn micros_now() -> i64 {
         .as_micros() as i64
 }
 
-fn append(file: &Path, line: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-        .unwrap();
-    f.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
-/// The candidate, when run by the other tests as a child process.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a candidate process, spawned by the other tests of this file"]
-async fn candidate_process() {
-    let Ok(out) = std::env::var("LE_OUT") else {
-        return;
-    };
-    let out = PathBuf::from(out);
-    let var = |k: &str| std::env::var(k).unwrap();
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
-    let config = common::config_of(Path::new(&var("LE_KUBECONFIG")));
-    let client = kube_client::Client::try_from(config).unwrap();
-    let leases: Api<Lease> = Api::namespaced(client, &var("LE_NAMESPACE"));
-    let elector =
-        LeaderElector::new(leases, &var("LE_LEASE"), &var("LE_IDENTITY"), test_config()).unwrap();
-    let handle = elector.handle();
-    let election = tokio::spawn(elector.run());
-
-    let lifecycle = {
-        let (handle, out) = (handle.clone(), out.clone());
-        tokio::spawn(async move {
-            while let Some(term) = handle.acquired().await {
-                append(
-                    &out,
-                    &format!("acquired {} {}", term.number(), micros_now()),
-                );
-                term.ended().await;
-                let status = handle.status();
-                append(
-                    &out,
-                    &format!(
-                        "lost {} {} master_status={}",
-                        term.number(),
-                        micros_now(),
-                        status.master_status()
-                    ),
-                );
-            }
-        })
-    };
-    let ticks = {
-        let (handle, out) = (handle.clone(), out.clone());
-        tokio::spawn(async move {
-            loop {
-                let ts = micros_now();
-                if let Some(term) = handle.current_term() {
-                    append(&out, &format!("tick {} {ts}", term.number()));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
-    terminate.recv().await;
-    ticks.abort();
-    handle.release();
-    election.await.unwrap();
-    lifecycle.await.unwrap();
-    append(&out, &format!("stopped {}", micros_now()));
-}
-
 /// A candidate process; killed when dropped.
 struct Candidate {
     identity: String,
@@ -133,13 +64,16 @@ impl Candidate {
     fn spawn(dir: &Path, namespace: &str, lease: &str, identity: &str) -> Candidate {
         let out = dir.join(format!("{identity}.log"));
         let stderr = std::fs::File::create(dir.join(format!("{identity}.stderr"))).unwrap();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["candidate_process", "--exact", "--ignored", "--nocapture"])
+        let child = Command::new(common::example::binary("leader_election_candidate"))
             .env("LE_OUT", &out)
             .env("LE_KUBECONFIG", common::env().kubeconfig())
             .env("LE_NAMESPACE", namespace)
             .env("LE_LEASE", lease)
             .env("LE_IDENTITY", identity)
+            .env("LE_LEASE_DURATION_MS", LEASE.as_millis().to_string())
+            .env("LE_RENEW_DEADLINE_MS", RENEW.as_millis().to_string())
+            .env("LE_RETRY_PERIOD_MS", RETRY.as_millis().to_string())
+            .env("LE_JITTER_FACTOR", JITTER.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

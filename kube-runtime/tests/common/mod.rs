@@ -2,6 +2,7 @@
 //! cut connections.
 #![allow(dead_code)]
 
+pub mod example;
 pub mod metrics;
 pub mod probe;
 pub mod proxy;
