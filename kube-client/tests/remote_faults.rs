@@ -59,6 +59,25 @@ where
     (url, seen)
 }
 
+/// The binary messages a scripted server received, in order.
+type Received = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// [`ws_server`] whose script is also handed the record of what the
+/// client sent, which the test reads afterwards.
+async fn recording_ws_server<F, Fut>(
+    protocol: &'static str,
+    script: F,
+) -> (String, Arc<Mutex<Vec<String>>>, Received)
+where
+    F: Fn(Ws, Received) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let received = Received::default();
+    let record = received.clone();
+    let (url, seen) = ws_server(protocol, move |ws| script(ws, record.clone())).await;
+    (url, seen, received)
+}
+
 fn pods(url: &str) -> Api<Pod> {
     pods_with(url, 16 * 1024 * 1024)
 }
@@ -99,11 +118,8 @@ async fn read_all(mut r: impl tokio::io::AsyncRead + Unpin) -> std::io::Result<V
 #[tokio::test]
 async fn v5_exec_sends_stdin_then_its_close_and_decodes_output_and_exit_code() {
     within(20, async {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let record = got.clone();
-        let (url, seen) = ws_server("v5.channel.k8s.io", move |mut ws| {
-            let record = record.clone();
-            async move {
+        let (url, seen, got) =
+            recording_ws_server("v5.channel.k8s.io", |mut ws, record| async move {
                 // Everything the client sends until its stdin close.
                 while let Some(m) = recv(&mut ws).await {
                     let close = m == [255, 0];
@@ -116,9 +132,8 @@ async fn v5_exec_sends_stdin_then_its_close_and_decodes_output_and_exit_code() {
                 ws.send(bin(2, b"err\n")).await.unwrap();
                 ws.send(bin(3, EXIT_3.as_bytes())).await.unwrap();
                 ws.close(None).await.unwrap();
-            }
-        })
-        .await;
+            })
+            .await;
         let ap = AttachParams::default().stdin(true).container("main");
         let mut p = pods(&url)
             .exec("shell", ["sh", "-c", "cat; exit 3"], &ap)
@@ -150,18 +165,13 @@ async fn v5_exec_sends_stdin_then_its_close_and_decodes_output_and_exit_code() {
 #[tokio::test]
 async fn a_v4_server_gets_no_close_message_and_a_clean_end_is_success() {
     within(20, async {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let record = got.clone();
-        let (url, _) = ws_server("v4.channel.k8s.io", move |mut ws| {
-            let record = record.clone();
-            async move {
-                // Until 500 ms of silence: v4 has no close message.
-                while let Some(m) = recv(&mut ws).await {
-                    record.lock().unwrap().push(m);
-                }
-                ws.send(bin(1, b"done")).await.unwrap();
-                ws.close(None).await.unwrap();
+        let (url, _, got) = recording_ws_server("v4.channel.k8s.io", |mut ws, record| async move {
+            // Until 500 ms of silence: v4 has no close message.
+            while let Some(m) = recv(&mut ws).await {
+                record.lock().unwrap().push(m);
             }
+            ws.send(bin(1, b"done")).await.unwrap();
+            ws.close(None).await.unwrap();
         })
         .await;
         let mut p = pods(&url)
@@ -186,19 +196,15 @@ async fn a_v4_server_gets_no_close_message_and_a_clean_end_is_success() {
 #[tokio::test]
 async fn a_tty_resize_is_sent_as_json_on_channel_4() {
     within(20, async {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let record = got.clone();
-        let (url, seen) = ws_server("v5.channel.k8s.io", move |mut ws| {
-            let record = record.clone();
-            async move {
+        let (url, seen, got) =
+            recording_ws_server("v5.channel.k8s.io", |mut ws, record| async move {
                 if let Some(m) = recv(&mut ws).await {
                     record.lock().unwrap().push(m);
                 }
                 ws.send(bin(3, br#"{"status":"Success"}"#)).await.unwrap();
                 ws.close(None).await.unwrap();
-            }
-        })
-        .await;
+            })
+            .await;
         let mut p = pods(&url)
             .attach("shell", &AttachParams::interactive_tty())
             .await

@@ -455,30 +455,53 @@ async fn caches_that_never_sync_end_the_stream_with_an_error() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_lets_a_slow_reconcile_finish_then_ends() {
-    let ns = common::env().namespace("ctl-stop").await.unwrap();
+/// A controller of one ConfigMap `name` in a fresh namespace, whose
+/// reconciles take `reconcile_takes`, with `shutdown_timeout`: returned
+/// once that reconcile is in flight, with the sender that asks for a
+/// graceful shutdown and the controller's stream (polled so far).
+async fn reconcile_in_flight(
+    ns_prefix: &str,
+    name: &str,
+    reconcile_takes: Duration,
+    shutdown_timeout: Duration,
+) -> (
+    Api<ConfigMap>,
+    Arc<Probe>,
+    tokio::sync::oneshot::Sender<()>,
+    std::pin::Pin<Box<dyn futures::Stream<Item = common::probe::Item> + Send>>,
+) {
+    let ns = common::env().namespace(ns_prefix).await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
-    api.create(&PostParams::default(), &cm("slow"))
-        .await
-        .unwrap();
+    api.create(&PostParams::default(), &cm(name)).await.unwrap();
 
-    let probe = Probe::with_delay(Duration::from_secs(2));
+    let probe = Probe::with_delay(reconcile_takes);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut stream = Box::pin(
         Controller::new(api.clone(), WatcherConfig::default())
-            .with_config(Config::default().shutdown_timeout(Duration::from_secs(10)))
+            .with_config(Config::default().shutdown_timeout(shutdown_timeout))
             .graceful_shutdown_on(async move {
                 let _ = stopped.await;
             })
             .run(Probe::reconcile, default_error_policy, probe.clone()),
     );
-    // Poll until the reconcile is in flight, then ask for shutdown.
+    // Poll until the reconcile is in flight.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while probe.max_in_flight.load(Ordering::SeqCst) == 0 {
         assert!(tokio::time::Instant::now() < deadline);
         let _ = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
     }
+    (api, probe, stop, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_a_slow_reconcile_finish_then_ends() {
+    let (api, probe, stop, stream) = reconcile_in_flight(
+        "ctl-stop",
+        "slow",
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+    )
+    .await;
     stop.send(()).unwrap();
     let asked = tokio::time::Instant::now();
     api.create(&PostParams::default(), &cm("too-late"))
@@ -503,27 +526,13 @@ async fn graceful_shutdown_lets_a_slow_reconcile_finish_then_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_past_the_shutdown_timeout_is_cancelled() {
-    let ns = common::env().namespace("ctl-stop-timeout").await.unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
-    api.create(&PostParams::default(), &cm("stuck"))
-        .await
-        .unwrap();
-
-    let probe = Probe::with_delay(Duration::from_secs(120));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut stream = Box::pin(
-        Controller::new(api.clone(), WatcherConfig::default())
-            .with_config(Config::default().shutdown_timeout(Duration::from_secs(1)))
-            .graceful_shutdown_on(async move {
-                let _ = stopped.await;
-            })
-            .run(Probe::reconcile, default_error_policy, probe.clone()),
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while probe.max_in_flight.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline);
-        let _ = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
-    }
+    let (_api, probe, stop, stream) = reconcile_in_flight(
+        "ctl-stop-timeout",
+        "stuck",
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+    )
+    .await;
     stop.send(()).unwrap();
     let asked = tokio::time::Instant::now();
     let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())

@@ -375,17 +375,9 @@ async fn cold_standby_builds_a_controller_per_term() {
 async fn no_reconcile_starts_after_the_renew_deadline() {
     let env = common::env();
     let ns = env.namespace("ctl-deadline").await.unwrap();
-    let upstream: std::net::SocketAddr = env
-        .access()
-        .server
-        .trim_start_matches("https://")
-        .parse()
-        .unwrap();
-    let proxy = common::proxy::Proxy::start(upstream).await;
-    let mut config = common::config_of(env.kubeconfig());
-    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
-    let via_proxy: Api<Lease> =
-        Api::namespaced(kube_client::Client::try_from(config).unwrap(), &ns);
+    let (proxy, through_proxy) =
+        common::proxy::client_through(&env.access().server, env.kubeconfig()).await;
+    let via_proxy: Api<Lease> = Api::namespaced(through_proxy, &ns);
     let cms: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
     cms.create(&PostParams::default(), &cm("tick"))
         .await

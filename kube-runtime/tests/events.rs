@@ -14,7 +14,8 @@ use k8s_openapi::api::events::v1::Event;
 use kube_client::params::{ListParams, PostParams};
 use kube_client::{Api, Client};
 use kube_runtime::events::{
-    EventType, NewEvent, Published, Recorder, RecorderConfig, Reporter, object_reference,
+    EventType, NewEvent, Published, Recorder, RecorderConfig, RecorderStats, Reporter,
+    object_reference,
 };
 use serde_json::Value;
 
@@ -67,18 +68,32 @@ async fn wait_events(
     }
 }
 
-/// Waits until the recorder has taken `n` events off its queue and has
-/// nothing left to write (created + patched stop moving).
-async fn wait_processed(recorder: &Recorder, n: u64) {
+/// Waits (bounded) until the recorder's statistics satisfy `done`.
+async fn wait_stats(recorder: &Recorder, what: &str, done: impl Fn(&RecorderStats) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while recorder.stats().processed < n {
+    while !done(&recorder.stats()) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "recorder stuck: {:?}",
+            "timed out waiting for {what}: {:?}",
             recorder.stats()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until the recorder has taken `n` events off its queue.
+async fn wait_processed(recorder: &Recorder, n: u64) {
+    wait_stats(recorder, "the recorder to process them", |s| {
+        s.processed >= n
+    })
+    .await;
+}
+
+/// A recorder reporting as `instance`, its background task running.
+fn running(client: Client, instance: &str, config: RecorderConfig) -> Recorder {
+    let (recorder, task) = Recorder::new(client, Reporter::new(CONTROLLER, instance), config);
+    tokio::spawn(task);
+    recorder
 }
 
 fn unfiltered() -> RecorderConfig {
@@ -149,12 +164,7 @@ async fn a_hundred_identical_events_make_one_event_counted_to_the_spam_limit() {
 async fn series_count_every_occurrence_and_reasons_stay_apart() {
     let (ns, cm) = subject("ev-series").await;
     let client = common::client();
-    let (recorder, task) = Recorder::new(
-        client.clone(),
-        Reporter::new(CONTROLLER, "replica-2"),
-        unfiltered(),
-    );
-    tokio::spawn(task);
+    let recorder = running(client.clone(), "replica-2", unfiltered());
     let regarding = object_reference(&cm);
     let ev = |reason: &str, note: &str| {
         NewEvent::new(EventType::Normal, reason, "Reconcile").note(note.to_string())
@@ -316,12 +326,7 @@ async fn kubectl_reads_back_the_series() {
 async fn a_vanished_event_is_created_again_with_its_count() {
     let (ns, cm) = subject("ev-gone").await;
     let client = common::client();
-    let (recorder, task) = Recorder::new(
-        client.clone(),
-        Reporter::new(CONTROLLER, "replica-5"),
-        unfiltered(),
-    );
-    tokio::spawn(task);
+    let recorder = running(client.clone(), "replica-5", unfiltered());
     let regarding = object_reference(&cm);
     let ev = || NewEvent::new(EventType::Normal, "Scaled", "Reconcile");
     for _ in 0..3 {
@@ -350,12 +355,7 @@ async fn a_vanished_event_is_created_again_with_its_count() {
 async fn a_rejected_event_is_counted_and_the_recorder_goes_on() {
     let (ns, cm) = subject("ev-reject").await;
     let client = common::client();
-    let (recorder, task) = Recorder::new(
-        client.clone(),
-        Reporter::new(CONTROLLER, "replica-6"),
-        unfiltered(),
-    );
-    tokio::spawn(task);
+    let recorder = running(client.clone(), "replica-6", unfiltered());
     let regarding = object_reference(&cm);
     let long = "R".repeat(200);
     assert_eq!(
@@ -365,15 +365,7 @@ async fn a_rejected_event_is_counted_and_the_recorder_goes_on() {
         ),
         Published::Queued
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while recorder.stats().failed < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            recorder.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stats(&recorder, "a failure", |s| s.failed >= 1).await;
     recorder.publish(
         &regarding,
         NewEvent::new(EventType::Normal, "Fine", "Reconcile"),
@@ -397,31 +389,22 @@ async fn an_unreachable_server_costs_a_few_retries_then_the_event() {
         .retry(kube_client::client::RetryPolicy::none())
         .build()
         .unwrap();
-    let (recorder, task) = Recorder::new(
+    let recorder = running(
         client,
-        Reporter::new(CONTROLLER, "replica-7"),
+        "replica-7",
         RecorderConfig {
             max_tries: 3,
             retry_delay: Duration::from_millis(50),
             ..unfiltered()
         },
     );
-    tokio::spawn(task);
     let regarding = object_reference(&common::cm("nowhere"));
     let started = tokio::time::Instant::now();
     for _ in 0..10 {
         let ev = NewEvent::new(EventType::Warning, "Unreachable", "Reconcile");
         assert_eq!(recorder.publish(&regarding, ev), Published::Queued);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while recorder.stats().failed < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            recorder.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stats(&recorder, "a failure", |s| s.failed >= 1).await;
     // three tries, 50 ms apart
     assert!(started.elapsed() >= Duration::from_millis(100));
     tokio::time::sleep(Duration::from_millis(300)).await;

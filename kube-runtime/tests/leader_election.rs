@@ -415,17 +415,9 @@ async fn release_succeeds_when_the_lease_changed_behind_the_leaders_back() {
 async fn a_leader_cut_off_from_the_api_server_stops_before_another_starts() {
     let env = common::env();
     let ns = env.namespace("le-cut").await.unwrap();
-    let upstream: std::net::SocketAddr = env
-        .access()
-        .server
-        .trim_start_matches("https://")
-        .parse()
-        .unwrap();
-    let proxy = common::proxy::Proxy::start(upstream).await;
-    let mut config = common::config_of(env.kubeconfig());
-    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
-    let via_proxy: Api<Lease> =
-        Api::namespaced(kube_client::Client::try_from(config).unwrap(), &ns);
+    let (proxy, through_proxy) =
+        common::proxy::client_through(&env.access().server, env.kubeconfig()).await;
+    let via_proxy: Api<Lease> = Api::namespaced(through_proxy, &ns);
     let direct: Api<Lease> = Api::namespaced(common::client(), &ns);
 
     let a = LeaderElector::new(via_proxy, "cut", "a", test_config()).unwrap();

@@ -7,11 +7,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::proxy::Proxy;
 use common::{cm, describe, fast};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, PodStatus};
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
-use kube_client::{Api, ApiResource, Client, Object, ResourceExt};
+use kube_client::{Api, ApiResource, Object, ResourceExt};
 use kube_runtime::{Reflector, WatchEvent};
 use serde_json::json;
 
@@ -166,16 +165,9 @@ async fn streaming_list_gives_the_same_state() {
 async fn a_connection_cut_mid_stream_resumes_without_loss() {
     let env = common::env();
     let ns = env.namespace("cut").await.unwrap();
-    let upstream: std::net::SocketAddr = env
-        .access()
-        .server
-        .trim_start_matches("https://")
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let mut config = common::config_of(env.kubeconfig());
-    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
-    let via_proxy: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), &ns);
+    let (proxy, through_proxy) =
+        common::proxy::client_through(&env.access().server, env.kubeconfig()).await;
+    let via_proxy: Api<ConfigMap> = Api::namespaced(through_proxy, &ns);
     let direct: Api<ConfigMap> = Api::namespaced(common::client(), &ns);
     create_many(&direct, (0..20).map(|i| format!("c-{i}"))).await;
 

@@ -8,7 +8,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::proxy::Proxy;
 use common::{cm, fast};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::params::{DeleteParams, PostParams};
@@ -135,15 +134,9 @@ async fn compaction_while_disconnected(reflector_config: kube_runtime::Reflector
             .await
             .unwrap();
     }
-    let upstream: std::net::SocketAddr = plane
-        .server_url()
-        .trim_start_matches("https://")
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let mut config = common::config_of(plane.kubeconfig());
-    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
-    let via_proxy: Api<ConfigMap> = Api::namespaced(Client::try_from(config).unwrap(), "default");
+    let (proxy, through_proxy) =
+        common::proxy::client_through(plane.server_url(), plane.kubeconfig()).await;
+    let via_proxy: Api<ConfigMap> = Api::namespaced(through_proxy, "default");
 
     let mut rf = Reflector::with_config(via_proxy, reflector_config);
     rf.poll().await.unwrap();

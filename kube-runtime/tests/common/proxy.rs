@@ -2,11 +2,26 @@
 //! TLS passes through untouched (the serving certificate is for 127.0.0.1).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// A proxy in front of the API server at `server_url` (`https://IP:PORT`),
+/// and a client with `kubeconfig`'s credentials whose connections all go
+/// through it.
+pub async fn client_through(server_url: &str, kubeconfig: &Path) -> (Proxy, kube_client::Client) {
+    let upstream: SocketAddr = server_url
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap_or_else(|e| panic!("{server_url}: not https://IP:PORT: {e}"));
+    let proxy = Proxy::start(upstream).await;
+    let mut config = super::config_of(kubeconfig);
+    config.cluster_url = format!("https://{}", proxy.addr).parse().unwrap();
+    (proxy, kube_client::Client::try_from(config).unwrap())
+}
 
 pub struct Proxy {
     pub addr: SocketAddr,

@@ -54,23 +54,63 @@ fn workers(n: usize) -> RunnerConfig {
     RunnerConfig::default().concurrency(NonZeroUsize::new(n).unwrap())
 }
 
-/// Collects a runner's stream in a task; returns the items when it ends.
-fn collect<S>(stream: S) -> tokio::task::JoinHandle<Vec<S::Item>>
-where
-    S: Stream + Send + 'static,
-    S::Item: Send,
-{
-    tokio::spawn(stream.collect::<Vec<_>>())
+/// A runner over the fake cache, driven in a task of its own.
+struct Running<E: std::error::Error + 'static> {
+    stop: tokio::sync::oneshot::Sender<()>,
+    items: tokio::task::JoinHandle<Vec<RunnerItem<ConfigMap, E>>>,
 }
 
-fn shutdown_signal() -> (
-    tokio::sync::oneshot::Sender<()>,
-    impl Future<Output = ()> + Send + 'static,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    (tx, async move {
-        let _ = rx.await;
-    })
+impl<E: std::error::Error + Send + 'static> Running<E> {
+    /// Starts `run_workers` on `queue`, looking objects up in `cache`; it
+    /// runs until [`Running::stop`].
+    fn start<C, Rec, Fut, Pol>(
+        queue: &WorkQueue<Key>,
+        cache: &Cache,
+        reconcile: Rec,
+        error_policy: Pol,
+        ctx: Arc<C>,
+        config: RunnerConfig,
+    ) -> Self
+    where
+        C: Send + Sync + 'static,
+        Rec: Fn(Arc<ConfigMap>, Arc<C>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        Pol: Fn(Arc<ConfigMap>, &E, Arc<C>) -> Action + Send + Sync + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let stream = run_workers(
+            queue.clone(),
+            cache.lookup(),
+            reconcile,
+            error_policy,
+            ctx,
+            config,
+            shutdown,
+        );
+        Running {
+            stop,
+            items: tokio::spawn(stream.collect::<Vec<_>>()),
+        }
+    }
+
+    /// Signals shutdown and returns every item the stream gave, once it
+    /// has ended.
+    async fn stop(self) -> Vec<RunnerItem<ConfigMap, E>> {
+        self.stop.send(()).unwrap();
+        self.items.await.unwrap()
+    }
+
+    /// Waits for the stream to end without signalling shutdown (the
+    /// signal stays pending meanwhile), and returns its items.
+    async fn ended(self) -> Vec<RunnerItem<ConfigMap, E>> {
+        let Running { stop, items } = self;
+        let items = items.await.unwrap();
+        drop(stop);
+        items
+    }
 }
 
 /// Per-key and overall in-reconcile counters, with their maxima.
@@ -127,16 +167,14 @@ async fn one_key_is_never_reconciled_twice_at_once() {
     let keys: Vec<Key> = ["a", "b", "c"].iter().map(|n| cache.insert(n)).collect();
     let queue = WorkQueue::default();
     let gauges = Arc::new(Gauges::default());
-    let (stop, shutdown) = shutdown_signal();
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         timed(ms(10)),
         default_error_policy,
         gauges.clone(),
         workers(8),
-        shutdown,
-    ));
+    );
     // 1,000 rapid adds per key, one every millisecond, while each
     // reconcile takes 10 ms.
     for _ in 0..1000 {
@@ -146,8 +184,7 @@ async fn one_key_is_never_reconciled_twice_at_once() {
         tokio::time::sleep(ms(1)).await;
     }
     tokio::time::sleep(ms(100)).await;
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
     assert_eq!(gauges.max_per_key.load(Ordering::SeqCst), 1);
     let total = gauges.total.load(Ordering::SeqCst);
     // One reconcile per 10 ms per key: ~100 each, never 1,000.
@@ -167,24 +204,21 @@ async fn concurrency_is_bounded_and_every_key_is_reconciled() {
         queue.add(cache.insert(&format!("o{i}")));
     }
     let gauges = Arc::new(Gauges::default());
-    let (stop, shutdown) = shutdown_signal();
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         timed(ms(10)),
         default_error_policy,
         gauges.clone(),
         workers(7),
-        shutdown,
-    ));
+    );
     let start = Instant::now();
     while gauges.total.load(Ordering::SeqCst) < 500 || gauges.now.load(Ordering::SeqCst) > 0 {
         tokio::time::sleep(ms(1)).await;
     }
     // ceil(500 / 7) = 72 rounds of 10 ms.
     assert!(start.elapsed() <= ms(730), "{:?}", start.elapsed());
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
     assert_eq!(
         gauges.max.load(Ordering::SeqCst),
         7,
@@ -203,7 +237,6 @@ async fn failures_back_off_per_key_and_reset_on_success() {
     let good = cache.insert("good");
     let queue = WorkQueue::default();
     let attempts: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let (stop, shutdown) = shutdown_signal();
     let fails_left = Arc::new(AtomicUsize::new(5));
     let reconcile = {
         let (attempts, fails_left) = (attempts.clone(), fails_left.clone());
@@ -223,15 +256,14 @@ async fn failures_back_off_per_key_and_reset_on_success() {
             }
         }
     };
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         reconcile,
         default_error_policy,
         Arc::new(()),
         workers(2),
-        shutdown,
-    ));
+    );
     let start = Instant::now();
     queue.add(bad.clone());
     // The other key keeps changing every 3 ms meanwhile.
@@ -244,8 +276,7 @@ async fn failures_back_off_per_key_and_reset_on_success() {
     let again = Instant::now();
     queue.add(bad.clone());
     tokio::time::sleep(ms(50)).await;
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
 
     let attempts = attempts.lock();
     let bad_at: Vec<u128> = attempts
@@ -288,7 +319,6 @@ async fn a_requeue_and_a_change_collapse_into_one_reconcile() {
     let a = cache.insert("a");
     let queue = WorkQueue::default();
     let seen: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let (stop, shutdown) = shutdown_signal();
     let reconcile = {
         let seen = seen.clone();
         move |_obj: Arc<ConfigMap>, _ctx: Arc<()>| {
@@ -296,22 +326,20 @@ async fn a_requeue_and_a_change_collapse_into_one_reconcile() {
             async { Ok::<_, Failure>(Action::requeue(Duration::from_secs(60))) }
         }
     };
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         reconcile,
         default_error_policy,
         Arc::new(()),
         workers(1),
-        shutdown,
-    ));
+    );
     let start = Instant::now();
     queue.add(a.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     queue.add(a); // a change, before the 60 s requeue
     tokio::time::sleep(Duration::from_secs(64)).await;
-    stop.send(()).unwrap();
-    run.await.unwrap();
+    run.stop().await;
     let secs: Vec<u64> = seen.lock().iter().map(|t| (*t - start).as_secs()).collect();
     // Without collapsing there would also be one at 60 s.
     assert_eq!(secs, [0, 1, 61]);
@@ -323,7 +351,6 @@ async fn the_error_policy_decides_and_missing_objects_are_skipped() {
     let a = cache.insert("a");
     let queue = WorkQueue::default();
     let seen: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let (stop, shutdown) = shutdown_signal();
     let reconcile = {
         let seen = seen.clone();
         move |_obj: Arc<ConfigMap>, _ctx: Arc<()>| {
@@ -333,15 +360,7 @@ async fn the_error_policy_decides_and_missing_objects_are_skipped() {
     };
     let policy =
         |_obj: Arc<ConfigMap>, _e: &Failure, _ctx: Arc<()>| Action::requeue(Duration::from_secs(2));
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
-        reconcile,
-        policy,
-        Arc::new(()),
-        workers(1),
-        shutdown,
-    ));
+    let run = Running::start(&queue, &cache, reconcile, policy, Arc::new(()), workers(1));
     let start = Instant::now();
     queue.add(a.clone());
     queue.add(key("never-cached"));
@@ -351,8 +370,7 @@ async fn the_error_policy_decides_and_missing_objects_are_skipped() {
     assert_eq!(queue.num_requeues(&a), 1);
     cache.0.lock().clear();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
     let secs: Vec<u64> = seen.lock().iter().map(|t| (*t - start).as_secs()).collect();
     assert_eq!(secs, [0, 2, 4], "requeued every 2 s until deleted at 5 s");
     let not_found: Vec<String> = items
@@ -377,7 +395,6 @@ async fn a_panicking_reconcile_is_reported_and_retried_with_backoff() {
     let a = cache.insert("a");
     let queue = WorkQueue::default();
     let calls = Arc::new(AtomicUsize::new(0));
-    let (stop, shutdown) = shutdown_signal();
     let reconcile = {
         let calls = calls.clone();
         move |_obj: Arc<ConfigMap>, _ctx: Arc<()>| {
@@ -390,19 +407,17 @@ async fn a_panicking_reconcile_is_reported_and_retried_with_backoff() {
             }
         }
     };
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         reconcile,
         default_error_policy,
         Arc::new(()),
         workers(1),
-        shutdown,
-    ));
+    );
     queue.add(a);
     tokio::time::sleep(ms(100)).await;
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
     assert!(matches!(items[0], Err(Error::ReconcilerPanicked(_))));
     assert!(items[1].is_ok());
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -415,22 +430,19 @@ async fn shutdown_lets_in_flight_reconciles_finish_then_ends() {
     let waiting = cache.insert("waiting");
     let queue = WorkQueue::default();
     let gauges = Arc::new(Gauges::default());
-    let (stop, shutdown) = shutdown_signal();
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         timed(Duration::from_secs(10)),
         default_error_policy,
         gauges.clone(),
         workers(1),
-        shutdown,
-    ));
+    );
     let start = Instant::now();
     queue.add(slow.clone());
     queue.add(waiting);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
     assert_eq!(
         start.elapsed(),
         Duration::from_secs(10),
@@ -453,20 +465,17 @@ async fn reconciles_past_the_shutdown_timeout_are_cancelled() {
     let queue = WorkQueue::new(WorkQueueConfig::default());
     queue.add(cache.insert("stuck"));
     let gauges = Arc::new(Gauges::default());
-    let (stop, shutdown) = shutdown_signal();
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         timed(Duration::from_secs(3600)),
         default_error_policy,
         gauges.clone(),
         workers(4).shutdown_timeout(Duration::from_secs(5)),
-        shutdown,
-    ));
+    );
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.send(()).unwrap();
-    let items = run.await.unwrap();
+    let items = run.stop().await;
     assert_eq!(start.elapsed(), Duration::from_secs(6));
     assert!(items.is_empty());
     assert_eq!(gauges.total.load(Ordering::SeqCst), 1);
@@ -485,19 +494,18 @@ async fn the_stream_ends_when_the_queue_is_shut_down_elsewhere() {
     let queue = WorkQueue::default();
     queue.add(cache.insert("a"));
     let gauges = Arc::new(Gauges::default());
-    let run = collect(run_workers(
-        queue.clone(),
-        cache.lookup(),
+    let run = Running::start(
+        &queue,
+        &cache,
         timed(Duration::from_secs(2)),
         default_error_policy,
         gauges.clone(),
         workers(2),
-        std::future::pending(),
-    ));
+    );
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     queue.shut_down();
-    let items = run.await.unwrap();
+    let items = run.ended().await;
     assert_eq!(
         start.elapsed(),
         Duration::from_secs(2),
