@@ -209,9 +209,16 @@ impl Client {
                     let limit = self.inner.max_body_bytes.min(body::MAX_ERROR_BODY_BYTES);
                     return Err(error_from_response(method, shown_url, resp, limit).await);
                 }
-                Err(e) if e.is_connect() && !is_tls_error(&e) => {
+                Err(e)
+                    if retry::retryable_failure(
+                        req.method(),
+                        &e,
+                        is_tls_error(&e),
+                        mode == Mode::Upgrade,
+                    ) =>
+                {
                     if let Some(delay) = self.inner.retry.next_delay(&mut backoff, None) {
-                        tracing::debug!(?delay, "connection failed; retrying");
+                        tracing::debug!(?delay, "connection failed or broke off; retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }

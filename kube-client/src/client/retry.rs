@@ -11,7 +11,19 @@
 //! - 503 and 504 *without* `Retry-After` are retried only for idempotent
 //!   methods (GET, HEAD, OPTIONS, PUT, DELETE). A POST or PATCH may have run
 //!   before the gateway gave up: a create with `generateName` sent twice
-//!   would make two objects, so those answers go back to the caller.
+//!   would make two objects, so those answers go back to the caller;
+//! - a GET whose connection was reset, or closed before the whole answer's
+//!   head arrived (an early EOF), is retried — as client-go's `rest.Request`
+//!   does (`IsConnectionReset` / `IsProbableEOF`, for GET only). The request
+//!   may well have reached the server, so nothing else is resent on such a
+//!   failure: a POST, PATCH, PUT or DELETE cut off this way goes back to the
+//!   caller as [`Error::Transport`](crate::Error::Transport), and so does a
+//!   WebSocket upgrade (exec, attach, port-forward), whose GET starts work.
+//!   A body cut short *after* a complete head is the caller's error, as in
+//!   client-go (the answer had begun; a watch resumes on its own).
+//!
+//! These failures and answers share one budget: `max_retries` retries in
+//! all, with the same backoff.
 //!
 //! The delay is the server's `Retry-After` (seconds, capped at `max_delay`)
 //! when given, else capped exponential backoff with jitter (backon).
@@ -81,6 +93,53 @@ pub(crate) fn retryable_answer(
         return true;
     }
     is_idempotent(method) && matches!(code, 503 | 504)
+}
+
+/// Whether a request that got no answer (`error`) may be sent again: a
+/// connection that was never made (any method; not a TLS failure, which a
+/// retry will not cure), or — for a plain GET only — a connection reset or
+/// closed before the answer's head was complete (see the module docs).
+pub(crate) fn retryable_failure(
+    method: &http::Method,
+    error: &reqwest::Error,
+    tls: bool,
+    upgrade: bool,
+) -> bool {
+    if tls {
+        return false;
+    }
+    if error.is_connect() {
+        return true;
+    }
+    *method == http::Method::GET && !upgrade && !error.is_timeout() && broke_off(error)
+}
+
+/// Whether anywhere in `error`'s chain of causes the connection was reset
+/// or ended early: client-go's `IsConnectionReset` or `IsProbableEOF`.
+fn broke_off(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        // hyper's "connection closed before message completed"
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && hyper.is_incomplete_message()
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Methods whose repetition has the effect of doing them once (RFC 9110
@@ -183,6 +242,30 @@ mod tests {
             None,
             "not a number of seconds we can wait"
         );
+    }
+
+    #[test]
+    fn resets_and_early_ends_are_found_anywhere_in_the_chain() {
+        use std::io::{Error as IoError, ErrorKind};
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] IoError);
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::BrokenPipe,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(broke_off(&IoError::from(kind)), "{kind:?}");
+            assert!(broke_off(&Wrapped(IoError::from(kind))), "{kind:?} wrapped");
+        }
+        for kind in [
+            ErrorKind::TimedOut,
+            ErrorKind::InvalidData,
+            ErrorKind::PermissionDenied,
+        ] {
+            assert!(!broke_off(&Wrapped(IoError::from(kind))), "{kind:?}");
+        }
     }
 
     #[test]

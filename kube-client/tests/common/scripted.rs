@@ -18,11 +18,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One step of a reply: bytes to write (and flush), the same bytes written
-/// many times (a body too large to script as one buffer), or a pause.
+/// many times (a body too large to script as one buffer), a pause, or a
+/// reset of the connection (an RST instead of an orderly close; the steps
+/// after it are not run).
 pub enum Step {
     Write(Vec<u8>),
     Repeat(Vec<u8>, usize),
     Sleep(Duration),
+    Reset,
 }
 
 /// The whole scripted answer to one request; the connection is closed after it.
@@ -126,6 +129,12 @@ async fn serve_one(
                 socket.flush().await?;
             }
             Step::Sleep(d) => tokio::time::sleep(*d).await,
+            Step::Reset => {
+                // SO_LINGER 0: closing sends RST at once.
+                socket.set_zero_linger()?;
+                drop(socket);
+                return Ok(());
+            }
         }
     }
     socket.shutdown().await
