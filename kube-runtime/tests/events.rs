@@ -415,3 +415,91 @@ async fn an_unreachable_server_costs_a_few_retries_then_the_event() {
         "one series, given up once: {stats:?}"
     );
 }
+
+/// Open series are written again every `series_refresh` (client-go's
+/// `refreshExistingEventSeries`, every 30 minutes; 1 s here), with no new
+/// occurrence: the patches are answered by the server, and an Event deleted
+/// meanwhile (as if it had expired) is created again with its count and
+/// last observed time. A single occurrence has no series and is not
+/// refreshed.
+#[tokio::test]
+async fn open_series_are_refreshed_and_a_vanished_one_comes_back() {
+    let (ns, cm) = subject("ev-refresh").await;
+    let client = common::client();
+    let recorder = running(
+        client.clone(),
+        "replica-8",
+        RecorderConfig {
+            series_refresh: Duration::from_secs(1),
+            ..unfiltered()
+        },
+    );
+    let regarding = object_reference(&cm);
+    for _ in 0..3 {
+        recorder.publish(
+            &regarding,
+            NewEvent::new(EventType::Normal, "Scaled", "Reconcile"),
+        );
+    }
+    recorder.publish(
+        &regarding,
+        NewEvent::new(EventType::Normal, "Once", "Reconcile"),
+    );
+    let evs = wait_events(&client, &ns, "a series of 3 and a single", |evs| {
+        evs.len() == 2 && evs.iter().any(|e| count(e) == 3)
+    })
+    .await;
+    let series = evs.iter().find(|e| count(e) == 3).unwrap().clone();
+    let observed = series.series.as_ref().unwrap().last_observed_time.clone();
+    let patched = recorder.stats().patched;
+
+    // two refreshes: two more patches, the Event as it was
+    wait_stats(&recorder, "two refresh patches", |s| {
+        s.patched >= patched + 2
+    })
+    .await;
+    let evs = events(&client, &ns).await;
+    assert_eq!(evs.len(), 2);
+    let again = evs
+        .iter()
+        .find(|e| e.metadata.name == series.metadata.name)
+        .unwrap();
+    assert_eq!(again.series, series.series, "refreshed unchanged");
+
+    // both Events vanish: the series comes back by itself, the single not
+    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+    for e in &evs {
+        api.delete(e.metadata.name.as_deref().unwrap(), &Default::default())
+            .await
+            .unwrap();
+    }
+    let evs = wait_events(&client, &ns, "the series created again", |evs| {
+        evs.iter().any(|e| {
+            e.reason.as_deref() == Some("Scaled") && e.metadata.name != series.metadata.name
+        })
+    })
+    .await;
+    let back = evs
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Scaled"))
+        .unwrap();
+    assert_eq!(count(back), 3);
+    assert_eq!(
+        back.series.as_ref().unwrap().last_observed_time,
+        observed,
+        "the series as it was last seen"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let evs = events(&client, &ns).await;
+    let reasons: Vec<_> = evs
+        .iter()
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["Scaled"],
+        "the single occurrence is not refreshed"
+    );
+    let stats = recorder.stats();
+    assert_eq!((stats.created, stats.failed), (3, 0), "{stats:?}");
+}

@@ -16,6 +16,11 @@
 //!   while a write is in flight are counted together, so a burst costs a
 //!   create and a patch, not one request each. A series not seen for 6
 //!   minutes is finished; the next occurrence creates a new Event.
+//! - **Refresh.** Every 30 minutes each open series (two or more
+//!   occurrences, not finished) is written again — its `series` patched
+//!   with the count and `lastObservedTime` it has — as client-go's
+//!   `refreshExistingEventSeries` does; an Event that expired or was deleted
+//!   meanwhile is created again with its count.
 //! - **Spam filter.** Per source and object, a token bucket of 25 refilled
 //!   one per 5 minutes (client-go's `tools/record` filter; see
 //!   [`SpamFilter`]): 100 identical events in a burst make one Event with
@@ -176,6 +181,10 @@ pub struct RecorderConfig {
     /// The pause before retrying such a write. Default 10 s (client-go's
     /// sleep between tries).
     pub retry_delay: Duration,
+    /// How often open series are written again (see the module docs).
+    /// Default 30 minutes (client-go's `refreshTime`); zero is taken as
+    /// one second.
+    pub series_refresh: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -187,6 +196,7 @@ impl Default for RecorderConfig {
             cache_capacity: 4096,
             max_tries: 12,
             retry_delay: Duration::from_secs(10),
+            series_refresh: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -7,6 +7,9 @@
 //! of the series' last one counts into it; a later one replaces it with a
 //! new series, which becomes a new Event. At most `cache_capacity` series
 //! are kept; the least recently seen, written ones are forgotten first.
+//! Every `series_refresh`, each open series — created, with two or more
+//! occurrences, seen within `series_finish` — is marked to be written
+//! again though nothing changed (client-go's `refreshExistingEventSeries`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,11 +64,20 @@ pub(crate) struct Series {
     pub(crate) last_seen_wall: MicroTime,
     pub(crate) tries: u32,
     pub(crate) retry_at: Option<Instant>,
+    /// Marked by a refresh: to be written though `count` is written.
+    pub(crate) refresh: bool,
 }
 
 impl Series {
     pub(crate) fn pending(&self) -> bool {
-        self.count > self.written
+        self.count > self.written || self.refresh
+    }
+
+    /// Created on the server, more than one occurrence, not finished.
+    fn open(&self, now: Instant, finish: std::time::Duration) -> bool {
+        self.event.metadata.name.is_some()
+            && self.count >= 2
+            && now.saturating_duration_since(self.last_seen) < finish
     }
 }
 
@@ -102,6 +114,17 @@ impl Ledger {
             .filter(|s| s.pending())
             .filter_map(|s| s.retry_at)
             .min()
+    }
+
+    /// Marks every open series to be written again; returns how many.
+    pub(crate) fn mark_refresh(&mut self, now: Instant) -> usize {
+        let finish = self.config.series_finish;
+        let mut marked = 0;
+        for s in self.series.values_mut().filter(|s| s.open(now, finish)) {
+            s.refresh = true;
+            marked += 1;
+        }
+        marked
     }
 
     /// Counts one occurrence into its series, unless the spam filter drops it.
@@ -145,6 +168,7 @@ impl Ledger {
                 last_seen_wall: wall_now(),
                 tries: 0,
                 retry_at: None,
+                refresh: false,
             },
         );
     }
@@ -363,6 +387,53 @@ mod tests {
         );
         assert_eq!(l.counters.spam_filtered.load(Ordering::Relaxed), 6);
         assert_eq!(l.counters.processed.load(Ordering::Relaxed), 32);
+    }
+
+    #[test]
+    fn a_refresh_marks_only_open_series() {
+        let mut l = ledger(unfiltered());
+        let t0 = Instant::now();
+        let ev = || NewEvent::new(EventType::Normal, "R", "Sync");
+        for _ in 0..3 {
+            at(&mut l, t0, &pod("open"), ev());
+        }
+        at(&mut l, t0, &pod("single"), ev());
+        for _ in 0..2 {
+            at(&mut l, t0, &pod("never-created"), ev());
+        }
+        at(
+            &mut l,
+            t0 - Duration::from_secs(400),
+            &pod("finished"),
+            ev(),
+        );
+        at(
+            &mut l,
+            t0 - Duration::from_secs(390),
+            &pod("finished"),
+            ev(),
+        );
+        for s in l.series.values_mut() {
+            let name = s.event.regarding.as_ref().unwrap().name.clone().unwrap();
+            if name != "never-created" {
+                s.event.metadata.name = Some(format!("{name}.1"));
+                s.written = s.count;
+            }
+        }
+        assert!(l.series.values().filter(|s| s.pending()).count() == 1);
+        assert_eq!(l.mark_refresh(t0 + Duration::from_secs(1)), 1);
+        let marked: Vec<String> = l
+            .series
+            .values()
+            .filter(|s| s.refresh)
+            .map(|s| s.event.regarding.as_ref().unwrap().name.clone().unwrap())
+            .collect();
+        assert_eq!(marked, ["open"]);
+        assert!(
+            l.series
+                .values()
+                .all(|s| s.refresh == s.pending() || s.event.metadata.name.is_none())
+        );
     }
 
     #[test]

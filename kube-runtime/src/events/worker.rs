@@ -6,11 +6,13 @@
 //! occurrences since the last write. A patch answered 404 (the Event expired
 //! or was deleted) creates the Event again, with its series. Retryable
 //! failures (transport, 429, 5xx) are tried again after `retry_delay`, up
-//! to `max_tries`; anything else is logged, counted and dropped.
+//! to `max_tries`; anything else is logged, counted and dropped. Every
+//! `series_refresh` the open series are patched again with what they hold
+//! (the same write path: a vanished Event is created again).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::events::v1::{Event, EventSeries};
 use kube_client::params::{Patch, PatchParams, PostParams};
@@ -39,16 +41,25 @@ pub(crate) async fn run(
         client,
         ledger: Ledger::new(reporter, config, counters),
     };
+    let refresh_every = w.ledger.config.series_refresh.max(Duration::from_secs(1));
+    let mut next_refresh = Instant::now() + refresh_every;
     loop {
-        let next = match w.ledger.next_retry() {
-            Some(at) => match tokio::time::timeout_at(at, queue.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    w.write_pending().await;
-                    continue;
+        let wake = w
+            .ledger
+            .next_retry()
+            .map_or(next_refresh, |at| at.min(next_refresh));
+        let next = match tokio::time::timeout_at(wake, queue.recv()).await {
+            Ok(next) => next,
+            Err(_) => {
+                let now = Instant::now();
+                if now >= next_refresh {
+                    let marked = w.ledger.mark_refresh(now);
+                    tracing::debug!(series = marked, "refreshing open event series");
+                    next_refresh = now + refresh_every;
                 }
-            },
-            None => queue.recv().await,
+                w.write_pending().await;
+                continue;
+            }
         };
         let Some(first) = next else {
             // every Recorder is gone: write what is left once, then stop
@@ -91,6 +102,7 @@ impl Worker {
                 Ok(()) => {
                     s.tries = 0;
                     s.retry_at = None;
+                    s.refresh = false;
                 }
                 Err(e) => self.failed(&mut s, &e),
             }
@@ -116,6 +128,7 @@ impl Worker {
             }
             s.tries = 0;
             s.retry_at = None;
+            s.refresh = false;
         }
     }
 
@@ -127,7 +140,7 @@ impl Worker {
         if s.written == 0 {
             self.create(&api, s, false).await?;
         }
-        if s.count > s.written {
+        if s.count > s.written || s.refresh {
             let series = EventSeries {
                 count: s.count,
                 last_observed_time: s.last_seen_wall.clone(),
