@@ -22,6 +22,24 @@
 //!   as the API can tell: the kubelet API (exec, attach, port-forward,
 //!   logs) answers through kube-apiserver, with commands run on this machine.
 //!
+//! Each of the three `shared*` functions keeps its own environment, so a
+//! test binary that calls two of them runs two control planes (each with
+//! its own start-up, about 4 s for the API server alone). [`shared`]
+//! deliberately never hands out a richer one that is already running:
+//! - its callers are promised a cluster where no controller acts — owner
+//!   references stay inert, a deleted namespace stays `Terminating`, a
+//!   Deployment makes no ReplicaSet — and some tests rely on exactly that
+//!   (kube-testenv's own `without_the_option_no_controller_acts`);
+//! - tests run in parallel, so "already running" would be a race: which test
+//!   came first would decide how the cluster behaves;
+//! - always starting the richest one would make every plain [`shared`]
+//!   slower (kube-controller-manager, and for nodes kube-scheduler and KWOK,
+//!   to build and start).
+//!
+//! A test binary whose tests can all live with the cluster's controllers
+//! should call [`shared_with_controller_manager`] (or [`shared_with_nodes`])
+//! everywhere, and so start one control plane.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let env = kube_testenv::shared().map_err(|e| e.to_string())?;
@@ -108,7 +126,9 @@ impl TestEnv {
 }
 
 /// The test binary's shared environment, started on first use. Its servers
-/// stop when the test process exits.
+/// stop when the test process exits. No controller runs in it, even when
+/// [`shared_with_controller_manager`] or [`shared_with_nodes`] has started a
+/// richer environment in the same process (see the crate docs for why).
 pub fn shared() -> std::result::Result<&'static TestEnv, &'static Error> {
     static SHARED: OnceLock<Result<TestEnv>> = OnceLock::new();
     SHARED.get_or_init(TestEnv::start).as_ref()

@@ -250,6 +250,22 @@ async fn without_the_option_no_controller_acts() {
     assert_eq!(namespace["status"]["phase"], "Terminating", "{namespace}");
 }
 
+/// `shared()` never hands out the richer environment, even when that one
+/// is already running in this test binary (it is started first here): its
+/// callers rely on no controller acting, as the test above does.
+#[tokio::test]
+async fn shared_is_never_the_running_controller_manager_environment() {
+    let rich = with_cm();
+    let plain = without_cm();
+    let (Some(rich_plane), Some(plain_plane)) = (rich.control_plane(), plain.control_plane())
+    else {
+        return; // an existing cluster: both are that cluster
+    };
+    assert_ne!(rich.access().server, plain.access().server);
+    assert!(rich_plane.controller_manager_pid().is_some());
+    assert_eq!(plain_plane.controller_manager_pid(), None);
+}
+
 #[test]
 fn asking_for_a_controller_manager_without_its_binary_is_a_typed_error() {
     let binaries = Binaries {
