@@ -10,11 +10,13 @@
 
 mod common;
 
+use std::future::Future;
+
 use common::scripted::*;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube_client::Error;
 use kube_client::client::RetryPolicy;
 use kube_client::params::{DeleteParams, Patch, PatchParams, PostParams};
+use kube_client::{Api, Error};
 
 /// Part of an answer's head, then the connection ends: closed in order
 /// (FIN, an early EOF for the client) or reset (RST).
@@ -71,48 +73,45 @@ async fn a_get_that_keeps_breaking_stops_after_the_retry_budget() {
     .await
 }
 
+/// Sends one request with `call` to a server that breaks the first
+/// connection; asserts a transport error for `method` after one request.
+async fn sent_once<T, Fut>(reset: bool, method: &str, call: impl FnOnce(Api<ConfigMap>) -> Fut)
+where
+    T: std::fmt::Debug,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let server = Server::start(vec![broken(reset), ok_cm()]).await;
+    let err = call(server.api(fast_retries())).await.unwrap_err();
+    assert_transport(&err, method);
+    assert_eq!(server.count(), 1, "{method}, reset={reset}");
+}
+
 #[tokio::test]
 async fn writes_cut_off_are_sent_once_and_fail_with_a_transport_error() {
     within(60, async {
         for reset in [false, true] {
             let cm: ConfigMap = serde_json::from_str(CM_X).unwrap();
             let patch = Patch::Merge(serde_json::json!({"data": {"k": "v"}}));
-
-            let server = Server::start(vec![broken(reset), ok_cm()]).await;
-            let err = server
-                .api(fast_retries())
-                .create(&PostParams::default(), &cm)
-                .await
-                .unwrap_err();
-            assert_transport(&err, "POST");
-            assert_eq!(server.count(), 1, "POST, reset={reset}");
-
-            let server = Server::start(vec![broken(reset), ok_cm()]).await;
-            let err = server
-                .api(fast_retries())
-                .patch("x", &PatchParams::default(), &patch)
-                .await
-                .unwrap_err();
-            assert_transport(&err, "PATCH");
-            assert_eq!(server.count(), 1, "PATCH, reset={reset}");
-
-            let server = Server::start(vec![broken(reset), ok_cm()]).await;
-            let err = server
-                .api(fast_retries())
-                .replace("x", &PostParams::default(), &cm)
-                .await
-                .unwrap_err();
-            assert_transport(&err, "PUT");
-            assert_eq!(server.count(), 1, "PUT, reset={reset}");
-
-            let server = Server::start(vec![broken(reset), ok_cm()]).await;
-            let err = server
-                .api(fast_retries())
-                .delete("x", &DeleteParams::default())
-                .await
-                .unwrap_err();
-            assert_transport(&err, "DELETE");
-            assert_eq!(server.count(), 1, "DELETE, reset={reset}");
+            let (post, put) = (PostParams::default(), PostParams::default());
+            sent_once(
+                reset,
+                "POST",
+                |api| async move { api.create(&post, &cm).await },
+            )
+            .await;
+            let cm: ConfigMap = serde_json::from_str(CM_X).unwrap();
+            sent_once(reset, "PUT", |api| async move {
+                api.replace("x", &put, &cm).await
+            })
+            .await;
+            sent_once(reset, "PATCH", |api| async move {
+                api.patch("x", &PatchParams::default(), &patch).await
+            })
+            .await;
+            sent_once(reset, "DELETE", |api| async move {
+                api.delete("x", &DeleteParams::default()).await
+            })
+            .await;
         }
     })
     .await
@@ -121,13 +120,11 @@ async fn writes_cut_off_are_sent_once_and_fail_with_a_transport_error() {
 #[tokio::test]
 async fn a_get_whose_body_is_cut_after_a_complete_head_is_not_retried() {
     within(30, async {
-        let mut head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            CM_X.len() + 100
-        )
-        .into_bytes();
-        head.extend_from_slice(CM_X.as_bytes());
-        let server = Server::start(vec![vec![Step::Write(head), Step::Reset], ok_cm()]).await;
+        let server = Server::start(vec![
+            vec![Step::Write(cm_cut_short()), Step::Reset],
+            ok_cm(),
+        ])
+        .await;
         let err = server.api(fast_retries()).get("x").await.unwrap_err();
         assert_transport(&err, "GET");
         assert_eq!(server.count(), 1);

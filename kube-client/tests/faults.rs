@@ -279,13 +279,8 @@ async fn a_non_json_error_body_is_an_http_status_error_describing_the_body() {
 async fn a_body_cut_short_is_a_transport_error_not_a_decode_error() {
     within(30, async {
         // Content-Length promises more than is sent before the close.
-        let mut head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            CM_X.len() + 100
-        )
-        .into_bytes();
-        head.extend_from_slice(CM_X.as_bytes());
-        let server = Server::start(vec![vec![Step::Write(head), Step::Sleep(ms(20))]]).await;
+        let server =
+            Server::start(vec![vec![Step::Write(cm_cut_short()), Step::Sleep(ms(20))]]).await;
         let err = server.api(RetryPolicy::none()).get("x").await.unwrap_err();
         match &err {
             Error::Transport { method, url, .. } => {

@@ -194,6 +194,18 @@ pub fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> Reply {
 pub const CM_X: &str =
     r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"default"}}"#;
 
+/// A 200 whose `Content-Length` promises 100 bytes more than the
+/// ConfigMap that follows its complete head (the rest never comes).
+pub fn cm_cut_short() -> Vec<u8> {
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        CM_X.len() + 100
+    )
+    .into_bytes();
+    answer.extend_from_slice(CM_X.as_bytes());
+    answer
+}
+
 pub fn ok_cm() -> Reply {
     reply("200 OK", &[("Content-Type", "application/json")], CM_X)
 }
