@@ -15,29 +15,9 @@ use kube_client::{Api, Error};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::nodes::{client, env, kubectl, plane, read_all, running_pod, within};
-
-/// RFC 3339 with nanoseconds, `secs` seconds ago.
-fn seconds_ago(secs: u64) -> String {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        - Duration::from_secs(secs);
-    let at = k8s_openapi::jiff::Timestamp::new(
-        since_epoch.as_secs() as i64,
-        since_epoch.subsec_nanos() as i32,
-    )
-    .unwrap();
-    format!("{at:.9}")
-}
-
-/// Lines in the CRI log format KWOK serves (`<RFC3339Nano> stdout F <text>`).
-fn cri_log(lines: &[(&str, &str)]) -> String {
-    lines
-        .iter()
-        .map(|(at, text)| format!("{at} stdout F {text}\n"))
-        .collect()
-}
+use common::nodes::{
+    client, cri_log, env, kubectl, plane, read_all, running_pod, seconds_ago, within,
+};
 
 #[tokio::test]
 async fn exec_gives_stdout_stderr_and_the_exit_code_as_kubectl_does() {

@@ -19,7 +19,7 @@ use rustix::termios::Winsize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::nodes::{kubectl, read_all, running_pod, within};
+use common::nodes::{cri_log, kubectl, plane, read_all, running_pod, seconds_ago, within};
 
 /// Waits until the terminal has a size (KWOK applies a resize
 /// concurrently with starting the command, as a kubelet does, so a command
@@ -300,4 +300,78 @@ async fn the_last_output_of_a_tty_command_is_not_lost() {
         &stdout[stdout.len().saturating_sub(40)..]
     );
     assert_eq!(status.unwrap(), ProcessStatus::Success);
+}
+
+/// What KWOK's attach is: it follows the container's log file (the
+/// `ClusterAttach`/`Attach` rule) and writes it to the client; it has no
+/// process behind it, so it reads no stdin and applies no resize. What is
+/// real here is our side and the API server's: an interactive TTY attach
+/// (stdin, stdout, TTY) is upgraded, relayed to the node, shows the
+/// container's output as it is written, and our stdin and resizes travel
+/// without breaking the stream.
+#[tokio::test]
+async fn an_interactive_tty_attach_sees_output_while_sending_stdin_and_resizes() {
+    let (pods, ns) = running_pod("remote-attach-tty", "talker").await;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "").unwrap();
+    plane()
+        .serve_pod_logs(&ns, "talker", "main", file.path())
+        .await
+        .unwrap();
+    let mut process = pods
+        .attach("talker", &AttachParams::interactive_tty().container("main"))
+        .await
+        .unwrap();
+    assert_eq!(process.protocol(), "v5.channel.k8s.io");
+    let resize = process.terminal_size().unwrap();
+    let mut stdin = process.stdin().unwrap();
+    let mut stdout = process.stdout().unwrap();
+    let path = file.path().to_path_buf();
+    let writer = tokio::spawn(async move {
+        for i in 0.. {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let line = format!("attached line {i}");
+            f.write_all(cri_log(&[(seconds_ago(0).as_str(), line.as_str())]).as_bytes())
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut seen = Vec::new();
+    let first = within(30, read_until(&mut stdout, &mut seen, "attached line")).await;
+    assert!(first, "attach showed {:?}", String::from_utf8_lossy(&seen));
+    resize
+        .send(TerminalSize {
+            width: 100,
+            height: 30,
+        })
+        .await
+        .unwrap();
+    stdin
+        .write_all(b"typed at the attached terminal\r")
+        .await
+        .unwrap();
+    // Output written after those still arrives: the stream is whole.
+    let seen_before = seen.len();
+    let more = within(30, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen[seen_before..]).contains("attached line") {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    })
+    .await;
+    writer.abort();
+    process.abort();
+    assert!(
+        more,
+        "after stdin and a resize: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
 }

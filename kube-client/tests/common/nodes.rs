@@ -81,6 +81,28 @@ pub async fn running_pod(prefix: &str, name: &str) -> (Api<Pod>, String) {
     }
 }
 
+/// RFC 3339 with nanoseconds, `secs` seconds ago.
+pub fn seconds_ago(secs: u64) -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        - Duration::from_secs(secs);
+    let at = k8s_openapi::jiff::Timestamp::new(
+        since_epoch.as_secs() as i64,
+        since_epoch.subsec_nanos() as i32,
+    )
+    .unwrap();
+    format!("{at:.9}")
+}
+
+/// Lines in the CRI log format KWOK serves (`<RFC3339Nano> stdout F <text>`).
+pub fn cri_log(lines: &[(&str, &str)]) -> String {
+    lines
+        .iter()
+        .map(|(at, text)| format!("{at} stdout F {text}\n"))
+        .collect()
+}
+
 /// Everything `r` yields until its end.
 pub async fn read_all(mut r: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
