@@ -19,7 +19,9 @@ use rustix::termios::Winsize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::nodes::{cri_log, kubectl, plane, read_all, running_pod, seconds_ago, within};
+use common::nodes::{
+    cri_log, kubectl, plane, read_all, running_pod, running_pod_with, seconds_ago, within,
+};
 
 /// Waits until the terminal has a size (KWOK applies a resize
 /// concurrently with starting the command, as a kubelet does, so a command
@@ -374,4 +376,160 @@ async fn an_interactive_tty_attach_sees_output_while_sending_stdin_and_resizes()
         "after stdin and a resize: {:?}",
         String::from_utf8_lossy(&seen)
     );
+}
+
+/// An attach's handle and its taken stdin and stdout, with what it showed
+/// so far.
+struct Attached {
+    process: AttachedProcess,
+    resize: tokio::sync::mpsc::Sender<TerminalSize>,
+    stdin: tokio::io::DuplexStream,
+    stdout: kube_client::api::remote::ChannelReader,
+    seen: Vec<u8>,
+}
+
+impl Attached {
+    /// Writes `ask` every half second until the output shows `wanted`.
+    async fn ask_until(&mut self, ask: &[u8], wanted: &str) -> bool {
+        loop {
+            self.stdin.write_all(ask).await.unwrap();
+            let found = tokio::time::timeout(
+                Duration::from_millis(500),
+                read_until(&mut self.stdout, &mut self.seen, wanted),
+            )
+            .await;
+            match found {
+                Ok(found) => return found,
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// Attaches (interactive, TTY, `size`) until the process behind the
+/// attach rule answers `ask` with `wanted`: the rule takes effect once
+/// KWOK has seen it, and until then an attach follows the default log file.
+async fn attach_to_the_process(
+    pods: &kube_client::Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &str,
+    size: TerminalSize,
+    ask: &[u8],
+    wanted: &str,
+) -> Attached {
+    within(60, async {
+        loop {
+            let mut process = pods
+                .attach(pod, &AttachParams::interactive_tty().container("main"))
+                .await
+                .unwrap();
+            let resize = process.terminal_size().unwrap();
+            resize.send(size).await.unwrap();
+            let mut attached = Attached {
+                stdin: process.stdin().unwrap(),
+                stdout: process.stdout().unwrap(),
+                process,
+                resize,
+                seen: Vec::new(),
+            };
+            let answered =
+                tokio::time::timeout(Duration::from_secs(3), attached.ask_until(ask, wanted)).await;
+            if answered == Ok(true) {
+                return attached;
+            }
+            attached.process.abort();
+        }
+    })
+    .await
+}
+
+/// kube-testenv's process behind attach (`ControlPlane::attach_pod_process`,
+/// relayed by KWOK as kube-testenv builds it): attach reaches a running
+/// process's stdin, sees its output, and its resizes set the size of the
+/// process's terminal; kubectl attached at the same time sees the same
+/// process; the process's exit ends the attach.
+#[tokio::test]
+async fn attach_to_a_running_process_passes_stdin_output_and_resizes_as_kubectl_sees() {
+    let container = serde_json::json!({"name": "main", "image": "busybox",
+                                       "stdin": true, "tty": true});
+    let (pods, ns) = running_pod_with("remote-attach-process", "worker", container).await;
+    let script = r#"while read line; do
+  [ "$line" = quit ] && exit 0
+  echo "got:$line size:$(stty size)"
+done"#;
+    let _process = plane()
+        .attach_pod_process(&ns, "worker", "main", &["sh", "-c", script])
+        .await
+        .unwrap();
+    let size = |width, height| TerminalSize { width, height };
+    let mut ours = attach_to_the_process(
+        &pods,
+        "worker",
+        size(100, 30),
+        b"hello\r",
+        "got:hello size:30 100",
+    )
+    .await;
+    assert_eq!(ours.process.protocol(), "v5.channel.k8s.io");
+    ours.resize.send(size(80, 24)).await.unwrap();
+    assert!(
+        within(30, ours.ask_until(b"hello\r", "got:hello size:24 80")).await,
+        "{:?}",
+        String::from_utf8_lossy(&ours.seen)
+    );
+
+    // kubectl attached to the same process: its stdin reaches it, and both
+    // attaches see the answer.
+    let mut kubectl = kubectl(&ns)
+        .args(["attach", "worker", "-c", "main", "-i", "-t=false"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kubectl_in = kubectl.stdin.take().unwrap();
+    let kubectl_out = kubectl.stdout.take().unwrap();
+    let kubectl_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = kubectl_seen.clone();
+    std::thread::spawn(move || {
+        let mut out = kubectl_out;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&kubectl_seen.lock().unwrap()).contains("got:from-kubectl") {
+        use std::io::Write;
+        kubectl_in.write_all(b"from-kubectl\n").unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "kubectl attach saw {:?}",
+            String::from_utf8_lossy(&kubectl_seen.lock().unwrap())
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = kubectl.kill();
+    let _ = kubectl.wait();
+    let mut buf = [0u8; 4096];
+    let in_ours = within(30, async {
+        while !String::from_utf8_lossy(&ours.seen).contains("got:from-kubectl size:24 80") {
+            match ours.stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => ours.seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    })
+    .await;
+    assert!(in_ours, "{:?}", String::from_utf8_lossy(&ours.seen));
+
+    // The process's exit ends the attach.
+    ours.stdin.write_all(b"quit\r").await.unwrap();
+    let status = ours.process.take_status().unwrap();
+    let (rest, status) = within(30, async { tokio::join!(read_all(ours.stdout), status) }).await;
+    rest.unwrap();
+    assert_eq!(status.unwrap(), ProcessStatus::Success);
 }

@@ -199,8 +199,11 @@ impl KwokPins {
 ///   controlling terminal (Ctrl-C interrupts it), its last output is not
 ///   lost when it exits, and its exit code is reported;
 /// - `controlling_terminal.go`: the option of KWOK's exec helper that
-///   `tty.go` uses to start the command in a new session on the terminal.
-pub const KWOK_OVERLAY: [(&str, &str); 3] = [
+///   `tty.go` uses to start the command in a new session on the terminal;
+/// - `attach.go`: an attach rule whose `logsFile` is a Unix socket connects
+///   to the process behind it (see [`crate::attach`]) instead of following
+///   a file (KWOK's attach has no process: no stdin, no resize).
+pub const KWOK_OVERLAY: [(&str, &str); 4] = [
     (
         "_overlay/exit_code.go",
         "pkg/kwok/server/zz_kube_testenv_exit_code.go",
@@ -209,6 +212,10 @@ pub const KWOK_OVERLAY: [(&str, &str); 3] = [
     (
         "_overlay/controlling_terminal.go",
         "pkg/utils/exec/zz_kube_testenv_controlling_terminal.go",
+    ),
+    (
+        "_overlay/attach.go",
+        "pkg/kwok/server/zz_kube_testenv_attach.go",
     ),
 ];
 
@@ -219,8 +226,9 @@ pub const KWOK_OVERLAY: [(&str, &str); 3] = [
 /// closes it, so `echo x | kubectl exec -i pod -- cat` hangs for ever); a
 /// TTY exec runs through `kubeTestenvExecWithTTY` (`_overlay/tty.go`); and
 /// KWOK's exec helper applies the controlling-terminal option before it
-/// starts a command.
-const KWOK_PATCHES: [(&str, &str, &str); 4] = [
+/// starts a command; an attach to a Unix socket goes to
+/// `kubeTestenvAttachProcess` (`_overlay/attach.go`).
+const KWOK_PATCHES: [(&str, &str, &str); 5] = [
     (
         "pkg/kwok/server/debugging_exec.go",
         "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
@@ -240,6 +248,11 @@ const KWOK_PATCHES: [(&str, &str, &str); 4] = [
         "pkg/utils/exec/exec.go",
         "\tcmd.Dir = opt.Dir\n",
         "\tcmd.Dir = opt.Dir\n\tkubeTestenvControllingTerminal(ctx, cmd)\n",
+    ),
+    (
+        "pkg/kwok/server/debugging_attach.go",
+        "logsFile := attach.LogsFile\n\treturn readLogs(",
+        "logsFile := attach.LogsFile\n\tif kubeTestenvIsSocket(logsFile) {\n\t\treturn kubeTestenvAttachProcess(ctx, logsFile, in, stdout, resize)\n\t}\n\treturn readLogs(",
     ),
 ];
 

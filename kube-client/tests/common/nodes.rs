@@ -55,14 +55,24 @@ pub async fn within<F: Future>(secs: u64, f: F) -> F::Output {
 /// A Running one-container Pod (container `main`, port 8080) in a fresh
 /// namespace; returns the Api and the namespace.
 pub async fn running_pod(prefix: &str, name: &str) -> (Api<Pod>, String) {
+    let main = serde_json::json!({"name": "main", "image": "busybox",
+                                  "ports": [{"containerPort": 8080}]});
+    running_pod_with(prefix, name, main).await
+}
+
+/// A Running Pod whose one container is `container`, in a fresh namespace.
+pub async fn running_pod_with(
+    prefix: &str,
+    name: &str,
+    container: serde_json::Value,
+) -> (Api<Pod>, String) {
     let ns = env().namespace(prefix).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(client(), &ns);
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
-        "spec": {"containers": [{"name": "main", "image": "busybox",
-                                 "ports": [{"containerPort": 8080}]}]},
+        "spec": {"containers": [container]},
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
