@@ -5,7 +5,8 @@
 //! does — merging stdout and stderr, `\r\n` line ends, a size that
 //! resizes, Ctrl-C as SIGINT — is observed, not assumed. kubectl is the
 //! oracle: it refuses a TTY unless its stdin is a terminal, so the test
-//! runs it on a pseudo-terminal of its own.
+//! runs it on a pseudo-terminal of its own. Attach reaches a real process
+//! where kube-testenv puts one behind it (`attach_pod_process`).
 
 use std::fs::File;
 use std::io::Read;
@@ -304,13 +305,11 @@ async fn the_last_output_of_a_tty_command_is_not_lost() {
     assert_eq!(status.unwrap(), ProcessStatus::Success);
 }
 
-/// What KWOK's attach is: it follows the container's log file (the
-/// `ClusterAttach`/`Attach` rule) and writes it to the client; it has no
-/// process behind it, so it reads no stdin and applies no resize. What is
-/// real here is our side and the API server's: an interactive TTY attach
-/// (stdin, stdout, TTY) is upgraded, relayed to the node, shows the
-/// container's output as it is written, and our stdin and resizes travel
-/// without breaking the stream.
+/// An attach whose rule names a log file (`serve_pod_logs`): KWOK follows
+/// the file and has no process to give stdin or a resize to. An
+/// interactive TTY attach (stdin, stdout, TTY) is upgraded, relayed to the
+/// node, shows the container's output as it is written, and our stdin and
+/// resizes travel without breaking the stream.
 #[tokio::test]
 async fn an_interactive_tty_attach_sees_output_while_sending_stdin_and_resizes() {
     let (pods, ns) = running_pod("remote-attach-tty", "talker").await;

@@ -12,14 +12,17 @@
 //! output out.
 //!
 //! Guarantees: every attach sees the output written while it is connected
-//! (several at once each get all of it; output written while nobody is
-//! attached is dropped, as a container's is); stdin bytes reach the
-//! process's terminal in order; a size sets the terminal's size (`stty
-//! size` shows it); when the process exits, every attach ends. The process
-//! is killed and the socket removed when the [`PodProcess`] is dropped.
-//! The process runs as this user, on a terminal that is not its
-//! controlling terminal (it gets no SIGWINCH; it sees the size when it
-//! asks).
+//! (several at once each get all of it, unless one falls more than 256
+//! chunks behind: it misses the oldest; output written while nobody is
+//! attached is dropped, as a container's is); an attach's stdin bytes reach
+//! the process's terminal in order, and a process that does not read them
+//! holds back that attach's input only (the terminal is written on a thread
+//! of its own); a size sets the terminal's size (`stty size` shows it); a
+//! malformed frame (unknown kind, over 1 MiB) ends that attach; when the
+//! process exits, every attach ends. The process is killed and the socket
+//! removed when the [`PodProcess`] is dropped. The process runs as this
+//! user, on a terminal that is not its controlling terminal (it gets no
+//! SIGWINCH; it sees the size when it asks).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -32,7 +35,7 @@ use rustix::termios::Winsize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::controlplane::ControlPlane;
@@ -47,6 +50,15 @@ const MAX_FRAME: usize = 1 << 20;
 /// How many chunks of output (of up to 16 KiB) wait for a slow attach
 /// before it misses some.
 const OUTPUT_BACKLOG: usize = 256;
+
+/// How many frames of input wait for the process's terminal.
+const INPUT_BACKLOG: usize = 64;
+
+/// What an attach sends to the process's terminal.
+enum Input {
+    Stdin(Vec<u8>),
+    Size { width: u16, height: u16 },
+}
 
 /// The process's output, as each attach receives it.
 type Output = broadcast::Receiver<std::sync::Arc<[u8]>>;
@@ -160,7 +172,21 @@ impl ControlPlane {
             }
             // Dropping the sender ends every attach.
         });
-        let server = tokio::spawn(serve(listener, master, output));
+        // Writes to the terminal may block (a process that does not read
+        // its stdin): they happen on a thread of their own.
+        let (input, mut inputs) = mpsc::channel::<Input>(INPUT_BACKLOG);
+        std::thread::spawn(move || {
+            while let Some(input) = inputs.blocking_recv() {
+                let done = match input {
+                    Input::Stdin(bytes) => (&master).write_all(&bytes).is_err(),
+                    Input::Size { width, height } => set_size(&master, width, height).is_err(),
+                };
+                if done {
+                    break;
+                }
+            }
+        });
+        let server = tokio::spawn(serve(listener, input, output));
         let process = PodProcess {
             child,
             socket,
@@ -188,22 +214,18 @@ fn bytes_of(data: &[u8]) -> std::sync::Arc<[u8]> {
 }
 
 /// Accepts KWOK's connections, one per attach.
-async fn serve(listener: UnixListener, master: File, output: Output) {
-    let master = std::sync::Arc::new(std::sync::Mutex::new(master));
+async fn serve(listener: UnixListener, input: mpsc::Sender<Input>, output: Output) {
     // `output` is never read: each attach gets a receiver of what comes
     // after it connects (and the end, once the process's output ended).
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(attach(stream, output.resubscribe(), master.clone()));
+        tokio::spawn(attach(stream, output.resubscribe(), input.clone()));
     }
 }
 
 /// One attach: frames in, output out, until either side ends.
-async fn attach(
-    stream: UnixStream,
-    mut output: Output,
-    master: std::sync::Arc<std::sync::Mutex<File>>,
-) {
+async fn attach(stream: UnixStream, mut output: Output, input: mpsc::Sender<Input>) {
     let (mut from_kwok, mut to_kwok) = stream.into_split();
+    let input_tx = input;
     let frames = async move {
         loop {
             let mut header = [0u8; 5];
@@ -218,20 +240,16 @@ async fn attach(
             if from_kwok.read_exact(&mut payload).await.is_err() {
                 return;
             }
-            let Ok(terminal) = master.lock() else { return };
-            match header[0] {
-                // A terminal takes a few bytes at once without blocking.
-                STDIN => {
-                    if (&*terminal).write_all(&payload).is_err() {
-                        return;
-                    }
-                }
-                RESIZE if payload.len() == 4 => {
-                    let width = u16::from_be_bytes([payload[0], payload[1]]);
-                    let height = u16::from_be_bytes([payload[2], payload[3]]);
-                    let _ = set_size(&*terminal, width, height);
-                }
+            let input = match header[0] {
+                STDIN => Input::Stdin(payload),
+                RESIZE if payload.len() == 4 => Input::Size {
+                    width: u16::from_be_bytes([payload[0], payload[1]]),
+                    height: u16::from_be_bytes([payload[2], payload[3]]),
+                },
                 _ => return,
+            };
+            if input_tx.send(input).await.is_err() {
+                return;
             }
         }
     };
