@@ -545,6 +545,13 @@ mod tests {
     }
 
     #[test]
+    fn v5_is_offered_first_unless_turned_off() {
+        assert_eq!(AttachParams::default().protocols(), [V5, V4]);
+        assert_eq!(AttachParams::interactive_tty().protocols(), [V5, V4]);
+        assert_eq!(AttachParams::default().offer_v5(false).protocols(), [V4]);
+    }
+
+    #[test]
     fn resize_and_close_messages() {
         let m = resize_message(TerminalSize {
             width: 80,
