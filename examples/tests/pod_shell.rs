@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube_client::params::PostParams;
 use kube_client::{Api, Client};
-use rustix::fs::{Mode, OFlags};
-use rustix::pty::OpenptFlags;
 use rustix::termios::{LocalModes, Winsize};
 
 /// How long the example may take to answer.
@@ -110,22 +108,6 @@ fn winsize(rows: u16, cols: u16) -> Winsize {
     }
 }
 
-/// A pseudo-terminal of `rows` × `cols`: (master, slave).
-fn pseudo_terminal(rows: u16, cols: u16) -> (File, File) {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    rustix::pty::grantpt(&master).unwrap();
-    rustix::pty::unlockpt(&master).unwrap();
-    let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        OFlags::RDWR | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .unwrap();
-    rustix::termios::tcsetwinsize(&slave, winsize(rows, cols)).unwrap();
-    (File::from(master), File::from(slave))
-}
-
 /// Whether the terminal is in its usual (cooked) mode: canonical input
 /// and echo.
 fn cooked(slave: &File) -> bool {
@@ -181,7 +163,7 @@ async fn on_a_terminal_it_is_a_raw_tty_session_that_resizes_and_passes_ctrl_c() 
     let binary = tokio::task::spawn_blocking(example_binary).await.unwrap();
     let kubeconfig = env().kubeconfig().to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let (mut master, slave) = pseudo_terminal(30, 100);
+        let (mut master, slave) = kube_testenv::attach::pseudo_terminal(30, 100).unwrap();
         assert!(cooked(&slave));
         let mut child = Command::new("setsid")
             .arg("--ctty")

@@ -8,15 +8,11 @@
 //! runs it on a pseudo-terminal of its own. Attach reaches a real process
 //! where kube-testenv puts one behind it (`attach_pod_process`).
 
-use std::fs::File;
 use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kube_client::api::remote::{AttachParams, AttachedProcess, ProcessStatus, TerminalSize};
-use rustix::fs::{Mode, OFlags};
-use rustix::pty::OpenptFlags;
-use rustix::termios::Winsize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
@@ -30,28 +26,6 @@ use common::nodes::{
 const TERMINAL_SCRIPT: &str = r#"while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done
 test -t 0 && echo tty; echo out; echo err >&2; stty size; exit 3"#;
 
-/// A pseudo-terminal of `rows` × `cols`: (master, slave).
-fn pseudo_terminal(rows: u16, cols: u16) -> (File, File) {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    rustix::pty::grantpt(&master).unwrap();
-    rustix::pty::unlockpt(&master).unwrap();
-    let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        OFlags::RDWR | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .unwrap();
-    let size = Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    rustix::termios::tcsetwinsize(&slave, size).unwrap();
-    (File::from(master), File::from(slave))
-}
-
 /// Runs `kubectl exec -t -i` of `command` on a pseudo-terminal of `rows` ×
 /// `cols`; returns what it wrote to the terminal and its exit code.
 fn kubectl_on_a_terminal(
@@ -61,7 +35,7 @@ fn kubectl_on_a_terminal(
     rows: u16,
     cols: u16,
 ) -> (Vec<u8>, Option<i32>, String) {
-    let (mut master, slave) = pseudo_terminal(rows, cols);
+    let (mut master, slave) = kube_testenv::attach::pseudo_terminal(rows, cols).unwrap();
     let mut child = kubectl(ns)
         .args(["exec", "-t", "-i", pod, "--"])
         .args(command)

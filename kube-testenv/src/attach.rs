@@ -94,11 +94,13 @@ impl Drop for PodProcess {
 }
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Nodes(format!("attach process: {what}: {e}"))
+    Error::Nodes(format!("pseudo-terminal process: {what}: {e}"))
 }
 
-/// A pseudo-terminal of 24 × 80: (master, slave).
-fn pseudo_terminal() -> Result<(File, File)> {
+/// A new pseudo-terminal of `rows` × `cols`: (master, slave), neither of
+/// them the caller's controlling terminal. For tests that drive a
+/// terminal program (kubectl, an example) through the master.
+pub fn pseudo_terminal(rows: u16, cols: u16) -> Result<(File, File)> {
     let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)
         .map_err(|e| io_error("open a pseudo-terminal", e))?;
     rustix::pty::grantpt(&master).map_err(|e| io_error("grantpt", e))?;
@@ -110,7 +112,7 @@ fn pseudo_terminal() -> Result<(File, File)> {
         Mode::empty(),
     )
     .map_err(|e| io_error("open the terminal", e))?;
-    set_size(&master, 80, 24)?;
+    set_size(&master, cols, rows)?;
     Ok((File::from(master), File::from(slave)))
 }
 
@@ -148,7 +150,7 @@ impl ControlPlane {
         ));
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket).map_err(|e| io_error("bind", e))?;
-        let (master, slave) = pseudo_terminal()?;
+        let (master, slave) = pseudo_terminal(24, 80)?;
         let clone = |f: &File| f.try_clone().map_err(|e| io_error("dup", e));
         let child = std::process::Command::new(program)
             .args(args)
