@@ -506,3 +506,27 @@ done"#;
     rest.unwrap();
     assert_eq!(status.unwrap(), ProcessStatus::Success);
 }
+
+#[tokio::test]
+async fn a_background_process_holding_the_terminal_does_not_hold_the_exec() {
+    let (pods, _ns) = running_pod("remote-tty-bg", "shell").await;
+    // `sleep 20`, deaf to the hangup the shell's exit sends, keeps the
+    // terminal open after the shell exits; the exec ends with the shell
+    // (KWOK as patched waits at most 2 s for the rest of the output).
+    let script = "(trap '' HUP; exec sleep 20) & echo started; exit 6";
+    let mut process = interactive(&pods, &["sh", "-c", script]).await;
+    let _stdin = process.stdin().unwrap();
+    let stdout = process.stdout().unwrap();
+    let status = process.take_status().unwrap();
+    let started = Instant::now();
+    let (stdout, status) = within(15, async { tokio::join!(read_all(stdout), status) }).await;
+    let took = started.elapsed();
+    // Held back by the terminal still open (else the case is not made),
+    // but not for the 20 s of the sleep.
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert_eq!(stdout.unwrap(), b"started\r\n");
+    assert_eq!(status.unwrap(), ProcessStatus::ExitCode(6));
+}
