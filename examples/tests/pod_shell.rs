@@ -9,13 +9,13 @@
 //! after, that the remote shell sees the local size at the start and after
 //! a resize (the kernel's SIGWINCH), that Ctrl-C interrupts the remote
 //! command and not the example, and that the shell's exit code is the
-//! example's. Without a terminal (stdin a pipe) it checks the line-mode
+//! example's; and that SIGTERM ends the session with the terminal restored. Without a terminal (stdin a pipe) it checks the line-mode
 //! fallback: separate stdout and stderr, the end of stdin ends the shell,
 //! the exit code passes through.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -157,6 +157,40 @@ fn exit_code(child: &mut Child) -> Option<i32> {
     }
 }
 
+/// Starts the example on the terminal `slave` (made its controlling
+/// terminal, as a login shell's is); returns it and what it shows.
+fn on_terminal(
+    binary: &Path,
+    ns: &str,
+    kubeconfig: &Path,
+    master: &File,
+    slave: &File,
+) -> (Child, Screen) {
+    let child = Command::new("setsid")
+        .arg("--ctty")
+        .arg(binary)
+        .args(["-n", ns, "shell"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let screen = Screen::default();
+    let mut reader = master.try_clone().unwrap();
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    (child, screen)
+}
+
 #[tokio::test]
 async fn on_a_terminal_it_is_a_raw_tty_session_that_resizes_and_passes_ctrl_c() {
     let ns = running_pod("example-shell-tty").await;
@@ -165,28 +199,7 @@ async fn on_a_terminal_it_is_a_raw_tty_session_that_resizes_and_passes_ctrl_c() 
     tokio::task::spawn_blocking(move || {
         let (mut master, slave) = kube_testenv::attach::pseudo_terminal(30, 100).unwrap();
         assert!(cooked(&slave));
-        let mut child = Command::new("setsid")
-            .arg("--ctty")
-            .arg(&binary)
-            .args(["-n", &ns, "shell"])
-            .env("KUBECONFIG", &kubeconfig)
-            .stdin(slave.try_clone().unwrap())
-            .stdout(slave.try_clone().unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let screen = Screen::default();
-        let mut reader = master.try_clone().unwrap();
-        let sink = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
+        let (mut child, screen) = on_terminal(&binary, &ns, &kubeconfig, &master, &slave);
         // Enter is `\r` on a raw terminal; the remote terminal makes it a
         // line end. The echo of the question never contains the answer.
         let ask = b"echo size:$(stty size)\r";
@@ -225,6 +238,42 @@ async fn on_a_terminal_it_is_a_raw_tty_session_that_resizes_and_passes_ctrl_c() 
             .unwrap();
         assert_eq!(code, Some(5), "the shell's exit code (stderr: {stderr})");
         assert!(cooked(&slave), "the terminal is restored on exit");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_session_and_restores_the_terminal() {
+    let ns = running_pod("example-shell-term").await;
+    let binary = tokio::task::spawn_blocking(example_binary).await.unwrap();
+    let kubeconfig = env().kubeconfig().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (mut master, slave) = kube_testenv::attach::pseudo_terminal(30, 100).unwrap();
+        let (mut child, screen) = on_terminal(&binary, &ns, &kubeconfig, &master, &slave);
+        expect(
+            &screen,
+            &mut master,
+            Some(b"echo ready-$((1+1))\r"),
+            "ready-2",
+        );
+        assert!(!cooked(&slave));
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let code = exit_code(&mut child);
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("SIGTERM"), "{stderr}");
+        assert!(cooked(&slave), "the terminal is restored after SIGTERM");
     })
     .await
     .unwrap();
