@@ -158,11 +158,15 @@ pub struct KwokPins {
 impl KwokPins {
     /// Reads the pin from `xtask/kwok/go.mod`; the hash also covers what
     /// kube-testenv adds to and changes in KWOK's source
-    /// ([`KWOK_OVERLAY_SOURCE`] and the patched statements).
+    /// ([`KWOK_OVERLAY`] and the patched statements).
     pub fn read() -> Result<Self> {
         let module = GoModule::read(&kwok_module_dir())?;
-        let overlay_path = kwok_module_dir().join(KWOK_OVERLAY_SOURCE);
-        let overlay = std::fs::read(&overlay_path).map_err(io("read", &overlay_path))?;
+        let mut overlay = Vec::new();
+        for (source, target) in KWOK_OVERLAY {
+            let path = kwok_module_dir().join(source);
+            overlay.extend(std::fs::read(&path).map_err(io("read", &path))?);
+            overlay.extend(target.as_bytes());
+        }
         let hash = module.hash.to_le_bytes();
         let patches: String = KWOK_PATCHES
             .iter()
@@ -184,41 +188,79 @@ impl KwokPins {
     }
 }
 
-/// Our addition to KWOK's server package, relative to `xtask/kwok` (a
-/// directory starting with `_`, which Go tooling ignores): it carries a
-/// local command's exit code to the client, which KWOK v0.8.0 loses (see
-/// the file). [`ensure_with`] builds kwok from a patched copy of the pinned
-/// source (a copy made for each build, never committed).
-pub const KWOK_OVERLAY_SOURCE: &str = "_overlay/exit_code.go";
+/// Our additions to KWOK: (file relative to `xtask/kwok`, in a directory
+/// starting with `_`, which Go tooling ignores; where it goes in the KWOK
+/// module). [`ensure_with`] builds kwok from a patched copy of the pinned
+/// source (a copy made for each build, never committed). Each file says
+/// which upstream gap it fills:
+/// - `exit_code.go`: a local command's exit code reaches the client (KWOK
+///   v0.8.0 loses it);
+/// - `tty.go`: a TTY exec's command gets the pseudo-terminal as its
+///   controlling terminal (Ctrl-C interrupts it), its last output is not
+///   lost when it exits, and its exit code is reported;
+/// - `controlling_terminal.go`: the option of KWOK's exec helper that
+///   `tty.go` uses to start the command in a new session on the terminal;
+/// - `attach.go`: an attach rule whose `logsFile` is a Unix socket connects
+///   to the process behind it (see [`crate::attach`]) instead of following
+///   a file (KWOK's attach has no process: no stdin, no resize).
+pub const KWOK_OVERLAY: [(&str, &str); 4] = [
+    (
+        "_overlay/exit_code.go",
+        "pkg/kwok/server/zz_kube_testenv_exit_code.go",
+    ),
+    ("_overlay/tty.go", "pkg/kwok/server/zz_kube_testenv_tty.go"),
+    (
+        "_overlay/controlling_terminal.go",
+        "pkg/utils/exec/zz_kube_testenv_controlling_terminal.go",
+    ),
+    (
+        "_overlay/attach.go",
+        "pkg/kwok/server/zz_kube_testenv_attach.go",
+    ),
+];
 
 /// The upstream statements the patch rewrites: (file in the KWOK module,
-/// statement, replacement). The exec handlers return a command's error
-/// through `kubeTestenvExitCode` (so its exit code reaches the client), and
-/// a piped stdin is closed when the client's stdin ends (KWOK v0.8.0 never
-/// closes it, so `echo x | kubectl exec -i pod -- cat` hangs for ever).
-const KWOK_PATCHES: [(&str, &str, &str); 3] = [
+/// statement, replacement). The exec handler returns a command's error
+/// through `kubeTestenvExitCode` (so its exit code reaches the client); a
+/// piped stdin is closed when the client's stdin ends (KWOK v0.8.0 never
+/// closes it, so `echo x | kubectl exec -i pod -- cat` hangs for ever); a
+/// TTY exec runs through `kubeTestenvExecWithTTY` (`_overlay/tty.go`); and
+/// KWOK's exec helper applies the controlling-terminal option before it
+/// starts a command; an attach to a Unix socket goes to
+/// `kubeTestenvAttachProcess` (`_overlay/attach.go`).
+const KWOK_PATCHES: [(&str, &str, &str); 5] = [
     (
         "pkg/kwok/server/debugging_exec.go",
         "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
         "err := utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn kubeTestenvExitCode(err)\n",
     ),
     (
-        "pkg/kwok/server/debugging_exec_other.go",
-        "err = utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn err\n",
-        "err = utilsexec.Exec(ctx, cmd[0], cmd[1:]...)\n\tif err != nil {\n\t\treturn kubeTestenvExitCode(err)\n",
+        "pkg/kwok/server/debugging_exec.go",
+        "return s.execInContainerWithTTY(ctx, cmd, in, stdout, resize)\n",
+        "return s.kubeTestenvExecWithTTY(ctx, cmd, in, stdout, resize)\n",
     ),
     (
         "pkg/utils/exec/exec.go",
         "_, _ = io.Copy(inPipe, opt.In)\n",
         "_, _ = io.Copy(inPipe, opt.In)\n\t\t\t\t_ = inPipe.Close()\n",
     ),
+    (
+        "pkg/utils/exec/exec.go",
+        "\tcmd.Dir = opt.Dir\n",
+        "\tcmd.Dir = opt.Dir\n\tkubeTestenvControllingTerminal(ctx, cmd)\n",
+    ),
+    (
+        "pkg/kwok/server/debugging_attach.go",
+        "logsFile := attach.LogsFile\n\treturn readLogs(",
+        "logsFile := attach.LogsFile\n\tif kubeTestenvIsSocket(logsFile) {\n\t\treturn kubeTestenvAttachProcess(ctx, logsFile, in, stdout, resize)\n\t}\n\treturn readLogs(",
+    ),
 ];
 
 /// Prepares `dir/src`, a build module for kwok, and returns it: `xtask/kwok`'s
 /// go.mod and go.sum with `sigs.k8s.io/kwok` replaced by `./kwok`, a copy of
 /// the pinned KWOK source (from Go's module cache, which must not be
-/// edited) in which [`KWOK_PATCHES`] call the function that
-/// [`KWOK_OVERLAY_SOURCE`] adds. Nothing of this is committed; it is
+/// edited) in which [`KWOK_PATCHES`] call the functions that
+/// [`KWOK_OVERLAY`] adds. Nothing of this is committed; it is
 /// rebuilt from the pins whenever kwok is built. Fails naming the file when
 /// the upstream source is not as expected (a new pin).
 fn kwok_patched_module(dir: &Path) -> Result<PathBuf> {
@@ -269,9 +311,10 @@ fn kwok_patched_module(dir: &Path) -> Result<PathBuf> {
         }
         std::fs::write(&path, text.replace(statement, fixed)).map_err(io("write", &path))?;
     }
-    let added = module.join(KWOK_OVERLAY_SOURCE);
-    let target = copy.join("pkg/kwok/server/zz_kube_testenv_exit_code.go");
-    std::fs::copy(&added, &target).map_err(io("copy", &added))?;
+    for (source, target) in KWOK_OVERLAY {
+        let added = module.join(source);
+        std::fs::copy(&added, copy.join(target)).map_err(io("copy", &added))?;
+    }
     let gomod = std::fs::read_to_string(module.join("go.mod")).map_err(io("read", &module))?;
     let gomod = format!("{gomod}\nreplace sigs.k8s.io/kwok => ./kwok\n");
     std::fs::write(build.join("go.mod"), gomod).map_err(io("write", &build))?;

@@ -52,6 +52,7 @@
 //! SIGKILL: see [`process`].
 
 pub mod access;
+pub mod attach;
 pub mod binaries;
 pub mod certs;
 pub mod controller_manager;
@@ -66,6 +67,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use access::Access;
+pub use attach::PodProcess;
 pub use binaries::{Binaries, Pins, Provenance, Wanted};
 pub use controlplane::{ControlPlane, ControlPlaneOptions};
 pub use error::{Error, Result};

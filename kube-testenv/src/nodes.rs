@@ -101,7 +101,7 @@ pub(crate) async fn create(admin: &Access, count: u32) -> Result<Vec<String>> {
 
 /// Creates or replaces KWOK rule `kind` (`PortForward`, `Logs`, `Attach`)
 /// for Pod `namespace/pod`, changing its list `field` with `edit`.
-async fn upsert_rule(
+pub(crate) async fn upsert_rule(
     admin: &Access,
     namespace: &str,
     pod: &str,

@@ -2,6 +2,7 @@
 //! test binary (kube-testenv) and clients for it.
 #![allow(dead_code)]
 
+pub mod nodes;
 pub mod scripted;
 
 use kube_client::Client;

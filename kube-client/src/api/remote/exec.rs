@@ -62,6 +62,11 @@ pub struct AttachParams {
     /// Allocate a terminal: output arrives on stdout only and
     /// [`AttachedProcess::terminal_size`] resizes it.
     pub tty: bool,
+    /// Offer `v5.channel.k8s.io` (the default, `true`) before
+    /// `v4.channel.k8s.io`. `false` offers only `v4`: for a proxy or server
+    /// that mishandles `v5`, and to exercise the fallback. With `v4` the end
+    /// of stdin cannot be signalled (see [`AttachedProcess::protocol`]).
+    pub offer_v5: bool,
 }
 
 impl Default for AttachParams {
@@ -73,6 +78,7 @@ impl Default for AttachParams {
             stdout: true,
             stderr: true,
             tty: false,
+            offer_v5: true,
         }
     }
 }
@@ -86,6 +92,7 @@ impl AttachParams {
             stdout: true,
             stderr: false,
             tty: true,
+            offer_v5: true,
         }
     }
 
@@ -99,6 +106,18 @@ impl AttachParams {
     pub fn stdin(mut self, enabled: bool) -> Self {
         self.stdin = enabled;
         self
+    }
+
+    /// Offer `v5.channel.k8s.io` or only `v4.channel.k8s.io` (see the
+    /// field of the same name).
+    pub fn offer_v5(mut self, enabled: bool) -> Self {
+        self.offer_v5 = enabled;
+        self
+    }
+
+    /// The subprotocols offered, in order of preference.
+    fn protocols(&self) -> &'static [&'static str] {
+        if self.offer_v5 { &[V5, V4] } else { &[V4] }
     }
 
     /// The query string, with `command` for exec.
@@ -294,7 +313,7 @@ impl Api<Pod> {
 }
 
 async fn start(api: &Api<Pod>, path: String, ap: &AttachParams) -> Result<AttachedProcess> {
-    let socket = ws::connect(api.client(), path, &[V5, V4]).await?;
+    let socket = ws::connect(api.client(), path, ap.protocols()).await?;
     Ok(spawn(socket, ap))
 }
 
@@ -523,6 +542,13 @@ mod tests {
         let e = decode_status("https://h/x", b"hunter2 not json").unwrap_err();
         assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn v5_is_offered_first_unless_turned_off() {
+        assert_eq!(AttachParams::default().protocols(), [V5, V4]);
+        assert_eq!(AttachParams::interactive_tty().protocols(), [V5, V4]);
+        assert_eq!(AttachParams::default().offer_v5(false).protocols(), [V4]);
     }
 
     #[test]
