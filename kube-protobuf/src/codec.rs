@@ -85,7 +85,12 @@ type Table = HashMap<TypeId, &'static (dyn Any + Send + Sync)>;
 /// as protobuf (custom resources, dynamic objects, anything not built in).
 pub fn codec<K: 'static>() -> Option<&'static Codec<K>> {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    let table = TABLE.get_or_init(|| crate::generated::CODECS.iter().map(|entry| entry()).collect());
+    let table = TABLE.get_or_init(|| {
+        crate::generated::CODECS
+            .iter()
+            .map(|entry| entry())
+            .collect()
+    });
     table.get(&TypeId::of::<K>())?.downcast_ref::<Codec<K>>()
 }
 
