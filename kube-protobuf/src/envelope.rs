@@ -11,7 +11,8 @@
 //! big-endian length and that many bytes (the framing is the caller's);
 //! [`decode_watch_event`] reads one frame's bytes: a meta/v1 `WatchEvent`
 //! (`type` 1, `object` 2, a RawExtension whose `raw` is the object's own
-//! envelope), itself either bare or inside an envelope of kind `WatchEvent`.
+//! envelope). kube-apiserver 1.37 writes the WatchEvent bare (checked by the
+//! tests against it); an enveloped one (kind `WatchEvent`) is accepted too.
 
 use crate::error::{DecodeError, DecodeErrorKind, WireType};
 use crate::wire::{Reader, Writer};
