@@ -602,7 +602,10 @@ async fn watch_frames_and_status_decode_from_the_real_server() {
     let client = client();
     let ns = env().namespace("protowatch").await.unwrap();
     let list = get_json(&client, &format!("/api/v1/namespaces/{ns}/configmaps")).await;
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let req = http::Request::get(format!(
         "/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&allowWatchBookmarks=true"
     ))
@@ -615,8 +618,12 @@ async fn watch_frames_and_status_decode_from_the_real_server() {
         "application/vnd.kubernetes.protobuf;stream=watch"
     );
     for name in ["one", "two"] {
-        post(&client, &format!("/api/v1/namespaces/{ns}/configmaps"),
-            json!({"metadata": {"name": name}, "data": {"k": name}})).await;
+        post(
+            &client,
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+            json!({"metadata": {"name": name}, "data": {"k": name}}),
+        )
+        .await;
     }
     let mut body = resp.bytes_stream();
     let mut buffer = Vec::new();
@@ -638,14 +645,23 @@ async fn watch_frames_and_status_decode_from_the_real_server() {
                 assert_eq!((object.api_version, object.kind), ("v1", "ConfigMap"));
                 let codec = kube_protobuf::codec::<ConfigMap>().unwrap();
                 let cm = (codec.decode)(object.raw).unwrap();
-                seen.push((event.event_type.to_string(), cm.metadata.name.unwrap(), cm.data.unwrap()["k"].clone()));
+                seen.push((
+                    event.event_type.to_string(),
+                    cm.metadata.name.unwrap(),
+                    cm.data.unwrap()["k"].clone(),
+                ));
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.expect("two watch events within 30 s");
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("two watch events within 30 s");
     assert_eq!(
         seen,
-        [("ADDED".into(), "one".into(), "one".into()), ("ADDED".into(), "two".into(), "two".into())]
+        [
+            ("ADDED".into(), "one".into(), "one".into()),
+            ("ADDED".into(), "two".into(), "two".into())
+        ]
     );
 
     // Deleting a ConfigMap answers with a `Status` (Success), in protobuf when asked.
@@ -653,11 +669,20 @@ async fn watch_frames_and_status_decode_from_the_real_server() {
         .header(http::header::ACCEPT, "application/vnd.kubernetes.protobuf")
         .body(Vec::new())
         .unwrap();
-    let body = client.request_streaming(req).await.unwrap().bytes().await.unwrap();
+    let body = client
+        .request_streaming(req)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let envelope = kube_protobuf::open_envelope(&body).unwrap();
     assert_eq!((envelope.api_version, envelope.kind), ("v1", "Status"));
     let status = Status::decode(envelope.raw).unwrap();
     assert_eq!(status.status.as_deref(), Some("Success"));
     let details = status.details.unwrap();
-    assert_eq!((details.name.as_deref(), details.kind.as_deref()), (Some("one"), Some("configmaps")));
+    assert_eq!(
+        (details.name.as_deref(), details.kind.as_deref()),
+        (Some("one"), Some("configmaps"))
+    );
 }
