@@ -501,28 +501,27 @@ fn go_structs(dir: &Path) -> Result<BTreeMap<String, GoStruct>> {
             // `type MatchCondition v1.MatchCondition`: a struct of another package
             if let Some(rest) = trimmed.strip_prefix("type ") {
                 let tokens: Vec<&str> = rest.split_whitespace().collect();
-                if let [name, target] = tokens.as_slice() {
-                    if let Some((alias, type_name)) = target.split_once('.') {
-                        if let Some(import) = imports.get(alias) {
-                            let dir = go_package_dir(import)?;
-                            let mut other = go_structs(&dir)?;
-                            if let Some(found) = other.remove(type_name) {
-                                structs.insert(name.to_string(), found);
-                            }
-                        }
+                if let [name, target] = tokens.as_slice()
+                    && let Some((alias, type_name)) = target.split_once('.')
+                    && let Some(import) = imports.get(alias)
+                {
+                    let dir = go_package_dir(import)?;
+                    let mut other = go_structs(&dir)?;
+                    if let Some(found) = other.remove(type_name) {
+                        structs.insert(name.to_string(), found);
                     }
                 }
             }
-            if let Some(rest) = trimmed.strip_prefix("type ") {
-                if let Some(name) = rest.strip_suffix(" struct {") {
-                    current = Some((
-                        name.trim().to_string(),
-                        GoStruct {
-                            fields: BTreeMap::new(),
-                        },
-                    ));
-                    continue;
-                }
+            if let Some(rest) = trimmed.strip_prefix("type ")
+                && let Some(name) = rest.strip_suffix(" struct {")
+            {
+                current = Some((
+                    name.trim().to_string(),
+                    GoStruct {
+                        fields: BTreeMap::new(),
+                    },
+                ));
+                continue;
             }
             if line == "}" {
                 if let Some((name, go)) = current.take() {
@@ -592,10 +591,10 @@ fn go_imports(source: &str) -> BTreeMap<String, String> {
 fn go_package_dir(import: &str) -> Result<PathBuf> {
     let cache = go_mod_cache()?;
     for module in MODULES {
-        if let Some(rest) = import.strip_prefix(module) {
-            if rest.is_empty() || rest.starts_with('/') {
-                return Ok(module_dir(&cache, module)?.join(rest.trim_start_matches('/')));
-            }
+        if let Some(rest) = import.strip_prefix(module)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return Ok(module_dir(&cache, module)?.join(rest.trim_start_matches('/')));
         }
     }
     bail!("Go package {import} is outside the generated modules")
@@ -666,11 +665,11 @@ fn rust_structs(dir: &Path) -> Result<BTreeMap<String, RustStruct>> {
             if line == "}" {
                 break;
             }
-            if let Some(rest) = line.trim().strip_prefix("pub ") {
-                if let Some((field, ty)) = rest.split_once(": ") {
-                    optional.insert(field.to_string(), ty.starts_with("Option<"));
-                    all_fields.push(field.to_string());
-                }
+            if let Some(rest) = line.trim().strip_prefix("pub ")
+                && let Some((field, ty)) = rest.split_once(": ")
+            {
+                optional.insert(field.to_string(), ty.starts_with("Option<"));
+                all_fields.push(field.to_string());
             }
         }
         // JSON names: `"json" => Field::Key_rust,` of the Deserialize impl
