@@ -67,11 +67,19 @@ const HAND_WRITTEN: &[&str] = &[
 const SKIPPED_FIELDS: &[(&str, &str, &str)] = &[];
 
 pub fn run(args: &[&str]) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: cargo xtask protogen (no options)");
-    }
+    let check = match args {
+        [] => false,
+        ["--check"] => true,
+        _ => bail!("usage: cargo xtask protogen [--check]"),
+    };
     let root = workspace_root()?;
-    let out = root.join("kube-protobuf/src/generated");
+    let committed = root.join("kube-protobuf/src/generated");
+    // --check: generate into a scratch directory and compare with what is committed
+    let out = if check {
+        root.join("target/protogen-check")
+    } else {
+        committed.clone()
+    };
     let openapi = k8s_openapi_source()?;
     let mod_cache = go_mod_cache()?;
 
@@ -189,12 +197,53 @@ pub fn run(args: &[&str]) -> Result<()> {
     if !status.success() {
         bail!("rustfmt failed on the generated code");
     }
+    if check {
+        return compare_dirs(&out, &committed);
+    }
     println!(
         "protogen: {} files, {} kinds, {} messages skipped (listed in {})",
         written.len(),
         kinds.len(),
         skipped_messages.len(),
         mod_rs.display()
+    );
+    Ok(())
+}
+
+/// Fails unless `fresh` and `committed` hold the same `.rs` files, byte for byte.
+fn compare_dirs(fresh: &std::path::Path, committed: &std::path::Path) -> Result<()> {
+    let files = |dir: &std::path::Path| -> Result<BTreeMap<String, Vec<u8>>> {
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let name = path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(name, std::fs::read(&path)?);
+            }
+        }
+        Ok(files)
+    };
+    let (fresh_files, committed_files) = (files(fresh)?, files(committed)?);
+    let differing: Vec<&String> = fresh_files
+        .keys()
+        .chain(committed_files.keys())
+        .filter(|name| fresh_files.get(*name) != committed_files.get(*name))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !differing.is_empty() {
+        bail!(
+            "kube-protobuf/src/generated is not what `cargo xtask protogen` generates: {differing:?} differ; \
+             run `cargo xtask protogen` and commit the result"
+        );
+    }
+    println!(
+        "protogen --check: {} generated files up to date",
+        fresh_files.len()
     );
     Ok(())
 }
