@@ -129,9 +129,18 @@ fn page(items: Vec<ConfigMap>) {
             .unwrap()
             .1
     };
+    let decode_lean = || {
+        let envelope = kube_protobuf::open_envelope(&protobuf).unwrap();
+        let options = kube_protobuf::DecodeOptions::default().skip_managed_fields(true);
+        kube_protobuf::decode_list_with::<ConfigMap>(envelope.raw, options)
+            .unwrap()
+            .1
+    };
     let (json_time, protobuf_time) = times(decode_json, decode_protobuf);
+    let (_, lean_time) = times(|| (), decode_lean);
     let from_json = measure(json_time, decode_json);
     let from_protobuf = measure(protobuf_time, decode_protobuf);
+    let from_lean = measure(lean_time, decode_lean);
     // Both decode to the same objects.
     let a = serde_json::from_slice::<k8s_openapi::List<ConfigMap>>(&json)
         .unwrap()

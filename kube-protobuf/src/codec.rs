@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use crate::error::DecodeError;
 use crate::field::Repeated;
 use crate::message::Message;
-use crate::wire::Reader;
+use crate::wire::{DecodeOptions, Reader};
 
 /// A decoded list: its ListMeta and its items.
 pub type DecodedList<K> = (ListMeta, Vec<K>);
@@ -37,6 +37,10 @@ pub struct Codec<K> {
     pub decode_list: fn(&[u8]) -> Result<DecodedList<K>, DecodeError>,
     /// Encodes an object as its message (to be sealed in an envelope).
     pub encode: fn(&K) -> Vec<u8>,
+    /// [`decode`](Self::decode) with options (e.g. skipping managedFields).
+    pub decode_with: fn(&[u8], DecodeOptions) -> Result<K, DecodeError>,
+    /// [`decode_list`](Self::decode_list) with options.
+    pub decode_list_with: fn(&[u8], DecodeOptions) -> Result<DecodedList<K>, DecodeError>,
 }
 
 impl<K> std::fmt::Debug for Codec<K> {
@@ -57,6 +61,8 @@ impl<K: Message + k8s_openapi::Resource> Codec<K> {
             decode: K::decode,
             decode_list: decode_list::<K>,
             encode: K::encode,
+            decode_with: K::decode_with,
+            decode_list_with: decode_list_with::<K>,
         }
     }
 }
@@ -67,7 +73,15 @@ const LIST: &str = "k8s.io list (ListMeta = 1, items = 2)";
 /// field 2 (the shape of every `…List` message). The items vector is
 /// allocated at its exact length.
 pub fn decode_list<K: Message>(bytes: &[u8]) -> Result<DecodedList<K>, DecodeError> {
-    let mut reader = Reader::new(bytes);
+    decode_list_with(bytes, DecodeOptions::default())
+}
+
+/// [`decode_list`] with `options` (e.g. skipping every item's managedFields).
+pub fn decode_list_with<K: Message>(
+    bytes: &[u8],
+    options: DecodeOptions,
+) -> Result<DecodedList<K>, DecodeError> {
+    let mut reader = Reader::with_options(bytes, options);
     let count = reader.count_field(2).map_err(|e| e.within(LIST, 0))?;
     let mut metadata = ListMeta::default();
     let mut items = Vec::with_capacity(count);

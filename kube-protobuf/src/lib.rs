@@ -45,9 +45,10 @@ pub mod message;
 pub mod special;
 pub mod wire;
 
-pub use codec::{Codec, DecodedList, codec, decode_list};
+pub use codec::{Codec, DecodedList, codec, decode_list, decode_list_with};
 pub use envelope::{
     Envelope, MAGIC, WatchEventFrame, decode_watch_event, open_envelope, seal_envelope,
 };
 pub use error::{DecodeError, DecodeErrorKind, WireType};
 pub use message::Message;
+pub use wire::DecodeOptions;

@@ -9,7 +9,7 @@
 
 use crate::error::DecodeError;
 use crate::error::WireType;
-use crate::wire::{Reader, Writer};
+use crate::wire::{DecodeOptions, Reader, Writer};
 
 /// A type with a protobuf encoding, decoded in place from the wire format.
 pub trait Message: Sized {
@@ -41,8 +41,13 @@ pub trait Message: Sized {
 
     /// Decodes a whole message (no envelope: the bytes of a `raw`).
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, DecodeOptions::default())
+    }
+
+    /// Decodes a whole message with `options` (e.g. without managedFields).
+    fn decode_with(bytes: &[u8], options: DecodeOptions) -> Result<Self, DecodeError> {
         let mut message = Self::empty();
-        Reader::new(bytes).merge_fields(&mut message)?;
+        Reader::with_options(bytes, options).merge_fields(&mut message)?;
         Ok(message)
     }
 

@@ -35,6 +35,27 @@ pub struct Reader<'a> {
     depth: u32,
     /// The field number of the last key read.
     field: u32,
+    options: DecodeOptions,
+}
+
+/// Choices that change what is decoded (not how the wire is read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecodeOptions {
+    /// Skip `metadata.managedFields` without decoding it: the entry stays
+    /// `None`. The server-side-apply bookkeeping is most of a small
+    /// object's memory and decode time (its FieldsV1 is JSON inside the
+    /// protobuf); a cache that never applies does not need it (client-go's
+    /// `TransformStripManagedFields`).
+    pub skip_managed_fields: bool,
+}
+
+impl DecodeOptions {
+    /// These options with `skip_managed_fields` set to `skip`.
+    pub fn skip_managed_fields(mut self, skip: bool) -> Self {
+        self.skip_managed_fields = skip;
+        self
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -46,7 +67,21 @@ impl<'a> Reader<'a> {
             end: buf.len(),
             depth: 0,
             field: 0,
+            options: DecodeOptions::default(),
         }
+    }
+
+    /// A reader over `buf` that decodes with `options`.
+    pub fn with_options(buf: &'a [u8], options: DecodeOptions) -> Self {
+        Reader {
+            options,
+            ..Reader::new(buf)
+        }
+    }
+
+    /// The options this reader decodes with.
+    pub fn options(&self) -> DecodeOptions {
+        self.options
     }
 
     /// The offset of the next byte, from the start of the input.

@@ -158,3 +158,40 @@ fn a_crd_with_every_schema_union_round_trips() {
         crd
     );
 }
+
+#[test]
+fn skip_managed_fields_leaves_them_out_and_everything_else_in() {
+    use kube_protobuf::DecodeOptions;
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p", "labels": {"a": "b"},
+            "managedFields": [{"manager": "m", "operation": "Apply", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}}}],
+            "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "u"}]},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}
+    }))
+    .unwrap();
+    let bytes = pod.encode();
+    let lean = <k8s_openapi::api::core::v1::Pod as Message>::decode_with(
+        &bytes,
+        DecodeOptions::default().skip_managed_fields(true),
+    )
+    .unwrap();
+    let mut expected = pod.clone();
+    expected.metadata.managed_fields = None;
+    assert_eq!(lean, expected);
+    assert_eq!(
+        <k8s_openapi::api::core::v1::Pod as Message>::decode(&bytes).unwrap(),
+        pod
+    );
+    // lists too, through the codec
+    let codec = kube_protobuf::codec::<k8s_openapi::api::core::v1::Pod>().unwrap();
+    let mut list = kube_protobuf::wire::Writer::new();
+    list.put_message(2, &pod);
+    list.put_message(2, &pod);
+    let (_, items) = (codec.decode_list_with)(
+        &list.into_bytes(),
+        DecodeOptions::default().skip_managed_fields(true),
+    )
+    .unwrap();
+    assert_eq!(items, [expected.clone(), expected]);
+}

@@ -446,7 +446,13 @@ impl Message for k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
             12 => Field::merge_from(&mut self.annotations, wire, reader),
             13 => Field::merge_from(&mut self.owner_references, wire, reader),
             14 => Field::merge_from(&mut self.finalizers, wire, reader),
-            17 => Field::merge_from(&mut self.managed_fields, wire, reader),
+            17 => {
+                if reader.options().skip_managed_fields {
+                    reader.skip(wire)
+                } else {
+                    Field::merge_from(&mut self.managed_fields, wire, reader)
+                }
+            }
             _ => reader.skip(wire),
         }
     }

@@ -62,6 +62,14 @@ const HAND_WRITTEN: &[&str] = &[
     "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
 ];
 
+/// Fields a flag of kube-protobuf's `DecodeOptions` skips without decoding:
+/// (message, JSON name, the `DecodeOptions` field).
+const OPTIONAL_FIELDS: &[(&str, &str, &str)] = &[(
+    "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+    "managedFields",
+    "skip_managed_fields",
+)];
+
 /// Protobuf fields deliberately not mapped to a Rust field: (message, field
 /// name, why). Everything else without a Rust field is an error.
 const SKIPPED_FIELDS: &[(&str, &str, &str)] = &[];
@@ -486,10 +494,21 @@ fn fields_code(
             );
         };
         let name = &rust_field.name;
-        let _ = writeln!(
-            code.merge,
-            "{number} => Field::merge_from(&mut self.{name}, wire, {reader}),"
-        );
+        let merge = format!("Field::merge_from(&mut self.{name}, wire, {reader})");
+        match OPTIONAL_FIELDS
+            .iter()
+            .find(|(m, json, _)| *m == full && *json == go_field.json)
+        {
+            Some((_, _, option)) => {
+                let _ = writeln!(
+                    code.merge,
+                    "{number} => if {reader}.options().{option} {{ {reader}.skip(wire) }} else {{ {merge} }},"
+                );
+            }
+            None => {
+                let _ = writeln!(code.merge, "{number} => {merge},");
+            }
+        }
         let _ = writeln!(
             code.encode,
             "Field::encode_as(&self.{name}, {number}, {writer});"
