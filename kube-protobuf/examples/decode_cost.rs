@@ -161,6 +161,7 @@ fn page(items: Vec<ConfigMap>) {
     for (name, body, cost) in [
         ("JSON (serde)", json.len(), &from_json),
         ("protobuf", protobuf.len(), &from_protobuf),
+        ("protobuf, skip_managed_fields", protobuf.len(), &from_lean),
     ] {
         println!(
             "| {name} | {body} | {:.2} ms | {} ({:.1}/object) | {} | {} |",
