@@ -292,7 +292,7 @@ impl<K> Api<K> {
         T: DeserializeOwned + Serialize + Send + 'static,
     {
         let wire = self.wire::<T>();
-        let body = wire.body(obj, &self.resource)?;
+        let body = wire.body(obj)?;
         let sent_protobuf = body.0 != JSON;
         let req = self.request_with(&wire, method.clone(), path.clone(), Some(body), false)?;
         match self.answer(req).await {

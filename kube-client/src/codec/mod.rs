@@ -51,7 +51,6 @@ use serde::de::DeserializeOwned;
 use crate::client::ObjectOrStatus;
 use crate::error::{Error, Result, describe_body};
 use crate::object::ObjectList;
-use crate::resource::ApiResource;
 use crate::watch::WatchEvent;
 
 /// The JSON media type.
@@ -167,14 +166,13 @@ where
         }
     }
 
-    /// `obj` as a request body of kind `resource`: its `Content-Type` and
+    /// `obj` as a request body: its `Content-Type` and
     /// bytes (protobuf in an envelope when negotiated, else JSON).
-    pub(crate) fn body(&self, obj: &K, resource: &ApiResource) -> Result<(&'static str, Vec<u8>)> {
+    pub(crate) fn body(&self, obj: &K) -> Result<(&'static str, Vec<u8>)> {
         #[cfg(feature = "protobuf")]
         if let Some(codec) = self.codec {
-            return Ok((PROTOBUF, protobuf::body(codec, obj, resource)));
+            return Ok((PROTOBUF, protobuf::body(codec, obj)));
         }
-        let _ = resource;
         json_body(obj).map(|body| (JSON, body))
     }
 

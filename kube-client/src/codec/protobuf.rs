@@ -19,7 +19,6 @@ use super::{Answer, PROTOBUF};
 use crate::client::ObjectOrStatus;
 use crate::error::{Error, Result, describe_body};
 use crate::object::ObjectList;
-use crate::resource::ApiResource;
 use crate::watch::{Bookmark, WatchEvent};
 
 /// A decoding failure of `body` from `url`: `what` failed, `reason` says why.
@@ -33,10 +32,10 @@ fn failed(url: &str, what: &str, reason: impl std::fmt::Display, body: &[u8]) ->
 
 /// Opens the envelope of `body`; its object must be raw protobuf (no
 /// other content type or encoding inside).
-fn open(url: &str, body: &[u8]) -> Result<Envelope> {
+fn open<'a>(url: &str, body: &'a [u8]) -> Result<Envelope<'a>> {
     let envelope =
         kube_protobuf::open_envelope(body).map_err(|e| failed(url, "envelope", e, body))?;
-    let inner_type = envelope.content_type.as_str();
+    let inner_type = envelope.content_type;
     if !(inner_type.is_empty() || inner_type.eq_ignore_ascii_case(PROTOBUF))
         || !envelope.content_encoding.is_empty()
     {
@@ -56,18 +55,19 @@ pub(super) fn status(body: &[u8]) -> Option<Status> {
     if envelope.kind != "Status" {
         return None;
     }
-    Status::decode(&envelope.raw[..]).ok()
+    Status::decode(envelope.raw).ok()
 }
 
-/// `obj` as a protobuf request body of kind `resource`.
-pub(super) fn body<K>(codec: &Codec<K>, obj: &K, resource: &ApiResource) -> Vec<u8> {
+/// `obj` as a protobuf request body: its message in an envelope naming
+/// the codec's `apiVersion` and `kind`.
+pub(super) fn body<K>(codec: &Codec<K>, obj: &K) -> Vec<u8> {
     let raw = (codec.encode)(obj);
-    kube_protobuf::seal_envelope(&resource.api_version, &resource.kind, &raw)
+    kube_protobuf::seal_envelope(codec.api_version, codec.kind, &raw)
 }
 
 /// The object an envelope holds.
 pub(super) fn object_in<K>(codec: &Codec<K>, answer: &Answer, envelope: &Envelope) -> Result<K> {
-    (codec.decode)(&envelope.raw[..]).map_err(|e| failed(&answer.url, "object", e, &answer.body))
+    (codec.decode)(envelope.raw).map_err(|e| failed(&answer.url, "object", e, &answer.body))
 }
 
 /// The list an envelope holds.
@@ -76,7 +76,7 @@ pub(super) fn list_in<K>(
     answer: &Answer,
     envelope: &Envelope,
 ) -> Result<ObjectList<K>> {
-    let (metadata, items) = (codec.decode_list)(&envelope.raw[..])
+    let (metadata, items) = (codec.decode_list)(envelope.raw)
         .map_err(|e| failed(&answer.url, "list", e, &answer.body))?;
     Ok(ObjectList { metadata, items })
 }
@@ -102,7 +102,7 @@ pub(super) fn object_or_status<K, T>(
 ) -> Result<ObjectOrStatus<T>> {
     let envelope = open(&answer.url, &answer.body)?;
     if envelope.kind == "Status" {
-        let status = Status::decode(&envelope.raw[..])
+        let status = Status::decode(envelope.raw)
             .map_err(|e| failed(&answer.url, "Status", e, &answer.body))?;
         return Ok(ObjectOrStatus::Status(Box::new(status)));
     }
@@ -129,17 +129,16 @@ where
 fn event<K: Serialize>(codec: &Codec<K>, url: &str, frame: &[u8]) -> Result<WatchEvent<K>> {
     let event = kube_protobuf::decode_watch_event(frame)
         .map_err(|e| failed(url, "watch event", e, frame))?;
-    let envelope = open(url, &event.object[..])?;
-    let object = || {
-        (codec.decode)(&envelope.raw[..]).map_err(|e| failed(url, "watch event object", e, frame))
-    };
-    Ok(match event.type_.as_str() {
+    let envelope = open(url, event.object)?;
+    let object =
+        || (codec.decode)(envelope.raw).map_err(|e| failed(url, "watch event object", e, frame));
+    Ok(match event.event_type {
         "ADDED" => WatchEvent::Added(object()?),
         "MODIFIED" => WatchEvent::Modified(object()?),
         "DELETED" => WatchEvent::Deleted(object()?),
         "BOOKMARK" => WatchEvent::Bookmark(bookmark(&object()?, url, frame)?),
         "ERROR" if envelope.kind == "Status" => WatchEvent::Error(Box::new(
-            Status::decode(&envelope.raw[..])
+            Status::decode(envelope.raw)
                 .map_err(|e| failed(url, "watch ERROR Status", e, frame))?,
         )),
         "ERROR" => {
