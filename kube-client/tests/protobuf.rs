@@ -4,6 +4,7 @@
 //! media types — and gives exactly the objects a JSON client
 //! (`protobuf(false)`) reads; errors arrive as typed `Status`es; custom
 //! resources and metadata-only reads stay JSON on the same client.
+#![cfg(feature = "protobuf")]
 
 mod common;
 
@@ -128,7 +129,10 @@ async fn config_map_operations_travel_as_protobuf_and_read_as_json_does() {
         created.binary_data.as_ref().unwrap()["bin"].0,
         [0, 1, 2, 255]
     );
-    assert_eq!(created.annotations()["note"], "ünïcödé ✓");
+    assert_eq!(
+        created.metadata.annotations.as_ref().unwrap()["note"],
+        "ünïcödé ✓"
+    );
     assert!(created.metadata.managed_fields.is_some());
 
     // get
@@ -161,7 +165,10 @@ async fn config_map_operations_travel_as_protobuf_and_read_as_json_does() {
         .patch(
             "b",
             &PatchParams::apply("proto-test"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "b"}, "data": {"k": "v"},
+            })),
         )
         .await
         .unwrap();
@@ -262,15 +269,7 @@ async fn status_and_scale_subresources_travel_as_protobuf() {
         .unwrap();
     seen.assert_one("POST", Some(PROTOBUF), PROTOBUF);
     assert_eq!(created, plain.get("d").await.unwrap());
-    let container = &created
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let container = &created.spec.template.spec.as_ref().unwrap().containers[0];
     assert_eq!(
         container
             .resources
@@ -410,7 +409,7 @@ async fn a_protobuf_streaming_list_ends_with_the_initial_events_bookmark() {
         bookmark.metadata.annotations["k8s.io/initial-events-end"],
         "true"
     );
-    added.sort_by_key(|o| o.name_any());
+    added.sort_by_key(|o| o.name_any().to_string());
     assert_eq!(
         added,
         plain.list(&ListParams::default()).await.unwrap().items
