@@ -7,7 +7,9 @@
 //! large cache costs (issue #14). So for a typed `Api<K>` whose `K` is a
 //! built-in k8s-openapi kind with a protobuf codec (`kube-protobuf`), and
 //! a client with [`ClientBuilder::protobuf`](crate::ClientBuilder::protobuf)
-//! on (the default), a request:
+//! on (the default), a request — get, list, watch (streaming lists too),
+//! create, replace, patch, delete, and the `status` and `scale`
+//! subresources:
 //! - asks `Accept: application/vnd.kubernetes.protobuf, application/json`
 //!   — protobuf, with JSON as the server's fallback;
 //! - sends a create or replace body as protobuf (the object in a `k8s\0`
@@ -30,7 +32,12 @@
 //!   [`Error::Decode`], not a guess.
 //! - **Errors stay typed**: a non-2xx answer carrying a `Status`, in JSON
 //!   or in a protobuf envelope, becomes the same [`Error::Api`] (see
-//!   [`status_of_body`]).
+//!   [`Error::from_error_response`]).
+//! - **A protobuf watch** is read as length-prefixed frames with the same
+//!   guarantees as a JSON one (bounded frames, a cut or malformed frame a
+//!   typed error; see [`crate::watch`]). A BOOKMARK's object is decoded as
+//!   the kind and its resourceVersion and annotations taken from it; an
+//!   ERROR event carries its `Status`.
 //! - **Bodies are never quoted**: a decoding failure names the URL, what
 //!   failed and the body's size and media type only.
 //! - Without the `protobuf` cargo feature everything is JSON and
