@@ -233,17 +233,17 @@ where
         chunks: BoxStream<'static, Result<Bytes>>,
         max_event_bytes: usize,
     ) -> BoxStream<'static, Result<WatchEvent<K>>> {
-        match (Encoding::of(content_type), self.is_protobuf()) {
-            #[cfg(feature = "protobuf")]
-            (Encoding::Protobuf, true) => {
-                let codec = self.codec.expect("is_protobuf means a codec");
-                protobuf::watch_events(codec, url, chunks, max_event_bytes).boxed()
-            }
-            (Encoding::Protobuf, _) => {
+        let encoding = Encoding::of(content_type);
+        #[cfg(feature = "protobuf")]
+        if let (Encoding::Protobuf, Some(codec)) = (encoding, self.codec) {
+            return protobuf::watch_events(codec, url, chunks, max_event_bytes).boxed();
+        }
+        match encoding {
+            Encoding::Protobuf => {
                 let error = unasked_protobuf(&url, "a protobuf watch stream".into());
                 futures::stream::once(async move { Err(error) }).boxed()
             }
-            (Encoding::Json, _) => {
+            Encoding::Json => {
                 crate::watch::decode_events_with_limit(url, chunks, max_event_bytes).boxed()
             }
         }
@@ -348,6 +348,34 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_watch_is_decoded_by_its_content_type() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let line = br#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}
+"#;
+        let chunks = || futures::stream::iter([Ok(Bytes::from_static(line))]).boxed();
+        // JSON lines decode whatever the request asked for.
+        for wire in [Wire::<ConfigMap>::json(), Wire::negotiate(true)] {
+            let events: Vec<_> = wire
+                .watch_events("u".into(), Some("application/json"), chunks(), 1024)
+                .collect()
+                .await;
+            assert!(
+                matches!(&events[..], [Ok(WatchEvent::Added(_))]),
+                "{events:?}"
+            );
+        }
+        // Protobuf frames to a JSON-only request: one typed error, the end.
+        let events: Vec<_> = Wire::<ConfigMap>::json()
+            .watch_events("u".into(), Some(PROTOBUF), chunks(), 1024)
+            .collect()
+            .await;
+        assert!(
+            matches!(&events[..], [Err(Error::Decode { .. })]),
+            "{events:?}"
+        );
     }
 
     #[test]
