@@ -21,6 +21,9 @@ use crate::field::Repeated;
 use crate::message::Message;
 use crate::wire::Reader;
 
+/// A decoded list: its ListMeta and its items.
+pub type DecodedList<K> = (ListMeta, Vec<K>);
+
 /// The protobuf codec of the kind `K`.
 pub struct Codec<K> {
     /// The kind's `apiVersion` (`apps/v1`).
@@ -31,7 +34,7 @@ pub struct Codec<K> {
     pub decode: fn(&[u8]) -> Result<K, DecodeError>,
     /// Decodes a list of the kind (`DeploymentList`, an envelope's `raw`):
     /// its ListMeta (field 1) and its items (field 2).
-    pub decode_list: fn(&[u8]) -> Result<(ListMeta, Vec<K>), DecodeError>,
+    pub decode_list: fn(&[u8]) -> Result<DecodedList<K>, DecodeError>,
     /// Encodes an object as its message (to be sealed in an envelope).
     pub encode: fn(&K) -> Vec<u8>,
 }
@@ -63,7 +66,7 @@ const LIST: &str = "k8s.io list (ListMeta = 1, items = 2)";
 /// Decodes any Kubernetes list message: ListMeta is field 1, the items
 /// field 2 (the shape of every `…List` message). The items vector is
 /// allocated at its exact length.
-pub fn decode_list<K: Message>(bytes: &[u8]) -> Result<(ListMeta, Vec<K>), DecodeError> {
+pub fn decode_list<K: Message>(bytes: &[u8]) -> Result<DecodedList<K>, DecodeError> {
     let mut reader = Reader::new(bytes);
     let count = reader.count_field(2).map_err(|e| e.within(LIST, 0))?;
     let mut metadata = ListMeta::default();
@@ -85,7 +88,12 @@ type Table = HashMap<TypeId, &'static (dyn Any + Send + Sync)>;
 /// as protobuf (custom resources, dynamic objects, anything not built in).
 pub fn codec<K: 'static>() -> Option<&'static Codec<K>> {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    let table = TABLE.get_or_init(|| crate::generated::CODECS.iter().map(|entry| entry()).collect());
+    let table = TABLE.get_or_init(|| {
+        crate::generated::CODECS
+            .iter()
+            .map(|entry| entry())
+            .collect()
+    });
     table.get(&TypeId::of::<K>())?.downcast_ref::<Codec<K>>()
 }
 

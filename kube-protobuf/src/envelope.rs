@@ -11,7 +11,8 @@
 //! big-endian length and that many bytes (the framing is the caller's);
 //! [`decode_watch_event`] reads one frame's bytes: a meta/v1 `WatchEvent`
 //! (`type` 1, `object` 2, a RawExtension whose `raw` is the object's own
-//! envelope), itself either bare or inside an envelope of kind `WatchEvent`.
+//! envelope). kube-apiserver 1.37 writes the WatchEvent bare (checked by the
+//! tests against it); an enveloped one (kind `WatchEvent`) is accepted too.
 
 use crate::error::{DecodeError, DecodeErrorKind, WireType};
 use crate::wire::{Reader, Writer};
@@ -71,7 +72,9 @@ fn read_unknown<'a>(reader: &mut Reader<'a>) -> Result<Envelope<'a>, DecodeError
                     while let Some((field, wire)) = type_meta.read_key()? {
                         let placed = |e: DecodeError| e.within(TYPE_META, field);
                         match field {
-                            1 => envelope.api_version = read_str(wire, type_meta).map_err(placed)?,
+                            1 => {
+                                envelope.api_version = read_str(wire, type_meta).map_err(placed)?
+                            }
                             2 => envelope.kind = read_str(wire, type_meta).map_err(placed)?,
                             _ => type_meta.skip(wire)?,
                         }
@@ -127,7 +130,10 @@ pub fn decode_watch_event(frame: &[u8]) -> Result<WatchEventFrame<'_>, DecodeErr
     };
     let mut reader = Reader::new(&frame[..offset + message.len()]);
     reader.advance_to(offset)?;
-    let mut event = WatchEventFrame { event_type: "", object: &[] };
+    let mut event = WatchEventFrame {
+        event_type: "",
+        object: &[],
+    };
     while let Some((field, wire)) = reader.read_key().map_err(|e| e.within(WATCH_EVENT, 0))? {
         let placed = |e: DecodeError| e.within(WATCH_EVENT, field);
         match field {

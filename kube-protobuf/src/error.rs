@@ -83,10 +83,15 @@ impl fmt::Display for DecodeErrorKind {
         match self {
             DecodeErrorKind::Truncated => f.write_str("input truncated"),
             DecodeErrorKind::VarintOverflow => f.write_str("varint longer than 64 bits"),
-            DecodeErrorKind::LengthOutOfBounds { declared, remaining } => {
+            DecodeErrorKind::LengthOutOfBounds {
+                declared,
+                remaining,
+            } => {
                 write!(f, "length {declared} exceeds the {remaining} bytes left")
             }
-            DecodeErrorKind::InvalidKey => f.write_str("invalid field key (field 0 or wire type 6/7)"),
+            DecodeErrorKind::InvalidKey => {
+                f.write_str("invalid field key (field 0 or wire type 6/7)")
+            }
             DecodeErrorKind::GroupUnsupported => f.write_str("group wire type is not supported"),
             DecodeErrorKind::WrongWireType { expected, found } => {
                 write!(f, "wire type {found} where {expected} was expected")
@@ -131,7 +136,12 @@ impl fmt::Display for DecodeError {
 impl DecodeError {
     /// An error of `kind` at byte `offset` of the input, not yet placed in a message.
     pub fn new(kind: DecodeErrorKind, offset: usize) -> Self {
-        DecodeError { kind, message: None, field: 0, offset }
+        DecodeError {
+            kind,
+            message: None,
+            field: 0,
+            offset,
+        }
     }
 
     /// Places the error in field `field` of protobuf message `message`,

@@ -199,7 +199,11 @@ impl Field for Option<String> {
 }
 
 impl Repeated for String {
-    fn read_into(into: &mut Vec<Self>, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+    fn read_into(
+        into: &mut Vec<Self>,
+        wire: WireType,
+        reader: &mut Reader<'_>,
+    ) -> Result<(), DecodeError> {
         into.push(read_string(wire, reader)?);
         Ok(())
     }
@@ -245,7 +249,11 @@ impl Field for Option<ByteString> {
 }
 
 impl Repeated for ByteString {
-    fn read_into(into: &mut Vec<Self>, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+    fn read_into(
+        into: &mut Vec<Self>,
+        wire: WireType,
+        reader: &mut Reader<'_>,
+    ) -> Result<(), DecodeError> {
         into.push(read_byte_string(wire, reader)?);
         Ok(())
     }
@@ -315,7 +323,11 @@ impl<M: Message> Field for Option<M> {
 }
 
 impl<M: Message> Repeated for M {
-    fn read_into(into: &mut Vec<Self>, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+    fn read_into(
+        into: &mut Vec<Self>,
+        wire: WireType,
+        reader: &mut Reader<'_>,
+    ) -> Result<(), DecodeError> {
         let mut item = M::empty();
         reader.merge_message(wire, &mut item)?;
         into.push(item);

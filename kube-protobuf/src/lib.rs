@@ -45,7 +45,9 @@ pub mod message;
 pub mod special;
 pub mod wire;
 
-pub use codec::{Codec, codec, decode_list};
-pub use envelope::{Envelope, MAGIC, WatchEventFrame, decode_watch_event, open_envelope, seal_envelope};
+pub use codec::{Codec, DecodedList, codec, decode_list};
+pub use envelope::{
+    Envelope, MAGIC, WatchEventFrame, decode_watch_event, open_envelope, seal_envelope,
+};
 pub use error::{DecodeError, DecodeErrorKind, WireType};
 pub use message::Message;

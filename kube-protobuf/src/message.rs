@@ -8,8 +8,8 @@
 //! field absent on the wire keeps its default (`None`, empty).
 
 use crate::error::DecodeError;
-use crate::wire::{Reader, Writer};
 use crate::error::WireType;
+use crate::wire::{Reader, Writer};
 
 /// A type with a protobuf encoding, decoded in place from the wire format.
 pub trait Message: Sized {

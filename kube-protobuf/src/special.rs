@@ -141,7 +141,12 @@ impl Message for Quantity {
     fn empty() -> Self {
         Quantity::default()
     }
-    fn merge_field(&mut self, field: u32, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+    fn merge_field(
+        &mut self,
+        field: u32,
+        wire: WireType,
+        reader: &mut Reader<'_>,
+    ) -> Result<(), DecodeError> {
         match field {
             1 => self.0.merge_from(wire, reader),
             _ => reader.skip(wire),
@@ -175,7 +180,10 @@ fn read_int_or_string(wire: WireType, reader: &mut Reader<'_>) -> Result<IntOrSt
             match kind {
                 0 => Ok(IntOrString::Int(int)),
                 1 => Ok(IntOrString::String(string.unwrap_or_default())),
-                _ => Err(invalid(inner, "IntOrString type is neither 0 (int) nor 1 (string)")),
+                _ => Err(invalid(
+                    inner,
+                    "IntOrString type is neither 0 (int) nor 1 (string)",
+                )),
             }
         })
         .map_err(|e| e.within(INT_OR_STRING, 0))
@@ -227,7 +235,10 @@ fn read_json(wire: WireType, reader: &mut Reader<'_>) -> Result<serde_json::Valu
         return Ok(serde_json::Value::Null);
     }
     if bytes.starts_with(crate::envelope::MAGIC) {
-        return Err(invalid(reader, "an embedded protobuf object where JSON was expected"));
+        return Err(invalid(
+            reader,
+            "an embedded protobuf object where JSON was expected",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|_| DecodeError::new(DecodeErrorKind::InvalidJson, start))
 }
@@ -269,12 +280,17 @@ json_messages!(
 
 // ---- the JSONSchemaPropsOr… unions --------------------------------------------------------
 
-const OR_BOOL: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool";
-const OR_ARRAY: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray";
+const OR_BOOL: &str =
+    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool";
+const OR_ARRAY: &str =
+    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray";
 const OR_STRINGS: &str =
     "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray";
 
-fn read_schema(wire: WireType, reader: &mut Reader<'_>) -> Result<Box<JSONSchemaProps>, DecodeError> {
+fn read_schema(
+    wire: WireType,
+    reader: &mut Reader<'_>,
+) -> Result<Box<JSONSchemaProps>, DecodeError> {
     let mut schema = Box::<JSONSchemaProps>::default();
     reader.merge_message(wire, &mut *schema)?;
     Ok(schema)
@@ -286,7 +302,12 @@ impl Message for Box<JSONSchemaProps> {
     fn empty() -> Self {
         Box::default()
     }
-    fn merge_field(&mut self, field: u32, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+    fn merge_field(
+        &mut self,
+        field: u32,
+        wire: WireType,
+        reader: &mut Reader<'_>,
+    ) -> Result<(), DecodeError> {
         (**self).merge_field(field, wire, reader)
     }
     fn encode_fields(&self, writer: &mut Writer) {
@@ -345,7 +366,9 @@ impl Field for Option<JSONSchemaPropsOrArray> {
                     }
                 }
                 Ok(match schema {
-                    Some(schema) if schemas.is_empty() => Some(JSONSchemaPropsOrArray::Schema(schema)),
+                    Some(schema) if schemas.is_empty() => {
+                        Some(JSONSchemaPropsOrArray::Schema(schema))
+                    }
                     _ if !schemas.is_empty() => Some(JSONSchemaPropsOrArray::Schemas(schemas)),
                     _ => None,
                 })
@@ -383,7 +406,9 @@ impl MapValue for JSONSchemaPropsOrStringArray {
                     }
                 }
                 Ok(match schema {
-                    Some(schema) if strings.is_empty() => JSONSchemaPropsOrStringArray::Schema(schema),
+                    Some(schema) if strings.is_empty() => {
+                        JSONSchemaPropsOrStringArray::Schema(schema)
+                    }
                     _ => JSONSchemaPropsOrStringArray::Strings(strings),
                 })
             })

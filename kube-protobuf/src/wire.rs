@@ -38,7 +38,12 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `buf`, one message at depth 0.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, end: buf.len(), depth: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            end: buf.len(),
+            depth: 0,
+        }
     }
 
     /// The offset of the next byte, from the start of the input.
@@ -147,7 +152,10 @@ impl<'a> Reader<'a> {
         let remaining = self.end - self.pos;
         if declared > remaining as u64 {
             return Err(DecodeError::new(
-                DecodeErrorKind::LengthOutOfBounds { declared, remaining },
+                DecodeErrorKind::LengthOutOfBounds {
+                    declared,
+                    remaining,
+                },
                 start,
             ));
         }
@@ -164,7 +172,8 @@ impl<'a> Reader<'a> {
     pub fn read_str(&mut self) -> Result<&'a str, DecodeError> {
         let start = self.pos;
         let bytes = self.read_bytes()?;
-        std::str::from_utf8(bytes).map_err(|_| DecodeError::new(DecodeErrorKind::InvalidUtf8, start))
+        std::str::from_utf8(bytes)
+            .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidUtf8, start))
     }
 
     /// Skips a value of wire type `wire`.
@@ -204,7 +213,9 @@ impl<'a> Reader<'a> {
     /// Merges the fields of the current message (up to its end) into `message`.
     pub fn merge_fields<M: Message>(&mut self, message: &mut M) -> Result<(), DecodeError> {
         while let Some((field, wire)) = self.read_key().map_err(|e| e.within(M::PROTO_NAME, 0))? {
-            message.merge_field(field, wire, self).map_err(|e| e.within(M::PROTO_NAME, field))?;
+            message
+                .merge_field(field, wire, self)
+                .map_err(|e| e.within(M::PROTO_NAME, field))?;
         }
         message.finish();
         Ok(())
@@ -222,7 +233,12 @@ impl<'a> Reader<'a> {
     /// Counts the occurrences of field `field` in the rest of the current
     /// message without decoding them (to allocate a list's exact capacity).
     pub fn count_field(&self, field: u32) -> Result<usize, DecodeError> {
-        let mut probe = Reader { buf: self.buf, pos: self.pos, end: self.end, depth: self.depth };
+        let mut probe = Reader {
+            buf: self.buf,
+            pos: self.pos,
+            end: self.end,
+            depth: self.depth,
+        };
         let mut count = 0;
         while let Some((number, wire)) = probe.read_key()? {
             if number == field {

@@ -74,7 +74,11 @@ pub fn run(args: &[&str]) -> Result<()> {
         let dir = module_dir(&mod_cache, module)?;
         for proto in find_protos(&dir)? {
             let source = std::fs::read_to_string(&proto)?;
-            let name = proto.strip_prefix(&mod_cache).unwrap_or(&proto).display().to_string();
+            let name = proto
+                .strip_prefix(&mod_cache)
+                .unwrap_or(&proto)
+                .display()
+                .to_string();
             let file = parse(&name, &source).map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
             packages.push((proto, file));
         }
@@ -85,7 +89,10 @@ pub fn run(args: &[&str]) -> Result<()> {
         let dir = proto.parent().context("proto without directory")?;
         all.go.insert(file.package().to_string(), go_structs(dir)?);
         for message in &file.message_type {
-            all.messages.insert(format!(".{}.{}", file.package(), message.name()), message.clone());
+            all.messages.insert(
+                format!(".{}.{}", file.package(), message.name()),
+                message.clone(),
+            );
         }
     }
 
@@ -96,7 +103,10 @@ pub fn run(args: &[&str]) -> Result<()> {
         let package = file.package();
         let _ = proto;
         let Some(rust_dir) = rust_module_dir(&openapi, package) else {
-            skipped_messages.push((package.to_string(), "API version not in k8s-openapi 0.29 (v1_37)"));
+            skipped_messages.push((
+                package.to_string(),
+                "API version not in k8s-openapi 0.29 (v1_37)",
+            ));
             continue;
         };
         let go_structs = &all.go[package];
@@ -117,11 +127,19 @@ pub fn run(args: &[&str]) -> Result<()> {
                 skipped_messages.push((full, why));
                 continue;
             };
-            let no_fields = GoStruct { fields: BTreeMap::new() };
+            let no_fields = GoStruct {
+                fields: BTreeMap::new(),
+            };
             let go = go_structs
                 .get(message.name())
                 .or(rust.empty_object.then_some(&no_fields))
-                .with_context(|| format!("{full}: no Go struct {} next to {}", message.name(), proto.display()))?;
+                .with_context(|| {
+                    format!(
+                        "{full}: no Go struct {} next to {}",
+                        message.name(),
+                        proto.display()
+                    )
+                })?;
             code.push_str(&message_impl(&full, message, go, rust, &all)?);
             count += 1;
             if rust.is_resource {
@@ -157,7 +175,11 @@ pub fn run(args: &[&str]) -> Result<()> {
     let mod_rs = out.join("mod.rs");
     std::fs::write(&mod_rs, mod_rs_text(&generated, &kinds, &skipped_messages))?;
     written.push(mod_rs.clone());
-    let status = Command::new("rustfmt").arg("--edition").arg("2024").args(&written).status()?;
+    let status = Command::new("rustfmt")
+        .arg("--edition")
+        .arg("2024")
+        .args(&written)
+        .status()?;
     if !status.success() {
         bail!("rustfmt failed on the generated code");
     }
@@ -178,7 +200,11 @@ fn is_list(message: &prost_types::DescriptorProto) -> bool {
         && field(2).is_some_and(|f| f.name() == "items")
 }
 
-fn mod_rs_text(generated: &[(String, String, String)], kinds: &[String], skipped: &[(String, &str)]) -> String {
+fn mod_rs_text(
+    generated: &[(String, String, String)],
+    kinds: &[String],
+    skipped: &[(String, &str)],
+) -> String {
     let mut text = String::from(
         "//! The generated `Message` impls, one module per protobuf package, and the\n\
          //! table of top-level kinds behind [`codec`](crate::codec()).\n//!\n\
@@ -247,7 +273,11 @@ fn message_impl(
     }
     let mut code = Code::default();
     fields_code(full, full, message, go, rust, all, 0, &mut code)?;
-    let Code { merge, encode, finish } = code;
+    let Code {
+        merge,
+        encode,
+        finish,
+    } = code;
     let finish = if finish.is_empty() {
         String::new()
     } else {
@@ -257,8 +287,11 @@ fn message_impl(
     let empty = if rust.has_default {
         "Self::default()".to_string()
     } else {
-        let fields: String =
-            rust.all_fields.iter().map(|f| format!("{f}: crate::field::Empty::empty(),\n")).collect();
+        let fields: String = rust
+            .all_fields
+            .iter()
+            .map(|f| format!("{f}: crate::field::Empty::empty(),\n"))
+            .collect();
         format!("Self {{\n{fields}}}")
     };
     Ok(format!(
@@ -329,24 +362,46 @@ fn fields_code(
     for field in &message.field {
         let number = field.number();
         let go_field = go.fields.get(&number).with_context(|| {
-            format!("{full}: protobuf field {} ({number}) has no Go struct field with that number", field.name())
+            format!(
+                "{full}: protobuf field {} ({number}) has no Go struct field with that number",
+                field.name()
+            )
         })?;
         if go_field.json.is_empty() {
             // an inlined struct: its fields are fields of the outer Rust struct
-            let (type_name, inner_message) = all
-                .resolve(full, field.type_name())
-                .with_context(|| format!("{full}: inlined field {} of unknown type {}", field.name(), field.type_name()))?;
+            let (type_name, inner_message) =
+                all.resolve(full, field.type_name()).with_context(|| {
+                    format!(
+                        "{full}: inlined field {} of unknown type {}",
+                        field.name(),
+                        field.type_name()
+                    )
+                })?;
             let inner_full = type_name.trim_start_matches('.').to_string();
-            let (inner_package, inner_name) = inner_full.rsplit_once('.').unwrap_or(("", &inner_full));
+            let (inner_package, inner_name) =
+                inner_full.rsplit_once('.').unwrap_or(("", &inner_full));
             let inner_go = all
                 .go
                 .get(inner_package)
                 .and_then(|structs| structs.get(inner_name))
                 .with_context(|| format!("{full}: inlined {inner_full} has no Go struct"))?;
             let mut inner = Code::default();
-            fields_code(outer, &inner_full, inner_message, inner_go, rust, all, depth + 1, &mut inner)?;
+            fields_code(
+                outer,
+                &inner_full,
+                inner_message,
+                inner_go,
+                rust,
+                all,
+                depth + 1,
+                &mut inner,
+            )?;
             let var = format!("inner{}", depth + 1);
-            let Code { merge, encode, finish } = inner;
+            let Code {
+                merge,
+                encode,
+                finish,
+            } = inner;
             let _ = writeln!(
                 code.merge,
                 "{number} => {reader}.nested(wire, |{var}| {{\n\
@@ -354,12 +409,18 @@ fn fields_code(
                  match field {{\n{merge}_ => {var}.skip(wire),\n}}\n\
                  .map_err(|e| e.within(\"{inner_full}\", field))?;\n}}\nOk(())\n}}),"
             );
-            let _ = writeln!(code.encode, "{writer}.put_nested({number}, |{var}| {{\n{encode}}});");
+            let _ = writeln!(
+                code.encode,
+                "{writer}.put_nested({number}, |{var}| {{\n{encode}}});"
+            );
             code.finish.push_str(&finish);
             continue;
         }
         let Some(rust_field) = rust.fields.get(&go_field.json) else {
-            if SKIPPED_FIELDS.iter().any(|(m, f, _)| *m == full && *f == field.name()) {
+            if SKIPPED_FIELDS
+                .iter()
+                .any(|(m, f, _)| *m == full && *f == field.name())
+            {
                 continue;
             }
             bail!(
@@ -370,22 +431,33 @@ fn fields_code(
             );
         };
         let name = &rust_field.name;
-        let _ = writeln!(code.merge, "{number} => Field::merge_from(&mut self.{name}, wire, {reader}),");
-        let _ = writeln!(code.encode, "Field::encode_as(&self.{name}, {number}, {writer});");
-        code.finish.push_str(&normalisation(field, go_field, rust_field));
+        let _ = writeln!(
+            code.merge,
+            "{number} => Field::merge_from(&mut self.{name}, wire, {reader}),"
+        );
+        let _ = writeln!(
+            code.encode,
+            "Field::encode_as(&self.{name}, {number}, {writer});"
+        );
+        code.finish
+            .push_str(&normalisation(field, go_field, rust_field));
     }
     Ok(())
 }
 
 /// The `finish` line for a field whose zero value the Go protobuf encoder
 /// writes but the JSON encoder omits: a non-pointer scalar with `omitempty`.
-fn normalisation(field: &prost_types::FieldDescriptorProto, go: &GoField, rust: &RustField) -> String {
+fn normalisation(
+    field: &prost_types::FieldDescriptorProto,
+    go: &GoField,
+    rust: &RustField,
+) -> String {
     use prost_types::field_descriptor_proto::Type;
     let scalar = field.type_name().is_empty()
         && matches!(
-        field.r#type(),
-        Type::String | Type::Bool | Type::Int32 | Type::Int64 | Type::Double | Type::Bytes
-    );
+            field.r#type(),
+            Type::String | Type::Bool | Type::Int32 | Type::Int64 | Type::Double | Type::Bytes
+        );
     let repeated = field.label() == prost_types::field_descriptor_proto::Label::Repeated;
     if scalar && !repeated && go.omitempty && !go.pointer && rust.optional {
         format!("self.{}.omit_empty();\n", rust.name)
@@ -414,7 +486,10 @@ fn go_structs(dir: &Path) -> Result<BTreeMap<String, GoStruct>> {
         .collect::<std::io::Result<_>>()?;
     files.sort();
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if !name.ends_with(".go") || name.ends_with("_test.go") || name.ends_with(".pb.go") {
             continue;
         }
@@ -426,23 +501,27 @@ fn go_structs(dir: &Path) -> Result<BTreeMap<String, GoStruct>> {
             // `type MatchCondition v1.MatchCondition`: a struct of another package
             if let Some(rest) = trimmed.strip_prefix("type ") {
                 let tokens: Vec<&str> = rest.split_whitespace().collect();
-                if let [name, target] = tokens.as_slice() {
-                    if let Some((alias, type_name)) = target.split_once('.') {
-                        if let Some(import) = imports.get(alias) {
-                            let dir = go_package_dir(import)?;
-                            let mut other = go_structs(&dir)?;
-                            if let Some(found) = other.remove(type_name) {
-                                structs.insert(name.to_string(), found);
-                            }
-                        }
+                if let [name, target] = tokens.as_slice()
+                    && let Some((alias, type_name)) = target.split_once('.')
+                    && let Some(import) = imports.get(alias)
+                {
+                    let dir = go_package_dir(import)?;
+                    let mut other = go_structs(&dir)?;
+                    if let Some(found) = other.remove(type_name) {
+                        structs.insert(name.to_string(), found);
                     }
                 }
             }
-            if let Some(rest) = trimmed.strip_prefix("type ") {
-                if let Some(name) = rest.strip_suffix(" struct {") {
-                    current = Some((name.trim().to_string(), GoStruct { fields: BTreeMap::new() }));
-                    continue;
-                }
+            if let Some(rest) = trimmed.strip_prefix("type ")
+                && let Some(name) = rest.strip_suffix(" struct {")
+            {
+                current = Some((
+                    name.trim().to_string(),
+                    GoStruct {
+                        fields: BTreeMap::new(),
+                    },
+                ));
+                continue;
             }
             if line == "}" {
                 if let Some((name, go)) = current.take() {
@@ -450,9 +529,15 @@ fn go_structs(dir: &Path) -> Result<BTreeMap<String, GoStruct>> {
                 }
                 continue;
             }
-            let Some((_, go)) = current.as_mut() else { continue };
-            let Some((decl, tags)) = trimmed.split_once('`') else { continue };
-            let Some(protobuf) = tag(tags, "protobuf").filter(|p| *p != "-") else { continue };
+            let Some((_, go)) = current.as_mut() else {
+                continue;
+            };
+            let Some((decl, tags)) = trimmed.split_once('`') else {
+                continue;
+            };
+            let Some(protobuf) = tag(tags, "protobuf").filter(|p| *p != "-") else {
+                continue;
+            };
             let number: i32 = protobuf
                 .split(',')
                 .nth(1)
@@ -464,7 +549,11 @@ fn go_structs(dir: &Path) -> Result<BTreeMap<String, GoStruct>> {
             let options: Vec<&str> = json_parts.collect();
             let omitempty = options.contains(&"omitempty");
             let tokens: Vec<&str> = decl.split_whitespace().collect();
-            let go_type = if tokens.len() >= 2 { tokens[1] } else { tokens.first().copied().unwrap_or("") };
+            let go_type = if tokens.len() >= 2 {
+                tokens[1]
+            } else {
+                tokens.first().copied().unwrap_or("")
+            };
             let inline = json_name.is_empty() || options.contains(&"inline");
             go.fields.insert(
                 number,
@@ -502,10 +591,10 @@ fn go_imports(source: &str) -> BTreeMap<String, String> {
 fn go_package_dir(import: &str) -> Result<PathBuf> {
     let cache = go_mod_cache()?;
     for module in MODULES {
-        if let Some(rest) = import.strip_prefix(module) {
-            if rest.is_empty() || rest.starts_with('/') {
-                return Ok(module_dir(&cache, module)?.join(rest.trim_start_matches('/')));
-            }
+        if let Some(rest) = import.strip_prefix(module)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return Ok(module_dir(&cache, module)?.join(rest.trim_start_matches('/')));
         }
     }
     bail!("Go package {import} is outside the generated modules")
@@ -546,10 +635,10 @@ fn rust_structs(dir: &Path) -> Result<BTreeMap<String, RustStruct>> {
             continue;
         }
         let source = std::fs::read_to_string(&path)?;
-        let Some(name) = source
-            .lines()
-            .find_map(|l| l.strip_prefix("pub struct ").map(|r| r.trim_end_matches(" {").trim().to_string()))
-        else {
+        let Some(name) = source.lines().find_map(|l| {
+            l.strip_prefix("pub struct ")
+                .map(|r| r.trim_end_matches(" {").trim().to_string())
+        }) else {
             continue;
         };
         // An empty Go struct is a JSON object without properties in the
@@ -568,22 +657,28 @@ fn rust_structs(dir: &Path) -> Result<BTreeMap<String, RustStruct>> {
         // field declarations: `    pub name: Type,` inside the struct
         let mut optional = BTreeMap::new();
         let mut all_fields = Vec::new();
-        for line in source.lines().skip_while(|l| !l.starts_with("pub struct ")).skip(1) {
+        for line in source
+            .lines()
+            .skip_while(|l| !l.starts_with("pub struct "))
+            .skip(1)
+        {
             if line == "}" {
                 break;
             }
-            if let Some(rest) = line.trim().strip_prefix("pub ") {
-                if let Some((field, ty)) = rest.split_once(": ") {
-                    optional.insert(field.to_string(), ty.starts_with("Option<"));
-                    all_fields.push(field.to_string());
-                }
+            if let Some(rest) = line.trim().strip_prefix("pub ")
+                && let Some((field, ty)) = rest.split_once(": ")
+            {
+                optional.insert(field.to_string(), ty.starts_with("Option<"));
+                all_fields.push(field.to_string());
             }
         }
         // JSON names: `"json" => Field::Key_rust,` of the Deserialize impl
         let mut fields = BTreeMap::new();
         for line in source.lines() {
             let line = line.trim();
-            let Some((json, rest)) = line.split_once("\" => Field::Key_") else { continue };
+            let Some((json, rest)) = line.split_once("\" => Field::Key_") else {
+                continue;
+            };
             let json = json.trim_start_matches('"').to_string();
             let rust = rest.trim_end_matches(',').to_string();
             let Some(&is_optional) = optional.get(&rust) else {
@@ -591,16 +686,31 @@ fn rust_structs(dir: &Path) -> Result<BTreeMap<String, RustStruct>> {
                     // a top-level kind's type meta: implied by its `Resource` impl
                     continue;
                 }
-                bail!("{}: JSON `{json}` maps to `{rust}`, which is not a field of {name}", path.display());
+                bail!(
+                    "{}: JSON `{json}` maps to `{rust}`, which is not a field of {name}",
+                    path.display()
+                );
             };
-            fields.insert(json, RustField { name: rust, optional: is_optional });
+            fields.insert(
+                json,
+                RustField {
+                    name: rust,
+                    optional: is_optional,
+                },
+            );
         }
         let is_resource = source.contains(&format!("impl crate::Resource for {name} {{"));
         let has_default = source
             .lines()
             .take_while(|l| !l.starts_with("pub struct "))
             .any(|l| l.starts_with("#[derive(") && l.contains("Default"));
-        let rust = RustStruct { fields, all_fields, has_default, is_resource, empty_object: false };
+        let rust = RustStruct {
+            fields,
+            all_fields,
+            has_default,
+            is_resource,
+            empty_object: false,
+        };
         structs.insert(name, rust);
     }
     Ok(structs)
@@ -615,7 +725,10 @@ fn rust_module_dir(openapi: &Path, package: &str) -> Option<PathBuf> {
 
 /// `k8s.io.api.core.v1` → `k8s_openapi::api::core::v1`.
 fn rust_path(package: &str) -> String {
-    format!("k8s_openapi::{}", package.trim_start_matches("k8s.io.").replace('.', "::"))
+    format!(
+        "k8s_openapi::{}",
+        package.trim_start_matches("k8s.io.").replace('.', "::")
+    )
 }
 
 fn rust_path_of(full: &str) -> String {
@@ -637,7 +750,10 @@ fn module_name(package: &str) -> String {
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    Ok(manifest.parent().context("xtask has no parent directory")?.to_path_buf())
+    Ok(manifest
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_path_buf())
 }
 
 /// The k8s-openapi 0.29 `src/v1_37` directory in the cargo registry.
@@ -647,15 +763,24 @@ fn k8s_openapi_source() -> Result<PathBuf> {
         .current_dir(workspace_root()?)
         .output()
         .context("cargo metadata")?;
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).context("cargo metadata output")?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata output")?;
     let manifest = metadata["packages"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|p| p["name"] == "k8s-openapi" && p["version"].as_str().is_some_and(|v| v.starts_with("0.29.")))
+        .find(|p| {
+            p["name"] == "k8s-openapi"
+                && p["version"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("0.29."))
+        })
         .and_then(|p| p["manifest_path"].as_str())
         .context("k8s-openapi 0.29 is not a dependency of the workspace")?;
-    let dir = Path::new(manifest).parent().context("manifest path")?.join("src/v1_37");
+    let dir = Path::new(manifest)
+        .parent()
+        .context("manifest path")?
+        .join("src/v1_37");
     if !dir.is_dir() {
         bail!("{} does not exist", dir.display());
     }
@@ -663,7 +788,10 @@ fn k8s_openapi_source() -> Result<PathBuf> {
 }
 
 fn go_mod_cache() -> Result<PathBuf> {
-    let output = Command::new("go").args(["env", "GOMODCACHE"]).output().context("go env GOMODCACHE (is Go installed?)")?;
+    let output = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .context("go env GOMODCACHE (is Go installed?)")?;
     let path = String::from_utf8(output.stdout)?.trim().to_string();
     if path.is_empty() {
         bail!("go env GOMODCACHE printed nothing");
@@ -698,7 +826,9 @@ fn find_protos(dir: &Path) -> Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.ends_with("generated.proto") && !path.to_string_lossy().contains("testapigroup") {
+            } else if path.ends_with("generated.proto")
+                && !path.to_string_lossy().contains("testapigroup")
+            {
                 found.push(path);
             }
         }
