@@ -523,7 +523,7 @@ async fn a_too_old_resource_version_is_a_protobuf_error_event() {
     .await
     .unwrap();
     recorder.take();
-    let mut events = Box::pin(api.watch(&WatchParams::default(), &old_rv).await.unwrap());
+    let mut events = Box::pin(api.watch(&WatchParams::default(), old_rv).await.unwrap());
     recorder.assert_one("GET", None, PROTOBUF);
     match next(&mut events).await.unwrap() {
         WatchEvent::Error(status) => {
