@@ -44,7 +44,7 @@
 //!   `ClientBuilder::protobuf` has no effect.
 
 #[cfg(feature = "protobuf")]
-mod protobuf;
+pub(crate) mod protobuf;
 
 use std::marker::PhantomData;
 

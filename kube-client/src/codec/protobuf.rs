@@ -33,8 +33,14 @@ fn failed(url: &str, what: &str, reason: impl std::fmt::Display, body: &[u8]) ->
 /// Opens the envelope of `body`; its object must be raw protobuf (no
 /// other content type or encoding inside).
 fn open<'a>(url: &str, body: &'a [u8]) -> Result<Envelope<'a>> {
+    open_within(url, body, body)
+}
+
+/// [`open`] for an envelope inside `whole` (a watch frame), which errors
+/// describe.
+fn open_within<'a>(url: &str, body: &'a [u8], whole: &[u8]) -> Result<Envelope<'a>> {
     let envelope =
-        kube_protobuf::open_envelope(body).map_err(|e| failed(url, "envelope", e, body))?;
+        kube_protobuf::open_envelope(body).map_err(|e| failed(url, "envelope", e, whole))?;
     let inner_type = envelope.content_type;
     if !(inner_type.is_empty() || inner_type.eq_ignore_ascii_case(PROTOBUF))
         || !envelope.content_encoding.is_empty()
@@ -43,7 +49,7 @@ fn open<'a>(url: &str, body: &'a [u8]) -> Result<Envelope<'a>> {
             url,
             "envelope",
             "the object inside is not raw protobuf (it names a content type or encoding)",
-            body,
+            whole,
         ));
     }
     Ok(envelope)
@@ -112,14 +118,16 @@ pub(super) fn object_or_status<K, T>(
 /// The events of a protobuf watch: frames (see [`crate::watch`]) decoded
 /// one by one. A frame that does not decode is an error item; the next
 /// frame is read as usual, since the framing is intact.
-pub(super) fn watch_events<K>(
+pub(crate) fn watch_events<K, S, E>(
     codec: &'static Codec<K>,
     url: String,
-    chunks: futures::stream::BoxStream<'static, Result<Bytes>>,
+    chunks: S,
     max_event_bytes: usize,
-) -> impl Stream<Item = Result<WatchEvent<K>>> + Send + 'static
+) -> impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K, S, E>
 where
     K: Serialize + Send + 'static,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
 {
     crate::watch::frames(url.clone(), chunks, max_event_bytes)
         .map(move |frame| frame.and_then(|frame| event(codec, &url, &frame)))
@@ -129,7 +137,7 @@ where
 fn event<K: Serialize>(codec: &Codec<K>, url: &str, frame: &[u8]) -> Result<WatchEvent<K>> {
     let event = kube_protobuf::decode_watch_event(frame)
         .map_err(|e| failed(url, "watch event", e, frame))?;
-    let envelope = open(url, event.object)?;
+    let envelope = open_within(url, event.object, frame)?;
     let object =
         || (codec.decode)(envelope.raw).map_err(|e| failed(url, "watch event object", e, frame));
     Ok(match event.event_type {
