@@ -76,7 +76,8 @@ impl Client {
     /// Streams are requested uncompressed (`Accept-Encoding: identity`):
     /// events are small and arrive one by one, and kube-apiserver's gzip of
     /// a streaming list cannot be decoded as one gzip member.
-    /// Use `Response::headers` for its `Content-Type`: a watch that asked
+    ///
+    /// Read the answer's `Content-Type` before its body: a watch that asked
     /// for protobuf may be answered in JSON (see [`crate::codec`]).
     pub async fn request_streaming(
         &self,
