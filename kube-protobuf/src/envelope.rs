@@ -26,7 +26,9 @@ const WATCH_EVENT: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent";
 const RAW_EXTENSION: &str = "k8s.io.apimachinery.pkg.runtime.RawExtension";
 
 /// An opened protobuf envelope (`runtime.Unknown`), borrowing from the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// Its `Debug` shows the length of `raw`, never its bytes (they may be a Secret).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Envelope<'a> {
     /// The object's `apiVersion` (`v1`, `apps/v1`).
     pub api_version: &'a str,
@@ -41,13 +43,36 @@ pub struct Envelope<'a> {
 }
 
 /// One decoded frame of a protobuf watch stream, borrowing from the frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Its `Debug` shows the length of `object`, never its bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct WatchEventFrame<'a> {
     /// `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` or `ERROR`.
     pub event_type: &'a str,
     /// The object: its own envelope (open it with [`open_envelope`]); for
     /// `ERROR`, a `Status`.
     pub object: &'a [u8],
+}
+
+impl std::fmt::Debug for Envelope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("api_version", &self.api_version)
+            .field("kind", &self.kind)
+            .field("raw", &format_args!("<{} bytes>", self.raw.len()))
+            .field("content_encoding", &self.content_encoding)
+            .field("content_type", &self.content_type)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for WatchEventFrame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchEventFrame")
+            .field("event_type", &self.event_type)
+            .field("object", &format_args!("<{} bytes>", self.object.len()))
+            .finish()
+    }
 }
 
 /// Opens the envelope of a protobuf body: checks the `k8s\0` magic and

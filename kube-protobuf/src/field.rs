@@ -9,7 +9,8 @@
 //! and value 2).
 //!
 //! Guarantees: strings are validated as UTF-8 and allocated at their exact
-//! length; a repeated field decodes into a `Vec` grown as entries arrive; a
+//! length; a repeated field of strings or messages decodes into a `Vec`
+//! allocated at its exact length (its occurrences are counted first); a
 //! value on the wire with a wire type other than its field's is an error
 //! (except that repeated scalars accept both packed and unpacked form, as
 //! protobuf requires). `None` and empty collections are not written.
@@ -356,8 +357,19 @@ impl<M: Message> MapValue for M {
 
 // ---- collections ---------------------------------------------------------------
 
+/// Before the first element of a repeated field of strings or messages:
+/// counts its occurrences in the message and allocates exactly that many
+/// (most Kubernetes lists hold one or two elements, where growth by
+/// doubling would reserve four).
+fn reserve_exact<T>(items: &mut Vec<T>, wire: WireType, reader: &Reader<'_>) {
+    if items.capacity() == 0 && wire == WireType::Len {
+        items.reserve_exact(reader.count_this_field(wire));
+    }
+}
+
 impl<T: Repeated> Field for Vec<T> {
     fn merge_from(&mut self, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+        reserve_exact(self, wire, reader);
         T::read_into(self, wire, reader)
     }
     fn encode_as(&self, field: u32, writer: &mut Writer) {
@@ -367,7 +379,9 @@ impl<T: Repeated> Field for Vec<T> {
 
 impl<T: Repeated> Field for Option<Vec<T>> {
     fn merge_from(&mut self, wire: WireType, reader: &mut Reader<'_>) -> Result<(), DecodeError> {
-        T::read_into(self.get_or_insert_with(Vec::new), wire, reader)
+        let items = self.get_or_insert_with(Vec::new);
+        reserve_exact(items, wire, reader);
+        T::read_into(items, wire, reader)
     }
     fn encode_as(&self, field: u32, writer: &mut Writer) {
         if let Some(items) = self {

@@ -11,7 +11,7 @@
 //! - [`open_envelope`] / [`seal_envelope`]: the `k8s\0` envelope around every
 //!   protobuf body ([`envelope`]).
 //! - [`decode_watch_event`]: one frame of a protobuf watch stream.
-//! - [`codec`]`::<K>()`: the [`Codec`] of a top-level kind (decode, decode a
+//! - [`codec()`]`::<K>()`: the [`Codec`] of a top-level kind (decode, decode a
 //!   list, encode), or None when the server serves `K` only as JSON (custom
 //!   resources).
 //! - [`Message`]: the trait every k8s-openapi struct with a protobuf message

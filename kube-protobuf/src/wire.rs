@@ -27,12 +27,14 @@ use crate::message::Message;
 pub const MAX_DEPTH: u32 = 100;
 
 /// Reads protobuf fields from a byte slice, in place.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     end: usize,
     depth: u32,
+    /// The field number of the last key read.
+    field: u32,
 }
 
 impl<'a> Reader<'a> {
@@ -43,6 +45,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             end: buf.len(),
             depth: 0,
+            field: 0,
         }
     }
 
@@ -98,6 +101,7 @@ impl<'a> Reader<'a> {
         if field == 0 || field > u64::from(u32::MAX >> 3) {
             return Err(DecodeError::new(DecodeErrorKind::InvalidKey, start));
         }
+        self.field = field as u32;
         Ok(Some((field as u32, wire)))
     }
 
@@ -230,15 +234,22 @@ impl<'a> Reader<'a> {
         self.nested(wire, |reader| reader.merge_fields(message))
     }
 
+    /// How many times the field whose key was just read occurs in the
+    /// current message, this occurrence (of wire type `wire`, not yet read)
+    /// included — to allocate a repeated field's exact capacity. Malformed
+    /// input further on is left for the decoding itself to report.
+    pub fn count_this_field(&self, wire: WireType) -> usize {
+        let mut probe = *self;
+        if probe.skip(wire).is_err() {
+            return 1;
+        }
+        1 + probe.count_field(self.field).unwrap_or(0)
+    }
+
     /// Counts the occurrences of field `field` in the rest of the current
     /// message without decoding them (to allocate a list's exact capacity).
     pub fn count_field(&self, field: u32) -> Result<usize, DecodeError> {
-        let mut probe = Reader {
-            buf: self.buf,
-            pos: self.pos,
-            end: self.end,
-            depth: self.depth,
-        };
+        let mut probe = *self;
         let mut count = 0;
         while let Some((number, wire)) = probe.read_key()? {
             if number == field {

@@ -15,8 +15,9 @@
 //!   of its own under faults (API server restarts, etcd compaction, cut
 //!   connections, 429s), checked for lost or stale objects after each, with
 //!   the catch-up times;
-//! - `protogen` — regenerate kube-protobuf's protobuf impls of the
-//!   k8s-openapi types from the upstream `generated.proto` files;
+//! - `protogen [--check]` — regenerate kube-protobuf's protobuf impls of
+//!   the k8s-openapi types from the upstream `generated.proto` files
+//!   (`--check`: verify the committed ones are up to date);
 //! - `demo` — a guided tour: control plane, objects, the pod reflector
 //!   printing events while changes (and an API server restart) happen.
 
@@ -53,8 +54,9 @@ commands:
                           run the fuzz targets for N seconds in total (default 60); fails on any panic
   soak [--minutes N]      reflectors and a controller under faults on a control plane of its own:
                           lost/stale objects and catch-up times per fault (default 5 minutes; fails if anything is lost)
-  protogen                regenerate kube-protobuf/src/generated/ from the upstream generated.proto
-                          files (k8s.io modules v0.37.2) and the k8s-openapi 0.29 field names
+  protogen [--check]      regenerate kube-protobuf/src/generated/ from the upstream generated.proto
+                          files (k8s.io modules v0.37.2) and the k8s-openapi 0.29 field names;
+                          --check: fail if the committed files differ from what it generates
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 /// The control-plane options `flags` (after `controlplane build|up|serve`)
