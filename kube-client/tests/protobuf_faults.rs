@@ -106,7 +106,7 @@ async fn a_protobuf_watch_cut_inside_a_frame_ends_with_a_typed_error() {
         assert!(
             server.hits()[0]
                 .head
-                .contains(&format!("accept: {PROTOBUF}, application/json"))
+                .contains(&format!("accept: {PROTOBUF},application/json"))
         );
         expect_added(next(&mut events).await, "a");
         match next(&mut events).await {

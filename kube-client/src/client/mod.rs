@@ -175,7 +175,7 @@ impl ClientBuilder {
 
     /// Whether typed requests for built-in kinds (every k8s-openapi type
     /// the `kube-protobuf` codec knows) speak protobuf: ask
-    /// `Accept: application/vnd.kubernetes.protobuf, application/json`,
+    /// `Accept: application/vnd.kubernetes.protobuf,application/json`,
     /// send create and replace bodies as protobuf, and decode protobuf
     /// answers and watches into the same k8s-openapi structs. Answers are
     /// decoded by their `Content-Type`, so a server answering JSON still

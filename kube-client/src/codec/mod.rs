@@ -10,7 +10,7 @@
 //! on (the default), a request — get, list, watch (streaming lists too),
 //! create, replace, patch, delete, and the `status` and `scale`
 //! subresources:
-//! - asks `Accept: application/vnd.kubernetes.protobuf, application/json`
+//! - asks `Accept: application/vnd.kubernetes.protobuf,application/json`
 //!   — protobuf, with JSON as the server's fallback;
 //! - sends a create or replace body as protobuf (the object in a `k8s\0`
 //!   envelope, `Content-Type: application/vnd.kubernetes.protobuf`);
@@ -65,7 +65,7 @@ pub(crate) const JSON: &str = "application/json";
 /// The Kubernetes protobuf media type.
 pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 /// `Accept` of a request that prefers protobuf and takes JSON.
-pub(crate) const PROTOBUF_OR_JSON: &str = "application/vnd.kubernetes.protobuf, application/json";
+pub(crate) const PROTOBUF_OR_JSON: &str = "application/vnd.kubernetes.protobuf,application/json";
 
 /// A whole answer body with what it was.
 #[derive(Debug)]
