@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube_client::watch::{WatchEvent, decode_events};
 use kube_config::{Config, Kubeconfig, KubeconfigOptions};
 use kube_fuzz::runner::{fuzz_target, load_seeds, quiet_panics, run_case};
-use kube_fuzz::targets::{self, Target, exec, kubeconfig, segment, status, watch};
+use kube_fuzz::targets::{self, Target, exec, kubeconfig, segment, status, watch, watch_protobuf};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -30,6 +30,11 @@ proptest! {
     #[test]
     fn watch_bodies(input in watch::body()) {
         watch::check(&input);
+    }
+
+    #[test]
+    fn protobuf_watch_bodies(input in watch_protobuf::body()) {
+        watch_protobuf::check(&input);
     }
 
     #[test]
@@ -160,6 +165,53 @@ fn watch_generator_makes_every_event_and_bad_lines() {
         "bookmark",
         "error event",
         "bad line",
+        "cut",
+    ] {
+        assert!(
+            seen.get(kind).copied().unwrap_or(0) >= 5,
+            "{kind} is rare: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn protobuf_watch_generator_makes_every_event_and_bad_frames() {
+    let mut seen = BTreeMap::new();
+    for body in sample(watch_protobuf::body(), 300) {
+        let chunks = futures::stream::iter([Ok::<_, kube_client::Error>(bytes::Bytes::from(body))]);
+        let stream = kube_client::watch::decode_protobuf_events_with_limit::<
+            k8s_openapi::api::core::v1::ConfigMap,
+            _,
+            _,
+        >("u".into(), chunks, 1 << 20)
+        .unwrap();
+        for item in watch::drain(stream) {
+            count(
+                &mut seen,
+                match item {
+                    Ok(WatchEvent::Added(_)) => "added",
+                    Ok(WatchEvent::Modified(_)) => "modified",
+                    Ok(WatchEvent::Deleted(_)) => "deleted",
+                    Ok(WatchEvent::Bookmark(b)) if b.is_initial_events_end() => {
+                        "initial-events-end"
+                    }
+                    Ok(WatchEvent::Bookmark(_)) => "bookmark",
+                    Ok(WatchEvent::Error(_)) => "error event",
+                    Err(kube_client::Error::Decode { .. }) => "bad frame",
+                    Err(kube_client::Error::TooLarge { .. }) => "too large",
+                    Err(_) => "cut",
+                },
+            );
+        }
+    }
+    for kind in [
+        "added",
+        "modified",
+        "deleted",
+        "initial-events-end",
+        "bookmark",
+        "error event",
+        "bad frame",
         "cut",
     ] {
         assert!(

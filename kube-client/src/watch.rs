@@ -16,6 +16,22 @@
 //! - a clean end of the body ends the stream; a body cut mid-line ends it
 //!   with an `Err` naming how many bytes were left over;
 //! - a transport error ends the stream with that error.
+//!
+//! A watch answered in protobuf is framed differently (length-prefixed
+//! frames: a 4-byte big-endian length, then one `WatchEvent` message) but
+//! decodes into the same [`WatchEvent`] with the same guarantees — a frame
+//! announced over the limit is refused from its length prefix without being
+//! read, a cut inside a frame ends the stream with an error, a frame that
+//! does not decode is an `Err` item and the next frame is read (the framing
+//! is intact). [`Api::watch`](crate::Api::watch) picks the decoder by the
+//! answer's `Content-Type`; `decode_protobuf_events_with_limit` is the
+//! protobuf decoder on its own.
+
+#[cfg(feature = "protobuf")]
+mod frames;
+
+#[cfg(feature = "protobuf")]
+pub(crate) use frames::frames;
 
 use std::collections::BTreeMap;
 
@@ -157,6 +173,32 @@ where
             };
         futures::future::ready(item)
     })
+}
+
+/// Decodes a stream of body chunks of a protobuf watch
+/// (`application/vnd.kubernetes.protobuf;stream=watch`: length-prefixed
+/// `WatchEvent` frames) into watch events, each frame at most
+/// `max_event_bytes`, with the guarantees of [`decode_events`] (see the
+/// `frames` notes in the module docs). `None` when `K` has no protobuf
+/// codec (custom resources and the generic object shapes are JSON only).
+#[cfg(feature = "protobuf")]
+pub fn decode_protobuf_events_with_limit<K, S, E>(
+    url: String,
+    chunks: S,
+    max_event_bytes: usize,
+) -> Option<impl Stream<Item = Result<WatchEvent<K>>> + Send>
+where
+    K: serde::Serialize + Send + 'static,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
+    let codec = kube_protobuf::codec::<K>()?;
+    Some(crate::codec::protobuf::watch_events(
+        codec,
+        url,
+        chunks,
+        max_event_bytes,
+    ))
 }
 
 /// The line splitter under [`decode_events`] and [`lines`]. With

@@ -13,6 +13,7 @@ pub mod kubeconfig;
 pub mod segment;
 pub mod status;
 pub mod watch;
+pub mod watch_protobuf;
 
 /// One fuzz target.
 pub struct Target {
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Target> {
     vec![
         kubeconfig::target(),
         watch::target(),
+        watch_protobuf::target(),
         status::target(),
         exec::target(),
         segment::target(),
