@@ -80,7 +80,7 @@ pub use controller::Controller;
 pub use informer::{Informer, InformerConfig, SharedInformers, Subscription};
 pub use queue::WatchEvent;
 pub use reflector::{Reflector, ReflectorConfig};
-pub use store::Store;
+pub use store::{Store, Writer};
 pub use watcher::{Event, Watcher, WatcherConfig};
 
 /// The README's examples, compiled as doctests so that they stay true.
