@@ -67,6 +67,7 @@ pub mod finalizer;
 pub mod index;
 pub mod informer;
 pub mod leader_election;
+pub mod lean;
 pub mod metrics;
 pub mod queue;
 pub mod reflector;

@@ -336,11 +336,9 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
         self.store.clone()
     }
 
-    /// What the store keeps of an object it is given.
+    /// What the store keeps of an object it is given (see [`crate::lean`]).
     fn lean(&self, obj: &mut K) {
-        if !self.keep_managed_fields {
-            obj.meta_mut().managed_fields = None;
-        }
+        crate::lean::lean(obj, self.keep_managed_fields);
     }
 
     fn upsert(&mut self, key: String, mut obj: K) {
