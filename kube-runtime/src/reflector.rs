@@ -162,9 +162,17 @@ where
         let store = Store::with_indexes(config.queue_capacity, indexes);
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let mut watcher = Watcher::new(api, config.watcher);
+        let keep_managed_fields = config.keep_managed_fields;
         let task = runtime.spawn(async move {
             loop {
-                let event = watcher.next().await;
+                let mut event = watcher.next().await;
+                // Lean before the channel, so that what waits in it is
+                // already lean (the writer's pass is then a no-op).
+                if let Ok(Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj)) =
+                    &mut event
+                {
+                    crate::lean::lean(obj, keep_managed_fields);
+                }
                 if tx.send(event).await.is_err() {
                     return; // the reflector is gone
                 }
