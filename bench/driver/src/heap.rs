@@ -28,10 +28,13 @@
 //! relaxed atomic load per allocation.
 //!
 //! Variants: `json` (as the server sends it, `managedFields` kept:
-//! [`Writer::keep_managed_fields`]) and `json_stripped` (the stores'
-//! default). A protobuf variant decodes the same objects from protobuf
-//! pages once a protobuf codec is in the workspace (`kube_protobuf`); it
-//! goes in [`variants`] as one more entry.
+//! [`Writer::keep_managed_fields`]), `json_stripped` (the stores' default),
+//! and `protobuf` (the stores' default, decoded from protobuf). The
+//! protobuf pages are the captured objects re-encoded by `kube_protobuf`
+//! (each JSON page's items as one `…List` message in a `k8s\0` envelope,
+//! what the API server sends for `Accept: application/vnd.kubernetes.protobuf`),
+//! decoded as a client does: open the envelope, `decode_list`. Kinds without
+//! a protobuf codec have no `protobuf` variant.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
@@ -152,11 +155,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<HeapOpts> {
         kind: "configmap".into(),
     };
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--payloads" => o.payloads = value.into(),
             "--kind" => o.kind = value.to_ascii_lowercase(),
-            other => bail!("unknown option `{other}` (heap takes --payloads DIR --kind configmap|pod)"),
+            other => {
+                bail!("unknown option `{other}` (heap takes --payloads DIR --kind configmap|pod)")
+            }
         }
     }
     Ok(o)
@@ -177,7 +184,12 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<serde_json::Value> {
 /// `list-page-*.json` in `dir`, in name order.
 fn read_pages(dir: &Path) -> Result<Vec<Vec<u8>>> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("read {} (captured by `bench-driver decode --save`)", dir.display()))?
+        .with_context(|| {
+            format!(
+                "read {} (captured by `bench-driver decode --save`)",
+                dir.display()
+            )
+        })?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     names.retain(|p| {
@@ -186,16 +198,28 @@ fn read_pages(dir: &Path) -> Result<Vec<Vec<u8>>> {
             .is_some_and(|n| n.starts_with("list-page-") && n.ends_with(".json"))
     });
     names.sort();
-    ensure!(!names.is_empty(), "no list-page-*.json in {}", dir.display());
+    ensure!(
+        !names.is_empty(),
+        "no list-page-*.json in {}",
+        dir.display()
+    );
     names
         .iter()
         .map(|p| std::fs::read(p).with_context(|| format!("read {}", p.display())))
         .collect()
 }
 
+/// How a variant's pages are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Protobuf,
+}
+
 /// One way of turning the pages into stored objects.
 struct Variant {
     name: &'static str,
+    encoding: Encoding,
     keep_managed_fields: bool,
 }
 
@@ -204,17 +228,68 @@ fn variants() -> Vec<Variant> {
     vec![
         Variant {
             name: "json",
+            encoding: Encoding::Json,
             keep_managed_fields: true,
         },
         Variant {
             name: "json_stripped",
+            encoding: Encoding::Json,
+            keep_managed_fields: false,
+        },
+        Variant {
+            name: "protobuf",
+            encoding: Encoding::Protobuf,
             keep_managed_fields: false,
         },
     ]
 }
 
-fn decode_page<K: DeserializeOwned>(page: &[u8]) -> Result<Vec<K>> {
+fn decode_json<K: DeserializeOwned>(page: &[u8]) -> Result<Vec<K>> {
     Ok(serde_json::from_slice::<ObjectList<K>>(page)?.items)
+}
+
+/// Decodes one page (a list body) in `encoding`.
+fn decode_page<K: DeserializeOwned + 'static>(encoding: Encoding, page: &[u8]) -> Result<Vec<K>> {
+    match encoding {
+        Encoding::Json => decode_json(page),
+        Encoding::Protobuf => {
+            let codec = kube_protobuf::codec::<K>().context("no protobuf codec for this kind")?;
+            let envelope = kube_protobuf::open_envelope(page)?;
+            Ok((codec.decode_list)(envelope.raw)?.1)
+        }
+    }
+}
+
+/// The JSON pages' objects as protobuf list bodies, one per page; `None`
+/// for a kind without a protobuf codec.
+fn protobuf_pages<K: DeserializeOwned + 'static>(
+    pages: &[Vec<u8>],
+) -> Result<Option<Vec<Vec<u8>>>> {
+    let Some(codec) = kube_protobuf::codec::<K>() else {
+        return Ok(None);
+    };
+    let mut bodies = Vec::with_capacity(pages.len());
+    for page in pages {
+        let mut list = Vec::new();
+        for item in decode_json::<K>(page)? {
+            let message = (codec.encode)(&item);
+            list.push(0x12); // field 2 (items), length-delimited
+            let mut len = message.len();
+            while len >= 0x80 {
+                list.push((len as u8) | 0x80);
+                len >>= 7;
+            }
+            list.push(len as u8);
+            list.extend_from_slice(&message);
+        }
+        let list_kind = format!("{}List", codec.kind);
+        bodies.push(kube_protobuf::seal_envelope(
+            codec.api_version,
+            &list_kind,
+            &list,
+        ));
+    }
+    Ok(Some(bodies))
 }
 
 /// A store's writer for `variant`.
@@ -229,7 +304,7 @@ fn writer<K: Resource + Send + Sync + 'static>(variant: &Variant) -> Writer<K> {
 
 /// Applies every page as one complete list (`Init` … `InitDone`); the
 /// events it queues are dropped as they come.
-fn apply_list<K>(writer: &mut Writer<K>, pages: &[Vec<u8>]) -> Result<usize>
+fn apply_list<K>(writer: &mut Writer<K>, encoding: Encoding, pages: &[Vec<u8>]) -> Result<usize>
 where
     K: Resource + DeserializeOwned + Send + Sync + 'static,
 {
@@ -237,7 +312,7 @@ where
     let mut objects = 0;
     writer.apply(Event::Init);
     for page in pages {
-        for obj in decode_page::<K>(page)? {
+        for obj in decode_page::<K>(encoding, page)? {
             writer.apply(Event::InitApply(obj));
             objects += 1;
         }
@@ -252,7 +327,11 @@ fn per(delta: i64, objects: usize) -> f64 {
     delta as f64 / objects.max(1) as f64
 }
 
-fn measure_variant<K>(variant: &Variant, pages: &[Vec<u8>], objects: usize) -> Result<serde_json::Value>
+fn measure_variant<K>(
+    variant: &Variant,
+    pages: &[Vec<u8>],
+    objects: usize,
+) -> Result<serde_json::Value>
 where
     K: Resource + DeserializeOwned + Send + Sync + 'static,
 {
@@ -261,7 +340,7 @@ where
     let mut held: Vec<Arc<K>> = Vec::with_capacity(objects);
     let vector = snapshot();
     for page in pages {
-        for mut obj in decode_page::<K>(page)? {
+        for mut obj in decode_page::<K>(variant.encoding, page)? {
             kube_runtime::lean::lean(&mut obj, variant.keep_managed_fields);
             held.push(Arc::new(obj));
         }
@@ -279,13 +358,16 @@ where
     // The store: through its own writer.
     let before = snapshot();
     let mut w = writer::<K>(variant);
-    let stored = apply_list(&mut w, pages)?;
+    let stored = apply_list(&mut w, variant.encoding, pages)?;
     let full = snapshot();
-    ensure!(stored == objects && w.store().len() == objects, "stored {stored} of {objects}");
+    ensure!(
+        stored == objects && w.store().len() == objects,
+        "stored {stored} of {objects}"
+    );
 
     // A relist of the same list, in place.
     reset_peak();
-    apply_list(&mut w, pages)?;
+    apply_list(&mut w, variant.encoding, pages)?;
     let peak = PEAK_BYTES.load(Relaxed);
     let steady = snapshot();
     drop(w);
@@ -311,22 +393,45 @@ where
 {
     let mut objects = 0;
     for page in pages {
-        objects += decode_page::<K>(page)
-            .with_context(|| format!("a page in {} is not a {} list", dir.display(), K::api_resource(&()).kind))?
+        objects += decode_json::<K>(page)
+            .with_context(|| {
+                format!(
+                    "a page in {} is not a {} list",
+                    dir.display(),
+                    K::api_resource(&()).kind
+                )
+            })?
             .len();
     }
-    ensure!(objects > 0, "the pages in {} hold no objects", dir.display());
+    ensure!(
+        objects > 0,
+        "the pages in {} hold no objects",
+        dir.display()
+    );
     let json_bytes: usize = pages.iter().map(Vec::len).sum();
+    let protobuf = protobuf_pages::<K>(pages)?;
     let mut results = serde_json::Map::new();
     for variant in variants() {
-        results.insert(variant.name.into(), measure_variant::<K>(&variant, pages, objects)?);
+        let pages = match (variant.encoding, &protobuf) {
+            (Encoding::Json, _) => pages,
+            (Encoding::Protobuf, Some(bodies)) => bodies.as_slice(),
+            (Encoding::Protobuf, None) => continue,
+        };
+        results.insert(
+            variant.name.into(),
+            measure_variant::<K>(&variant, pages, objects)?,
+        );
     }
+    let protobuf_bytes = protobuf
+        .as_ref()
+        .map(|b| b.iter().map(Vec::len).sum::<usize>() as f64 / objects as f64);
     Ok(json!({
         "kind": K::api_resource(&()).kind,
         "payloads": dir.display().to_string(),
         "pages": pages.len(),
         "objects": objects,
         "json_bytes_per_object": json_bytes as f64 / objects as f64,
+        "protobuf_bytes_per_object": protobuf_bytes,
         "size_of_object": std::mem::size_of::<K>(),
         "variants": results,
     }))

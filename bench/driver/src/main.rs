@@ -120,7 +120,9 @@ fn main() -> Result<()> {
             decode(&captured, &opts)?
         }
         other => {
-            bail!("unknown command `{other}`; expected seed, mutate, changes, verify, decode or heap")
+            bail!(
+                "unknown command `{other}`; expected seed, mutate, changes, verify, decode or heap"
+            )
         }
     };
     println!("{report}");
