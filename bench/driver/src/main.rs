@@ -15,6 +15,9 @@
 //!   with plain `serde_json::from_slice` into k8s-openapi types (the floor)
 //!   and with our client's decoding (`ObjectList<K>` as `Api::list`
 //!   decodes it, and `kube_client::watch::decode_events` over the chunks).
+//! - `heap --payloads DIR [--kind configmap|pod]`: the bytes and
+//!   allocations a store holds per object of a captured list (see
+//!   `heap.rs`); needs no cluster and takes none of the options below.
 //!
 //! Common options: `--kubeconfig PATH --namespace NS --objects N --mods M
 //! [--concurrency C] [--tag T] [--runs R] [--min-ms MS] [--save DIR] [--want W]
@@ -35,6 +38,7 @@ use kube_client::{Api, Client, ObjectList, WatchEvent};
 use serde_json::json;
 
 mod controller;
+mod heap;
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -93,6 +97,10 @@ impl Opts {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
+    if command == "heap" {
+        println!("{}", heap::run(args)?);
+        return Ok(());
+    }
     let opts = Opts::parse(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,7 +120,9 @@ fn main() -> Result<()> {
             decode(&captured, &opts)?
         }
         other => {
-            bail!("unknown command `{other}`; expected seed, mutate, changes, verify or decode")
+            bail!(
+                "unknown command `{other}`; expected seed, mutate, changes, verify, decode or heap"
+            )
         }
     };
     println!("{report}");
