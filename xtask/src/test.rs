@@ -42,6 +42,14 @@ pub fn run() -> Result<()> {
         ]),
     )?;
 
+    // Every public item documented, every intra-doc link resolving.
+    step(
+        "rustdoc (-D warnings)",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+
     println!("==> xtask test: control-plane binaries");
     // Everything the tests start: kube-controller-manager (garbage
     // collection, namespaces), kube-scheduler and kwok (the node tests).
@@ -54,6 +62,13 @@ pub fn run() -> Result<()> {
         .kube_apiserver
         .parent()
         .context("binary path has no parent")?;
+
+    // The committed protobuf codec is what the generator makes from the
+    // pinned upstream .proto files (the Go modules are in the cache now).
+    step(
+        "protobuf codec up to date (protogen --check)",
+        Command::new(std::env::current_exe()?).args(["protogen", "--check"]),
+    )?;
 
     let mut test = cargo();
     test.args(["test", "--workspace"]);
