@@ -177,6 +177,23 @@ async fn get_list_and_list_stream_skip_managed_fields_only_when_asked() {
         after.metadata.resource_version,
         patched.metadata.resource_version
     );
+
+    // An object read without them, sent back whole: the server keeps its
+    // record (an update without managedFields does not clear them).
+    let mut changed = skip.get("a").await.unwrap();
+    changed.data = Some([("k".to_string(), "replaced".to_string())].into());
+    let replaced = skip
+        .replace("a", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert!(replaced.metadata.managed_fields.is_none());
+    let after = api.get("a").await.unwrap();
+    assert_eq!(after.data.as_ref().unwrap()["k"], "replaced");
+    assert_eq!(
+        after.metadata.managed_fields.as_ref().map(Vec::len),
+        server[0].metadata.managed_fields.as_ref().map(Vec::len),
+        "{after:?}"
+    );
 }
 
 #[tokio::test]
