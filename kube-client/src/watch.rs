@@ -195,6 +195,7 @@ where
     let codec = kube_protobuf::codec::<K>()?;
     Some(crate::codec::protobuf::watch_events(
         codec,
+        kube_protobuf::DecodeOptions::default(),
         url,
         chunks,
         max_event_bytes,

@@ -17,7 +17,9 @@
 //! What the store holds of each object: everything but
 //! `metadata.managedFields`, unless [`ReflectorConfig::keep_managed_fields`]
 //! says otherwise (see [`crate::store`]). The objects `events()` hands out
-//! are the stored ones.
+//! are the stored ones. Unless it keeps them, a reflector's watch decodes
+//! protobuf answers without `managedFields` in the first place
+//! ([`Api::skip_managed_fields`]), whatever the `Api` it was given says.
 //!
 //! Errors never stop a reflector: the watcher retries with backoff (and
 //! relists after a 410), `poll()` returns the error once and it is queued as
@@ -79,6 +81,13 @@ impl ReflectorConfig {
     pub fn keep_managed_fields(mut self) -> Self {
         self.keep_managed_fields = true;
         self
+    }
+
+    /// Whether the watch decodes protobuf answers without
+    /// `managedFields`: whenever the store drops them (what is dropped
+    /// anyway is then never built).
+    pub(crate) fn skips_managed_fields_when_decoding(&self) -> bool {
+        !self.keep_managed_fields
     }
 }
 
@@ -161,8 +170,9 @@ where
             crate::runtime::require_runtime("Reflector::new (or with_config, with_indexes)");
         let store = Store::with_indexes(config.queue_capacity, indexes);
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
-        let mut watcher = Watcher::new(api, config.watcher);
         let keep_managed_fields = config.keep_managed_fields;
+        let api = api.skip_managed_fields(config.skips_managed_fields_when_decoding());
+        let mut watcher = Watcher::new(api, config.watcher);
         let task = runtime.spawn(async move {
             loop {
                 let mut event = watcher.next().await;
@@ -357,5 +367,21 @@ async fn poll_shared<K>(
     match take(queue, subscription.recv().await) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_skips_managed_fields_unless_the_store_keeps_them() {
+        let config = ReflectorConfig::default();
+        assert!(config.skips_managed_fields_when_decoding());
+        assert!(
+            !config
+                .keep_managed_fields()
+                .skips_managed_fields_when_decoding()
+        );
     }
 }

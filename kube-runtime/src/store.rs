@@ -49,6 +49,17 @@
 //! or [`Writer::keep_managed_fields`]. A shared informer's
 //! [`Transform`](crate::informer::Transform) runs before the field is
 //! dropped, so it may still read it.
+//!
+//! Dropping after decoding still pays for decoding. So the watch of a
+//! reflector that does not keep the field, and of an informer that neither
+//! keeps it nor has a transform (every controller cache without one), asks
+//! its `Api` to
+//! [skip it while decoding](kube_client::Api::skip_managed_fields): a
+//! protobuf answer's `managedFields` are stepped over on the wire and
+//! never built (for a 500-ConfigMap page, half the decode time and
+//! less than half the allocations). JSON answers (custom resources, a
+//! client with protobuf off) are decoded whole and dropped from here, as
+//! before; what is stored is the same either way.
 
 use std::collections::HashSet;
 use std::fmt::Debug;

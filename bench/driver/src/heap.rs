@@ -29,12 +29,14 @@
 //!
 //! Variants: `json` (as the server sends it, `managedFields` kept:
 //! [`Writer::keep_managed_fields`]), `json_stripped` (the stores' default),
-//! and `protobuf` (the stores' default, decoded from protobuf). The
+//! `protobuf` (the stores' default, decoded from protobuf with every field)
+//! and `protobuf_skip_managed_fields` (decoded as the caches' watches
+//! decode protobuf: `managedFields` skipped on the wire, never built). The
 //! protobuf pages are the captured objects re-encoded by `kube_protobuf`
 //! (each JSON page's items as one `…List` message in a `k8s\0` envelope,
 //! what the API server sends for `Accept: application/vnd.kubernetes.protobuf`),
-//! decoded as a client does: open the envelope, `decode_list`. Kinds without
-//! a protobuf codec have no `protobuf` variant.
+//! decoded as a client does: open the envelope, `decode_list_with`. Kinds
+//! without a protobuf codec have no protobuf variants.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
@@ -209,11 +211,15 @@ fn read_pages(dir: &Path) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// How a variant's pages are encoded.
+/// How a variant's pages are encoded (and decoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Json,
+    /// Protobuf, every field decoded.
     Protobuf,
+    /// Protobuf, `managedFields` skipped while decoding
+    /// (`DecodeOptions::skip_managed_fields`, as the caches' watches decode).
+    ProtobufSkippingManagedFields,
 }
 
 /// One way of turning the pages into stored objects.
@@ -241,6 +247,11 @@ fn variants() -> Vec<Variant> {
             encoding: Encoding::Protobuf,
             keep_managed_fields: false,
         },
+        Variant {
+            name: "protobuf_skip_managed_fields",
+            encoding: Encoding::ProtobufSkippingManagedFields,
+            keep_managed_fields: false,
+        },
     ]
 }
 
@@ -252,10 +263,12 @@ fn decode_json<K: DeserializeOwned>(page: &[u8]) -> Result<Vec<K>> {
 fn decode_page<K: DeserializeOwned + 'static>(encoding: Encoding, page: &[u8]) -> Result<Vec<K>> {
     match encoding {
         Encoding::Json => decode_json(page),
-        Encoding::Protobuf => {
+        Encoding::Protobuf | Encoding::ProtobufSkippingManagedFields => {
             let codec = kube_protobuf::codec::<K>().context("no protobuf codec for this kind")?;
             let envelope = kube_protobuf::open_envelope(page)?;
-            Ok((codec.decode_list)(envelope.raw)?.1)
+            let options = kube_protobuf::DecodeOptions::default()
+                .skip_managed_fields(encoding == Encoding::ProtobufSkippingManagedFields);
+            Ok((codec.decode_list_with)(envelope.raw, options)?.1)
         }
     }
 }
@@ -414,8 +427,10 @@ where
     for variant in variants() {
         let pages = match (variant.encoding, &protobuf) {
             (Encoding::Json, _) => pages,
-            (Encoding::Protobuf, Some(bodies)) => bodies.as_slice(),
-            (Encoding::Protobuf, None) => continue,
+            (Encoding::Protobuf | Encoding::ProtobufSkippingManagedFields, Some(bodies)) => {
+                bodies.as_slice()
+            }
+            (Encoding::Protobuf | Encoding::ProtobufSkippingManagedFields, None) => continue,
         };
         results.insert(
             variant.name.into(),

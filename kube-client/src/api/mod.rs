@@ -49,6 +49,7 @@ pub struct Api<K> {
     resource: ApiResource,
     namespace: Option<String>,
     metadata_only: bool,
+    skip_managed_fields: bool,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -59,6 +60,7 @@ impl<K> Clone for Api<K> {
             resource: self.resource.clone(),
             namespace: self.namespace.clone(),
             metadata_only: self.metadata_only,
+            skip_managed_fields: self.skip_managed_fields,
             _kind: PhantomData,
         }
     }
@@ -70,6 +72,7 @@ impl<K> Debug for Api<K> {
             .field("resource", &self.resource)
             .field("namespace", &self.namespace)
             .field("metadata_only", &self.metadata_only)
+            .field("skip_managed_fields", &self.skip_managed_fields)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +101,7 @@ impl<K: Resource> Api<K> {
             resource: K::api_resource(dt).into_owned(),
             namespace,
             metadata_only: false,
+            skip_managed_fields: false,
             _kind: PhantomData,
         }
     }
@@ -125,6 +129,7 @@ impl<K: Resource> Api<K> {
             resource: self.resource.clone(),
             namespace: self.namespace.clone(),
             metadata_only: true,
+            skip_managed_fields: self.skip_managed_fields,
             _kind: PhantomData,
         }
     }
@@ -142,6 +147,43 @@ impl<K> Api<K> {
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// This Api, decoding protobuf answers without `metadata.managedFields`
+    /// when `skip` is true (default false: objects come as the server has
+    /// them).
+    ///
+    /// `managedFields` is server-side apply's record of which field manager
+    /// set which field; it is often most of a small object and of the
+    /// time spent decoding it. With `skip`, the objects of every protobuf
+    /// answer of this Api — [`get`](Api::get), [`list`](Api::list),
+    /// [`list_stream`](Api::list_stream), [`watch`](Api::watch) events,
+    /// the objects that writes and subresources return — are decoded with
+    /// the field stepped over on the wire and `None` in the result: it is
+    /// never built, which is what makes this cheaper than dropping it
+    /// afterwards (see [`crate::codec`]).
+    ///
+    /// A JSON answer (custom resources, metadata-only reads, a client with
+    /// [`ClientBuilder::protobuf`](crate::ClientBuilder::protobuf) off, or a
+    /// server answering JSON) is decoded as it is, `managedFields`
+    /// included: this is a cost saving, not a filter. Code that must not
+    /// see the field drops it itself (kube-runtime's caches do, and turn
+    /// this on for the watches feeding them).
+    ///
+    /// An object read this way can still be sent back with
+    /// [`replace`](Api::replace): an update carrying no `managedFields`
+    /// leaves the server's record as it is (the API server's rule for
+    /// clients that do not know the field).
+    #[must_use]
+    pub fn skip_managed_fields(mut self, skip: bool) -> Self {
+        self.skip_managed_fields = skip;
+        self
+    }
+
+    /// Whether protobuf answers are decoded without `metadata.managedFields`
+    /// (see [`Api::skip_managed_fields`]).
+    pub fn skips_managed_fields(&self) -> bool {
+        self.skip_managed_fields
     }
 
     /// `/api(s)/…/plural[/name[/subresource]]` plus `query`. Every part
@@ -177,6 +219,7 @@ impl<K> Api<K> {
             Wire::json()
         } else {
             Wire::negotiate(self.client.protobuf())
+                .skipping_managed_fields(self.skip_managed_fields)
         }
     }
 

@@ -38,6 +38,13 @@
 //!   typed error; see [`crate::watch`]). A BOOKMARK's object is decoded as
 //!   the kind and its resourceVersion and annotations taken from it; an
 //!   ERROR event carries its `Status`.
+//! - **`managedFields` can be left out** of protobuf answers:
+//!   with [`Api::skip_managed_fields`](crate::Api::skip_managed_fields)
+//!   every object of a protobuf answer (an object, a list's items, a watch
+//!   event's object) is decoded with `metadata.managedFields` stepped over
+//!   on the wire and `None` — never built, so never paid for. JSON answers
+//!   are decoded as they are (the option saves decoding work; it does not
+//!   filter).
 //! - **Bodies are never quoted**: a decoding failure names the URL, what
 //!   failed and the body's size and media type only.
 //! - Without the `protobuf` cargo feature everything is JSON and
@@ -120,6 +127,9 @@ pub(crate) fn status_of_body(body: &[u8], content_type: Option<&str>) -> Option<
 pub(crate) struct Wire<K: 'static> {
     #[cfg(feature = "protobuf")]
     codec: Option<&'static kube_protobuf::Codec<K>>,
+    /// What protobuf decoding leaves out (JSON decoding ignores it).
+    #[cfg(feature = "protobuf")]
+    options: kube_protobuf::DecodeOptions,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -139,6 +149,8 @@ where
         Self {
             #[cfg(feature = "protobuf")]
             codec: None,
+            #[cfg(feature = "protobuf")]
+            options: kube_protobuf::DecodeOptions::default(),
             _kind: PhantomData,
         }
     }
@@ -149,11 +161,28 @@ where
         if enabled {
             return Self {
                 codec: kube_protobuf::codec::<K>(),
+                options: kube_protobuf::DecodeOptions::default(),
                 _kind: PhantomData,
             };
         }
         let _ = enabled;
         Self::json()
+    }
+
+    /// This wire, decoding protobuf answers without
+    /// `metadata.managedFields` when `skip` (never built: the field is
+    /// stepped over on the wire). JSON answers are decoded as they are.
+    pub(crate) fn skipping_managed_fields(self, skip: bool) -> Self {
+        #[cfg(feature = "protobuf")]
+        return Self {
+            options: self.options.skip_managed_fields(skip),
+            ..self
+        };
+        #[cfg(not(feature = "protobuf"))]
+        {
+            let _ = skip;
+            self
+        }
     }
 
     /// True when this request asks for (and sends) protobuf.
@@ -187,7 +216,7 @@ where
     pub(crate) fn object(&self, answer: &Answer) -> Result<K> {
         match self.encoding(answer)? {
             #[cfg(feature = "protobuf")]
-            (Encoding::Protobuf, Some(codec)) => protobuf::object(codec, answer),
+            (Encoding::Protobuf, Some(codec)) => protobuf::object(codec, self.options, answer),
             _ => decode_json(answer),
         }
     }
@@ -196,7 +225,7 @@ where
     pub(crate) fn list(&self, answer: &Answer) -> Result<ObjectList<K>> {
         match self.encoding(answer)? {
             #[cfg(feature = "protobuf")]
-            (Encoding::Protobuf, Some(codec)) => protobuf::list(codec, answer),
+            (Encoding::Protobuf, Some(codec)) => protobuf::list(codec, self.options, answer),
             _ => decode_json(answer),
         }
     }
@@ -206,7 +235,7 @@ where
         match self.encoding(answer)? {
             #[cfg(feature = "protobuf")]
             (Encoding::Protobuf, Some(codec)) => {
-                protobuf::object_or_status(codec, answer, protobuf::object_in)
+                protobuf::object_or_status(codec, self.options, answer, protobuf::object_in)
             }
             _ => json_object_or_status(answer),
         }
@@ -217,7 +246,7 @@ where
         match self.encoding(answer)? {
             #[cfg(feature = "protobuf")]
             (Encoding::Protobuf, Some(codec)) => {
-                protobuf::object_or_status(codec, answer, protobuf::list_in)
+                protobuf::object_or_status(codec, self.options, answer, protobuf::list_in)
             }
             _ => json_object_or_status(answer),
         }
@@ -236,7 +265,8 @@ where
         let encoding = Encoding::of(content_type);
         #[cfg(feature = "protobuf")]
         if let (Encoding::Protobuf, Some(codec)) = (encoding, self.codec) {
-            return protobuf::watch_events(codec, url, chunks, max_event_bytes).boxed();
+            return protobuf::watch_events(codec, self.options, url, chunks, max_event_bytes)
+                .boxed();
         }
         match encoding {
             Encoding::Protobuf => {
@@ -398,5 +428,189 @@ mod tests {
             Some(200)
         );
         assert!(status_of_body(b"<html>", Some("text/html")).is_none());
+    }
+
+    /// Decoding with and without `skip_managed_fields`, through the wire a
+    /// typed `Api` uses: protobuf answers lose exactly `managedFields`, JSON
+    /// answers keep everything.
+    #[cfg(feature = "protobuf")]
+    mod skip_managed_fields {
+        use super::*;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+            FieldsV1, ManagedFieldsEntry, ObjectMeta,
+        };
+        use kube_protobuf::wire::Writer;
+
+        const WATCH: &str = "application/vnd.kubernetes.protobuf;stream=watch";
+
+        fn cm(name: &str, rv: &str) -> ConfigMap {
+            ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("ns".into()),
+                    resource_version: Some(rv.into()),
+                    labels: Some([("app".to_string(), "x".to_string())].into()),
+                    managed_fields: Some(vec![ManagedFieldsEntry {
+                        manager: Some("test".into()),
+                        operation: Some("Update".into()),
+                        api_version: Some("v1".into()),
+                        fields_type: Some("FieldsV1".into()),
+                        fields_v1: Some(FieldsV1(serde_json::json!({"f:data": {"f:k": {}}}))),
+                        ..ManagedFieldsEntry::default()
+                    }]),
+                    ..ObjectMeta::default()
+                },
+                data: Some([("k".to_string(), format!("v{rv}"))].into()),
+                ..ConfigMap::default()
+            }
+        }
+
+        fn without_managed_fields(mut cm: ConfigMap) -> ConfigMap {
+            cm.metadata.managed_fields = None;
+            cm
+        }
+
+        fn envelope(cm: &ConfigMap) -> Vec<u8> {
+            let codec = kube_protobuf::codec::<ConfigMap>().unwrap();
+            kube_protobuf::seal_envelope("v1", "ConfigMap", &(codec.encode)(cm))
+        }
+
+        /// One watch frame: a 4-byte length, then a `WatchEvent` (type = 1,
+        /// object = 2: a RawExtension whose raw = 1 is the envelope).
+        fn frame(event_type: &str, cm: &ConfigMap) -> Vec<u8> {
+            let mut event = Writer::new();
+            event.put_bytes_field(1, event_type.as_bytes());
+            event.put_nested(2, |raw| raw.put_bytes_field(1, &envelope(cm)));
+            let event = event.into_bytes();
+            let mut out = (event.len() as u32).to_be_bytes().to_vec();
+            out.extend(event);
+            out
+        }
+
+        fn wire(skip: bool) -> Wire<ConfigMap> {
+            let wire = Wire::negotiate(true).skipping_managed_fields(skip);
+            assert!(wire.is_protobuf());
+            wire
+        }
+
+        /// Every event kind that carries an object, the frames cut into
+        /// 7-byte chunks so that frames are joined across chunks.
+        async fn watch(skip: bool) -> Vec<WatchEvent<ConfigMap>> {
+            let mut body = Vec::new();
+            body.extend(frame("ADDED", &cm("a", "1")));
+            body.extend(frame("MODIFIED", &cm("a", "2")));
+            body.extend(frame("DELETED", &cm("a", "3")));
+            body.extend(frame("BOOKMARK", &cm("", "4")));
+            let chunks: Vec<Result<Bytes>> = body
+                .chunks(7)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            wire(skip)
+                .watch_events(
+                    "u".into(),
+                    Some(WATCH),
+                    futures::stream::iter(chunks).boxed(),
+                    4096,
+                )
+                .map(|event| event.unwrap())
+                .collect()
+                .await
+        }
+
+        #[tokio::test]
+        async fn watch_frames_are_decoded_without_managed_fields_when_asked() {
+            let skipped = watch(true).await;
+            let kept = watch(false).await;
+            for (events, strip) in [(&skipped, true), (&kept, false)] {
+                let expect = |cm: ConfigMap| {
+                    if strip {
+                        without_managed_fields(cm)
+                    } else {
+                        cm
+                    }
+                };
+                match &events[..] {
+                    [
+                        WatchEvent::Added(a),
+                        WatchEvent::Modified(m),
+                        WatchEvent::Deleted(d),
+                        WatchEvent::Bookmark(b),
+                    ] => {
+                        assert_eq!(*a, expect(cm("a", "1")));
+                        assert_eq!(*m, expect(cm("a", "2")));
+                        assert_eq!(*d, expect(cm("a", "3")));
+                        assert_eq!(b.metadata.resource_version, "4");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            let WatchEvent::Added(a) = &skipped[0] else {
+                unreachable!()
+            };
+            assert!(a.metadata.managed_fields.is_none());
+            let WatchEvent::Added(a) = &kept[0] else {
+                unreachable!()
+            };
+            assert_eq!(a.metadata.managed_fields.as_ref().unwrap().len(), 1);
+        }
+
+        #[test]
+        fn objects_and_lists_are_decoded_without_managed_fields_when_asked() {
+            let object = Answer {
+                url: "u".into(),
+                body: envelope(&cm("a", "1")).into(),
+                content_type: Some(PROTOBUF.into()),
+            };
+            assert_eq!(wire(false).object(&object).unwrap(), cm("a", "1"));
+            assert_eq!(
+                wire(true).object(&object).unwrap(),
+                without_managed_fields(cm("a", "1"))
+            );
+            let ObjectOrStatus::Object(deleted) = wire(true).object_or_status(&object).unwrap()
+            else {
+                panic!("an object")
+            };
+            assert!(deleted.metadata.managed_fields.is_none());
+
+            let mut list = Writer::new();
+            list.put_nested(1, |meta| meta.put_bytes_field(2, b"9"));
+            for i in 0..3 {
+                let codec = kube_protobuf::codec::<ConfigMap>().unwrap();
+                list.put_bytes_field(2, &(codec.encode)(&cm(&format!("c{i}"), "1")));
+            }
+            let list = Answer {
+                url: "u".into(),
+                body: kube_protobuf::seal_envelope("v1", "ConfigMapList", &list.into_bytes())
+                    .into(),
+                content_type: Some(PROTOBUF.into()),
+            };
+            let kept = wire(false).list(&list).unwrap();
+            let skipped = wire(true).list(&list).unwrap();
+            assert_eq!(skipped.metadata.resource_version.as_deref(), Some("9"));
+            assert_eq!(skipped.items.len(), 3);
+            assert!(
+                kept.items
+                    .iter()
+                    .all(|o| o.metadata.managed_fields.is_some())
+            );
+            assert_eq!(
+                skipped.items,
+                kept.items
+                    .into_iter()
+                    .map(without_managed_fields)
+                    .collect::<Vec<_>>()
+            );
+        }
+
+        #[test]
+        fn json_answers_are_decoded_as_they_are() {
+            let answer = Answer {
+                url: "u".into(),
+                body: serde_json::to_vec(&cm("a", "1")).unwrap().into(),
+                content_type: Some(JSON.into()),
+            };
+            assert_eq!(wire(true).object(&answer).unwrap(), cm("a", "1"));
+        }
     }
 }

@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube_protobuf::{Codec, Envelope, Message};
+use kube_protobuf::{Codec, DecodeOptions, Envelope, Message};
 use serde::Serialize;
 
 use super::{Answer, PROTOBUF};
@@ -71,38 +71,50 @@ pub(super) fn body<K>(codec: &Codec<K>, obj: &K) -> Vec<u8> {
     kube_protobuf::seal_envelope(codec.api_version, codec.kind, &raw)
 }
 
-/// The object an envelope holds.
-pub(super) fn object_in<K>(codec: &Codec<K>, answer: &Answer, envelope: &Envelope) -> Result<K> {
-    (codec.decode)(envelope.raw).map_err(|e| failed(&answer.url, "object", e, &answer.body))
+/// The object an envelope holds, decoded with `options`.
+pub(super) fn object_in<K>(
+    codec: &Codec<K>,
+    options: DecodeOptions,
+    answer: &Answer,
+    envelope: &Envelope,
+) -> Result<K> {
+    (codec.decode_with)(envelope.raw, options)
+        .map_err(|e| failed(&answer.url, "object", e, &answer.body))
 }
 
-/// The list an envelope holds.
+/// The list an envelope holds, its items decoded with `options`.
 pub(super) fn list_in<K>(
     codec: &Codec<K>,
+    options: DecodeOptions,
     answer: &Answer,
     envelope: &Envelope,
 ) -> Result<ObjectList<K>> {
-    let (metadata, items) = (codec.decode_list)(envelope.raw)
+    let (metadata, items) = (codec.decode_list_with)(envelope.raw, options)
         .map_err(|e| failed(&answer.url, "list", e, &answer.body))?;
     Ok(ObjectList { metadata, items })
 }
 
 /// A function decoding what an envelope holds.
-pub(super) type Inner<K, T> = fn(&Codec<K>, &Answer, &Envelope) -> Result<T>;
+pub(super) type Inner<K, T> = fn(&Codec<K>, DecodeOptions, &Answer, &Envelope) -> Result<T>;
 
 /// One object.
-pub(super) fn object<K>(codec: &Codec<K>, answer: &Answer) -> Result<K> {
-    object_in(codec, answer, &open(&answer.url, &answer.body)?)
+pub(super) fn object<K>(codec: &Codec<K>, options: DecodeOptions, answer: &Answer) -> Result<K> {
+    object_in(codec, options, answer, &open(&answer.url, &answer.body)?)
 }
 
 /// One page of a list.
-pub(super) fn list<K>(codec: &Codec<K>, answer: &Answer) -> Result<ObjectList<K>> {
-    list_in(codec, answer, &open(&answer.url, &answer.body)?)
+pub(super) fn list<K>(
+    codec: &Codec<K>,
+    options: DecodeOptions,
+    answer: &Answer,
+) -> Result<ObjectList<K>> {
+    list_in(codec, options, answer, &open(&answer.url, &answer.body)?)
 }
 
 /// What `inner` decodes, or the `Status` the envelope holds instead.
 pub(super) fn object_or_status<K, T>(
     codec: &Codec<K>,
+    options: DecodeOptions,
     answer: &Answer,
     inner: Inner<K, T>,
 ) -> Result<ObjectOrStatus<T>> {
@@ -112,14 +124,16 @@ pub(super) fn object_or_status<K, T>(
             .map_err(|e| failed(&answer.url, "Status", e, &answer.body))?;
         return Ok(ObjectOrStatus::Status(Box::new(status)));
     }
-    inner(codec, answer, &envelope).map(ObjectOrStatus::Object)
+    inner(codec, options, answer, &envelope).map(ObjectOrStatus::Object)
 }
 
 /// The events of a protobuf watch: frames (see [`crate::watch`]) decoded
-/// one by one. A frame that does not decode is an error item; the next
-/// frame is read as usual, since the framing is intact.
+/// one by one, each event's object with `options`. A frame that does not
+/// decode is an error item; the next frame is read as usual, since the
+/// framing is intact.
 pub(crate) fn watch_events<K, S, E>(
     codec: &'static Codec<K>,
+    options: DecodeOptions,
     url: String,
     chunks: S,
     max_event_bytes: usize,
@@ -130,16 +144,23 @@ where
     E: Into<Error> + Send,
 {
     crate::watch::frames(url.clone(), chunks, max_event_bytes)
-        .map(move |frame| frame.and_then(|frame| event(codec, &url, &frame)))
+        .map(move |frame| frame.and_then(|frame| event(codec, options, &url, &frame)))
 }
 
 /// One watch frame as an event.
-fn event<K: Serialize>(codec: &Codec<K>, url: &str, frame: &[u8]) -> Result<WatchEvent<K>> {
+fn event<K: Serialize>(
+    codec: &Codec<K>,
+    options: DecodeOptions,
+    url: &str,
+    frame: &[u8],
+) -> Result<WatchEvent<K>> {
     let event = kube_protobuf::decode_watch_event(frame)
         .map_err(|e| failed(url, "watch event", e, frame))?;
     let envelope = open_within(url, event.object, frame)?;
-    let object =
-        || (codec.decode)(envelope.raw).map_err(|e| failed(url, "watch event object", e, frame));
+    let object = || {
+        (codec.decode_with)(envelope.raw, options)
+            .map_err(|e| failed(url, "watch event object", e, frame))
+    };
     Ok(match event.event_type {
         "ADDED" => WatchEvent::Added(object()?),
         "MODIFIED" => WatchEvent::Modified(object()?),

@@ -32,7 +32,8 @@
 //!   to read children without a request.
 //! - **Lean caches.** Every cache drops `metadata.managedFields` from the
 //!   objects it stores (see [`crate::store`]), so the objects reconcile
-//!   and the triggers see lack them;
+//!   and the triggers see lack them — for built-in kinds they are not even
+//!   decoded unless the trigger has a transform;
 //!   [`TriggerConfig::keep_managed_fields`] keeps them for one kind.
 //! - **Nothing is lost while it runs.** A trigger that fell behind
 //!   reconciles every cached object (see [`triggers`]); the

@@ -21,10 +21,15 @@
 //! - The store drops `metadata.managedFields` from every object, as every
 //!   store does by default (see [`crate::store`]);
 //!   [`InformerConfig::keep_managed_fields`] keeps them (an informer that
-//!   keeps them is not the same informer as one that does not).
+//!   keeps them is not the same informer as one that does not). An
+//!   informer that neither keeps them nor has a transform has its watch
+//!   decode protobuf answers without them
+//!   ([`Api::skip_managed_fields`](kube_client::Api::skip_managed_fields)):
+//!   what would be dropped is never built.
 //! - An optional [`Transform`] (e.g. [`strip_last_applied`]) changes each
 //!   object before it is stored or handed out (it still sees
-//!   `managedFields`; they are dropped after it).
+//!   `managedFields`, which an informer with a transform always decodes;
+//!   they are dropped after it).
 //! - Errors never stop an informer: the watcher retries with backoff. Each
 //!   error is handed to subscribers as `WatchEvent::Error` and kept as
 //!   [`Informer::last_error`] until the next complete list.
@@ -157,6 +162,13 @@ impl<K> InformerConfig<K> {
         self
     }
 
+    /// Whether the watch decodes protobuf answers without
+    /// `managedFields`: when the store drops them and no transform may
+    /// read them first (what is dropped anyway is then never built).
+    pub(crate) fn skips_managed_fields_when_decoding(&self) -> bool {
+        !self.keep_managed_fields && self.transform.is_none()
+    }
+
     /// Sets the transform.
     pub fn transform(mut self, transform: Transform<K>) -> Self {
         self.transform = Some(transform);
@@ -229,6 +241,7 @@ where
         let runtime = crate::runtime::require_runtime("starting an informer");
         let store = Store::without_queue();
         let hub = Arc::new(Hub::new());
+        let api = api.skip_managed_fields(config.skips_managed_fields_when_decoding());
         let mut watcher = Watcher::new(api, config.watcher);
         let transform = config.transform;
         let task_hub = hub.clone();
@@ -332,5 +345,25 @@ impl<K> Informer<K> {
     /// True if both handles are the same informer.
     pub fn same_as(&self, other: &Informer<K>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    #[test]
+    fn the_watch_skips_managed_fields_only_when_nothing_reads_them() {
+        let plain = InformerConfig::<ConfigMap>::default();
+        assert!(plain.skips_managed_fields_when_decoding());
+        assert!(
+            !plain
+                .clone()
+                .keep_managed_fields()
+                .skips_managed_fields_when_decoding()
+        );
+        let transformed = plain.transform(crate::informer::strip_last_applied());
+        assert!(!transformed.skips_managed_fields_when_decoding());
     }
 }
