@@ -1,12 +1,18 @@
 //! The benchmark's hands on the cluster, run by `cargo xtask bench`:
 //!
 //! - `seed`: creates the namespace and N ConfigMaps (`cm-000000` …, eight
-//!   keys of 120 characters: ~1 KiB of data each) with a bounded number of
-//!   creates in flight; existing ones are kept. With `--want W`, each
-//!   carries the annotation `kube-bench/want: W` (the controller scenario).
-//! - `mutate`: M merge patches, each setting `data.rev` to a value never
-//!   used before (so each is a real change: one MODIFIED event), over the
-//!   first min(M, N) ConfigMaps round-robin, a bounded number in flight.
+//!   keys of 120 characters: ~1 KiB of data each), or with `--resource pods`
+//!   N Pods (`pod-000000` …, a realistic two-container spec, see
+//!   `objects.rs`), with a bounded number of creates in flight; existing
+//!   ones are kept, and `--start S` skips the first S (the orchestrator
+//!   grows the set from one size to the next). With `--want W`, each
+//!   ConfigMap carries the annotation `kube-bench/want: W` (the controller
+//!   scenario). Reports the JSON size of one object as created and as the
+//!   server returns it.
+//! - `mutate`: M merge patches, each setting `data.rev` (Pods: the
+//!   annotation `kube-bench/rev`) to a value never used before (so each is
+//!   a real change: one MODIFIED event), over the first min(M, N) objects
+//!   round-robin, a bounded number in flight.
 //! - `changes`, `verify`: the controller scenario's (see `controller.rs`).
 //! - `decode`: captures payloads from the server — every page of a list
 //!   (`limit=500`, as the reflectors page) and a watch stream carrying M
@@ -18,7 +24,7 @@
 //!
 //! Common options: `--kubeconfig PATH --namespace NS --objects N --mods M
 //! [--concurrency C] [--tag T] [--runs R] [--min-ms MS] [--save DIR] [--want W]
-//! [--rate PER_SECOND]`
+//! [--rate PER_SECOND] [--start S] [--resource configmaps|pods]`
 //! (`--save`: `decode` also writes the captured payloads there). Each subcommand
 //! prints one JSON line with what it did.
 
@@ -28,13 +34,14 @@ use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::List;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, WatchEvent as OpenapiWatchEvent};
 use kube_client::params::{Patch, PatchParams, PostParams};
 use kube_client::{Api, Client, ObjectList, WatchEvent};
 use serde_json::json;
 
 mod controller;
+mod objects;
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -49,6 +56,10 @@ struct Opts {
     save: Option<String>,
     want: Option<String>,
     rate: f64,
+    /// Seed from this index on (the ones below exist from a smaller size).
+    start: u64,
+    /// Pods instead of ConfigMaps (`--resource pods`).
+    pods: bool,
 }
 
 impl Opts {
@@ -65,6 +76,8 @@ impl Opts {
             save: None,
             want: None,
             rate: 20.0,
+            start: 0,
+            pods: false,
         };
         while let Some(flag) = it.next() {
             let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -80,6 +93,14 @@ impl Opts {
                 "--min-ms" => o.min_ms = num(&value)?,
                 "--save" => o.save = Some(value),
                 "--want" => o.want = Some(value),
+                "--start" => o.start = num(&value)?,
+                "--resource" => {
+                    o.pods = match value.as_str() {
+                        "pods" => true,
+                        "configmaps" => false,
+                        other => bail!("--resource {other}: expected configmaps or pods"),
+                    }
+                }
                 "--rate" => o.rate = value.parse().with_context(|| format!("--rate {value}"))?,
                 other => bail!("unknown option `{other}`"),
             }
@@ -128,37 +149,7 @@ fn client(kubeconfig: &str) -> Result<Client> {
 }
 
 fn name(i: u64) -> String {
-    format!("cm-{i:06}")
-}
-
-/// ~1 KiB of data: eight keys of 120 characters, different per object;
-/// the annotation `kube-bench/want: W` with `want`.
-fn config_map(i: u64, want: Option<&str>) -> ConfigMap {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let data = (0..8)
-        .map(|k| {
-            let value: String = (0..120)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    ALPHABET[(state % ALPHABET.len() as u64) as usize] as char
-                })
-                .collect();
-            (format!("key-{k}"), value)
-        })
-        .collect();
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name(i)),
-            labels: Some([("app".to_string(), "kube-bench".to_string())].into()),
-            annotations: want.map(|w| [(controller::WANT.to_string(), w.to_string())].into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(data),
-        ..ConfigMap::default()
-    }
+    objects::config_map_name(i)
 }
 
 async fn seed(client: &Client, o: &Opts) -> Result<serde_json::Value> {
@@ -176,51 +167,103 @@ async fn seed(client: &Client, o: &Opts) -> Result<serde_json::Value> {
         Err(e) if e.is_already_exists() => {}
         Err(e) => return Err(e).context("create the namespace"),
     }
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
-    let created: u64 = futures::stream::iter(0..o.objects)
-        .map(|i| {
+    let created = if o.pods {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &o.namespace);
+        create_all(o, |i| {
             let api = api.clone();
             async move {
-                let cm = config_map(i, o.want.as_deref());
-                match api.create(&PostParams::default(), &cm).await {
-                    Ok(_) => Ok(1),
-                    Err(e) if e.is_already_exists() => Ok(0),
-                    Err(e) => Err(e),
-                }
+                let pod = objects::pod(i)?;
+                Ok(api.create(&PostParams::default(), &pod).await)
             }
         })
-        .buffer_unordered(o.concurrency)
-        .try_fold(0, |n, c| async move { Ok(n + c) })
         .await
-        .context("create ConfigMaps")?;
+        .context("create Pods")?
+    } else {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
+        create_all(o, |i| {
+            let api = api.clone();
+            async move {
+                let cm = objects::config_map(i, o.want.as_deref(), controller::WANT);
+                Ok(api.create(&PostParams::default(), &cm).await)
+            }
+        })
+        .await
+        .context("create ConfigMaps")?
+    };
+    // What one object of this kind is, as created and as the server holds it.
+    let sample = if o.pods {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &o.namespace);
+        (
+            objects::json_len(&objects::pod(0)?),
+            objects::json_len(&api.get(&objects::pod_name(0)).await?),
+        )
+    } else {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
+        (
+            objects::json_len(&objects::config_map(0, None, controller::WANT)),
+            objects::json_len(&api.get(&name(0)).await?),
+        )
+    };
     Ok(json!({
         "seeded": o.objects,
+        "from": o.start,
         "created": created,
         "ms": started.elapsed().as_secs_f64() * 1e3,
+        "created_json_bytes": sample.0,
+        "stored_json_bytes": sample.1,
     }))
+}
+
+/// Creates objects `o.start..o.objects` with `create`, `o.concurrency` in
+/// flight; one that exists already counts as done. Returns how many were
+/// created.
+async fn create_all<F, Fut, T>(o: &Opts, create: F) -> Result<u64>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<kube_client::Result<T>>>,
+{
+    futures::stream::iter(o.start.min(o.objects)..o.objects)
+        .map(create)
+        .buffer_unordered(o.concurrency)
+        .try_fold(0, |n, created| async move {
+            match created {
+                Ok(_) => Ok(n + 1),
+                Err(e) if e.is_already_exists() => Ok(n),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
 }
 
 async fn mutate(client: &Client, o: &Opts) -> Result<serde_json::Value> {
     ensure!(o.objects > 0, "--objects must be positive");
     let started = Instant::now();
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
-    futures::stream::iter(0..o.mods)
-        .map(|i| {
-            let api = api.clone();
-            let patch = json!({"data": {"rev": format!("{}-{i}", o.tag)}});
-            async move {
+    let patches = futures::stream::iter(0..o.mods).map(|i| {
+        let patch = objects::change(o.pods, format!("{}-{i}", o.tag));
+        let i = i % o.objects;
+        async move {
+            if o.pods {
+                let api: Api<Pod> = Api::namespaced(client.clone(), &o.namespace);
                 api.patch(
-                    &name(i % o.objects),
+                    &objects::pod_name(i),
                     &PatchParams::default(),
                     &Patch::Merge(patch),
                 )
                 .await
+                .map(drop)
+            } else {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
+                api.patch(&name(i), &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .map(drop)
             }
-        })
+        }
+    });
+    patches
         .buffer_unordered(o.concurrency)
         .try_for_each(|_| futures::future::ready(Ok(())))
         .await
-        .context("patch ConfigMaps")?;
+        .with_context(|| format!("patch {}", if o.pods { "Pods" } else { "ConfigMaps" }))?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(json!({"mods": o.mods, "ms": ms, "per_second": o.mods as f64 * 1e3 / ms.max(1e-9)}))
 }
