@@ -60,8 +60,8 @@ pub(super) const USAGE: &str =
                 set grows from one size to the next (default 10000; --quick 2000; --smoke 200,400)
   --pod-objects N[,N...]  the sizes for Pods (default: those of --objects; --smoke 100)
   --resource    configmaps (~1 KiB of data each; the default), pods (a realistic two-container
-                spec, ~3.5 KiB of JSON, Pending: no nodes), or all (both, one after the other);
-                --kind is the same option
+                spec, ~3.5 KiB of JSON, Pending: no nodes), all (both), or a list run in its
+                order (pods,configmaps); --kind is the same option
   --encodings   the wire encodings to run each client with: json, protobuf or both (the
                 default); kube-rs has JSON only, a client that cannot speak an encoding says
                 so and its variant is reported as not available
@@ -249,13 +249,25 @@ impl Resource {
         }
     }
 
+    /// `configmaps`, `pods`, `all`, or a comma-separated list (run in
+    /// that order).
     fn parse_list(s: &str) -> Result<Vec<Self>> {
-        match s {
-            "configmaps" => Ok(vec![Resource::ConfigMaps]),
-            "pods" => Ok(vec![Resource::Pods]),
-            "all" | "both" => Ok(vec![Resource::ConfigMaps, Resource::Pods]),
-            other => bail!("unknown resource `{other}`; expected configmaps, pods or all"),
+        let mut out = Vec::new();
+        for name in s.split(',') {
+            match name.trim() {
+                "configmaps" => out.push(Resource::ConfigMaps),
+                "pods" => out.push(Resource::Pods),
+                "all" | "both" => out.extend([Resource::ConfigMaps, Resource::Pods]),
+                other => bail!("unknown resource `{other}`; expected configmaps, pods or all"),
+            }
         }
+        let mut seen = Vec::new();
+        out.retain(|r| {
+            let new = !seen.contains(r);
+            seen.push(*r);
+            new
+        });
+        Ok(out)
     }
 }
 
