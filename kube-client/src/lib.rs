@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod client;
+pub mod codec;
 pub mod crd;
 pub mod discovery;
 mod error;

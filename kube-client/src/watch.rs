@@ -16,6 +16,17 @@
 //! - a clean end of the body ends the stream; a body cut mid-line ends it
 //!   with an `Err` naming how many bytes were left over;
 //! - a transport error ends the stream with that error.
+//!
+//! A watch answered in protobuf is framed differently (length-prefixed
+//! frames, see `frames`) but decodes into the same [`WatchEvent`] with the
+//! same guarantees; [`Api::watch`](crate::Api::watch) picks the decoder by
+//! the answer's `Content-Type`.
+
+#[cfg(feature = "protobuf")]
+mod frames;
+
+#[cfg(feature = "protobuf")]
+pub(crate) use frames::frames;
 
 use std::collections::BTreeMap;
 

@@ -15,6 +15,8 @@
 //!   of its own under faults (API server restarts, etcd compaction, cut
 //!   connections, 429s), checked for lost or stale objects after each, with
 //!   the catch-up times;
+//! - `protogen` — regenerate kube-protobuf's protobuf impls of the
+//!   k8s-openapi types from the upstream `generated.proto` files;
 //! - `demo` — a guided tour: control plane, objects, the pod reflector
 //!   printing events while changes (and an API server restart) happen.
 
@@ -22,6 +24,7 @@ mod bench;
 mod controlplane;
 mod demo;
 mod fuzz;
+mod protogen;
 mod soak;
 mod test;
 
@@ -50,6 +53,8 @@ commands:
                           run the fuzz targets for N seconds in total (default 60); fails on any panic
   soak [--minutes N]      reflectors and a controller under faults on a control plane of its own:
                           lost/stale objects and catch-up times per fault (default 5 minutes; fails if anything is lost)
+  protogen                regenerate kube-protobuf/src/generated/ from the upstream generated.proto
+                          files (k8s.io modules v0.37.2) and the k8s-openapi 0.29 field names
   demo                    start a control plane, make changes, watch the pod reflector see them, stop";
 
 /// The control-plane options `flags` (after `controlplane build|up|serve`)
@@ -73,6 +78,7 @@ fn main() -> Result<()> {
         ["fuzz", rest @ ..] => fuzz::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         ["soak", rest @ ..] => soak::run(rest),
+        ["protogen", rest @ ..] => protogen::run(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

@@ -11,6 +11,11 @@
 //! [`patch`](Api::patch) (merge, JSON, strategic, server-side apply),
 //! [`delete`](Api::delete), [`delete_collection`](Api::delete_collection).
 //! Changes: [`watch`](Api::watch). Subresources live in [`subresource`].
+//!
+//! Each typed operation negotiates its encoding (see [`crate::codec`]):
+//! protobuf for built-in kinds on a client with
+//! [`ClientBuilder::protobuf`](crate::ClientBuilder::protobuf) on, JSON
+//! otherwise, and decodes the answer by the encoding the server chose.
 
 mod list;
 pub mod remote;
@@ -24,14 +29,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::client::{Client, ObjectOrStatus};
+use crate::codec::{Answer, Wire};
 use crate::error::{Error, Result};
 use crate::object::{ObjectList, PartialObjectMetadata};
 use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use crate::path::segment;
 use crate::resource::{ApiResource, Resource};
-use crate::watch::{WatchEvent, decode_events_with_limit};
+use crate::watch::WatchEvent;
 
-const JSON: &str = "application/json";
+pub(crate) use crate::codec::JSON;
 const META_ACCEPT: &str =
     "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
 const META_LIST_ACCEPT: &str =
@@ -160,6 +166,22 @@ impl<K> Api<K> {
         Ok(path)
     }
 
+    /// The encoding of a typed request whose answer (and body) is a `T`:
+    /// protobuf when the client allows it and `T` has a codec; always
+    /// JSON for metadata-only reads.
+    pub(crate) fn wire<T>(&self) -> Wire<T>
+    where
+        T: DeserializeOwned + Serialize + Send + 'static,
+    {
+        if self.metadata_only {
+            Wire::json()
+        } else {
+            Wire::negotiate(self.client.protobuf())
+        }
+    }
+
+    /// A request accepting JSON (metadata-only Apis: `PartialObjectMetadata`
+    /// or its list, `list`).
     pub(crate) fn request(
         &self,
         method: http::Method,
@@ -168,11 +190,51 @@ impl<K> Api<K> {
         body: Vec<u8>,
         list: bool,
     ) -> Result<http::Request<Vec<u8>>> {
-        let accept = match (self.metadata_only, list) {
+        self.request_accepting(method, path, content_type, body, self.json_accept(list))
+    }
+
+    /// What a JSON request of this Api accepts.
+    fn json_accept(&self, list: bool) -> &'static str {
+        match (self.metadata_only, list) {
             (true, true) => META_LIST_ACCEPT,
             (true, false) => META_ACCEPT,
             _ => JSON,
+        }
+    }
+
+    /// A request with `Accept: accept` (protobuf negotiated) or this Api's
+    /// JSON `Accept` otherwise.
+    pub(crate) fn request_with<T>(
+        &self,
+        wire: &Wire<T>,
+        method: http::Method,
+        path: String,
+        body: Option<(&str, Vec<u8>)>,
+        list: bool,
+    ) -> Result<http::Request<Vec<u8>>>
+    where
+        T: DeserializeOwned + Serialize + Send + 'static,
+    {
+        let accept = if wire.is_protobuf() {
+            wire.accept()
+        } else {
+            self.json_accept(list)
         };
+        let (content_type, body) = match body {
+            Some((ct, body)) => (Some(ct), body),
+            None => (None, vec![]),
+        };
+        self.request_accepting(method, path, content_type, body, accept)
+    }
+
+    fn request_accepting(
+        &self,
+        method: http::Method,
+        path: String,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        accept: &str,
+    ) -> Result<http::Request<Vec<u8>>> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(path)
@@ -183,33 +245,67 @@ impl<K> Api<K> {
         b.body(body)
             .map_err(|e| Error::InvalidRequest(e.to_string()))
     }
+
+    /// Sends `req` and reads the whole answer.
+    pub(crate) async fn answer(&self, req: http::Request<Vec<u8>>) -> Result<Answer> {
+        self.client.request_answer(req).await
+    }
+}
+
+/// An open stream: its full URL, the answer's `Content-Type` and its body
+/// chunks (transport errors naming that URL).
+pub(crate) struct OpenStream {
+    pub url: String,
+    pub content_type: Option<String>,
+    pub chunks: futures::stream::BoxStream<'static, Result<bytes::Bytes>>,
 }
 
 impl<K> Api<K> {
-    /// GETs `path` as a stream (watches, followed logs): its full URL and
-    /// its body chunks, transport errors naming that URL.
-    pub(crate) async fn open_stream(
-        &self,
-        path: String,
-    ) -> Result<(
-        String,
-        futures::stream::BoxStream<'static, Result<bytes::Bytes>>,
-    )> {
+    /// GETs `path` as a stream (watches, followed logs) accepting `accept`.
+    pub(crate) async fn open_stream(&self, path: String, accept: &str) -> Result<OpenStream> {
         let url = format!("{}{path}", self.client.server_url());
-        let req = self.request(http::Method::GET, path, None, vec![], false)?;
+        let req = self.request_accepting(http::Method::GET, path, None, vec![], accept)?;
         let resp = self.client.request_streaming(req).await?;
+        let content_type = crate::client::content_type_of(&resp);
         let chunk_url = url.clone();
         let chunks = resp
             .bytes_stream()
             .map(move |r| r.map_err(|e| crate::client::transport_error("GET", &chunk_url, &e)))
             .boxed();
-        Ok((url, chunks))
+        Ok(OpenStream {
+            url,
+            content_type,
+            chunks,
+        })
     }
-}
 
-fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|e| Error::InvalidRequest(format!("cannot serialize the body: {e}")))
+    /// Sends `obj` with `method` to `path` and decodes the `T` answered:
+    /// a protobuf body when negotiated — sent once more as JSON if the
+    /// server refuses protobuf bodies (415) — else JSON.
+    pub(crate) async fn send_object<T>(
+        &self,
+        method: http::Method,
+        path: String,
+        obj: &T,
+    ) -> Result<T>
+    where
+        T: DeserializeOwned + Serialize + Send + 'static,
+    {
+        let wire = self.wire::<T>();
+        let body = wire.body(obj)?;
+        let sent_protobuf = body.0 != JSON;
+        let req = self.request_with(&wire, method.clone(), path.clone(), Some(body), false)?;
+        match self.answer(req).await {
+            Ok(answer) => wire.object(&answer),
+            Err(e) if sent_protobuf && e.code() == Some(415) => {
+                tracing::debug!("the server refused a protobuf body (415); sending JSON");
+                let body = (JSON, crate::codec::json_body(obj)?);
+                let req = self.request_with(&wire, method, path, Some(body), false)?;
+                wire.object(&self.answer(req).await?)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl<K> Api<K>
@@ -218,14 +314,10 @@ where
 {
     /// Reads one object.
     pub async fn get(&self, name: &str) -> Result<K> {
-        let req = self.request(
-            http::Method::GET,
-            self.path(Some(name), None, "")?,
-            None,
-            vec![],
-            false,
-        )?;
-        self.client.request(req).await
+        let wire = self.wire::<K>();
+        let path = self.path(Some(name), None, "")?;
+        let req = self.request_with(&wire, http::Method::GET, path, None, false)?;
+        wire.object(&self.answer(req).await?)
     }
 
     /// Reads one object, `None` if it does not exist.
@@ -239,58 +331,48 @@ where
 
     /// Lists one page (all objects when `limit` is unset).
     pub async fn list(&self, lp: &ListParams) -> Result<ObjectList<K>> {
-        let req = self.request(
-            http::Method::GET,
-            self.path(None, None, &lp.query())?,
-            None,
-            vec![],
-            true,
-        )?;
-        self.client.request(req).await
+        let wire = self.wire::<K>();
+        let path = self.path(None, None, &lp.query())?;
+        let req = self.request_with(&wire, http::Method::GET, path, None, true)?;
+        wire.list(&self.answer(req).await?)
     }
 
     /// Creates an object.
     pub async fn create(&self, pp: &PostParams, obj: &K) -> Result<K> {
-        let req = self.request(
-            http::Method::POST,
-            self.path(None, None, &pp.query())?,
-            Some(JSON),
-            to_body(obj)?,
-            false,
-        )?;
-        self.client.request(req).await
+        let path = self.path(None, None, &pp.query())?;
+        self.send_object(http::Method::POST, path, obj).await
     }
 
     /// Replaces an object; a stale `metadata.resourceVersion` is a 409 Conflict.
     pub async fn replace(&self, name: &str, pp: &PostParams, obj: &K) -> Result<K> {
-        let req = self.request(
-            http::Method::PUT,
-            self.path(Some(name), None, &pp.query())?,
-            Some(JSON),
-            to_body(obj)?,
-            false,
-        )?;
-        self.client.request(req).await
+        let path = self.path(Some(name), None, &pp.query())?;
+        self.send_object(http::Method::PUT, path, obj).await
     }
 
-    /// Patches an object with any of the four patch kinds.
+    /// Patches an object with any of the four patch kinds (the patch is
+    /// sent as JSON; the answer may be protobuf).
     pub async fn patch<P: Serialize + Debug>(
         &self,
         name: &str,
         pp: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<K> {
-        let req = self.patch_request(Some(name), None, pp, patch)?;
-        self.client.request(req).await
+        let wire = self.wire::<K>();
+        let req = self.patch_request(&wire, Some(name), None, pp, patch)?;
+        wire.object(&self.answer(req).await?)
     }
 
-    pub(crate) fn patch_request<P: Serialize>(
+    pub(crate) fn patch_request<P: Serialize, T>(
         &self,
+        wire: &Wire<T>,
         name: Option<&str>,
         subresource: Option<&str>,
         pp: &PatchParams,
         patch: &Patch<P>,
-    ) -> Result<http::Request<Vec<u8>>> {
+    ) -> Result<http::Request<Vec<u8>>>
+    where
+        T: DeserializeOwned + Serialize + Send + 'static,
+    {
         if matches!(patch, Patch::Apply(_)) && pp.field_manager.is_none() {
             return Err(Error::InvalidRequest(
                 "server-side apply needs PatchParams::field_manager".into(),
@@ -299,11 +381,11 @@ where
         let body = patch
             .body()
             .map_err(|e| Error::InvalidRequest(format!("cannot serialize the patch: {e}")))?;
-        self.request(
+        self.request_with(
+            wire,
             http::Method::PATCH,
             self.path(name, subresource, &pp.query())?,
-            Some(patch.content_type()),
-            body,
+            Some((patch.content_type(), body)),
             false,
         )
     }
@@ -311,14 +393,16 @@ where
     /// Deletes an object. The server answers with the object (still there,
     /// being finalized or deleted in the background) or a success `Status`.
     pub async fn delete(&self, name: &str, dp: &DeleteParams) -> Result<ObjectOrStatus<K>> {
-        let req = self.request(
+        let wire = self.wire::<K>();
+        let path = self.path(Some(name), None, "")?;
+        let req = self.request_with(
+            &wire,
             http::Method::DELETE,
-            self.path(Some(name), None, "")?,
-            Some(JSON),
-            dp.body(),
+            path,
+            Some((JSON, dp.body())),
             false,
         )?;
-        self.client.request_object_or_status(req).await
+        wire.object_or_status(&self.answer(req).await?)
     }
 
     /// Deletes every object matching `lp`'s selectors.
@@ -327,30 +411,41 @@ where
         dp: &DeleteParams,
         lp: &ListParams,
     ) -> Result<ObjectOrStatus<ObjectList<K>>> {
-        let req = self.request(
+        let wire = self.wire::<K>();
+        let path = self.path(None, None, &lp.query())?;
+        let req = self.request_with(
+            &wire,
             http::Method::DELETE,
-            self.path(None, None, &lp.query())?,
-            Some(JSON),
-            dp.body(),
+            path,
+            Some((JSON, dp.body())),
             true,
         )?;
-        self.client.request_object_or_status(req).await
+        wire.list_or_status(&self.answer(req).await?)
     }
 
     /// Watches changes after `resource_version` (`""`: from now, or with
     /// [`WatchParams::streaming_list`] the current state first). The stream
     /// ends when the server closes it (`timeoutSeconds`); resuming is the
-    /// caller's job (kube-runtime's watcher does it).
+    /// caller's job (kube-runtime's watcher does it). The events come as
+    /// JSON lines or protobuf frames, as the server answered (see
+    /// [`crate::watch`]).
     pub async fn watch(
         &self,
         wp: &WatchParams,
         resource_version: &str,
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
+        let wire = self.wire::<K>();
+        let accept = if wire.is_protobuf() {
+            wire.accept()
+        } else {
+            self.json_accept(false)
+        };
         let path = self.path(None, None, &wp.query(resource_version))?;
-        let (url, chunks) = self.open_stream(path).await?;
-        Ok(decode_events_with_limit(
-            url,
-            chunks,
+        let stream = self.open_stream(path, accept).await?;
+        Ok(wire.watch_events(
+            stream.url,
+            stream.content_type.as_deref(),
+            stream.chunks,
             self.client.max_event_bytes(),
         ))
     }

@@ -18,8 +18,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, Time};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Api, JSON, to_body};
+use super::{Api, JSON};
 use crate::client::ObjectOrStatus;
+use crate::codec::{Wire, json_body};
 use crate::error::{Error, Result};
 use crate::params::{DeleteParams, Patch, PatchParams, PostParams, push_query};
 
@@ -29,14 +30,10 @@ where
 {
     /// Reads an object through its `status` subresource.
     pub async fn get_status(&self, name: &str) -> Result<K> {
-        let req = self.request(
-            http::Method::GET,
-            self.path(Some(name), Some("status"), "")?,
-            None,
-            vec![],
-            false,
-        )?;
-        self.client.request(req).await
+        let wire = self.wire::<K>();
+        let path = self.path(Some(name), Some("status"), "")?;
+        let req = self.request_with(&wire, http::Method::GET, path, None, false)?;
+        wire.object(&self.answer(req).await?)
     }
 
     /// Patches only the status.
@@ -46,27 +43,33 @@ where
         pp: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<K> {
-        let req = self.patch_request(Some(name), Some("status"), pp, patch)?;
-        self.client.request(req).await
+        let wire = self.wire::<K>();
+        let req = self.patch_request(&wire, Some(name), Some("status"), pp, patch)?;
+        wire.object(&self.answer(req).await?)
     }
 
     /// Replaces only the status (the object's resourceVersion must be current).
     pub async fn replace_status(&self, name: &str, pp: &PostParams, obj: &K) -> Result<K> {
         let path = self.path(Some(name), Some("status"), &pp.query())?;
-        let req = self.request(http::Method::PUT, path, Some(JSON), to_body(obj)?, false)?;
-        self.client.request(req).await
+        self.send_object(http::Method::PUT, path, obj).await
+    }
+
+    /// The encoding of a `scale` request: protobuf only when `K` itself is
+    /// a built-in kind (a custom resource's scale is served as JSON).
+    fn scale_wire(&self) -> Wire<Scale> {
+        if self.wire::<K>().is_protobuf() {
+            self.wire::<Scale>()
+        } else {
+            Wire::json()
+        }
     }
 
     /// Reads the `scale` subresource.
     pub async fn get_scale(&self, name: &str) -> Result<Scale> {
-        let req = self.request(
-            http::Method::GET,
-            self.path(Some(name), Some("scale"), "")?,
-            None,
-            vec![],
-            false,
-        )?;
-        self.client.request(req).await
+        let wire = self.scale_wire();
+        let path = self.path(Some(name), Some("scale"), "")?;
+        let req = self.request_with(&wire, http::Method::GET, path, None, false)?;
+        wire.object(&self.answer(req).await?)
     }
 
     /// Patches the `scale` subresource (e.g. `{"spec":{"replicas":3}}`).
@@ -76,8 +79,9 @@ where
         pp: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<Scale> {
-        let req = self.patch_request(Some(name), Some("scale"), pp, patch)?;
-        self.client.request(req).await
+        let wire = self.scale_wire();
+        let req = self.patch_request(&wire, Some(name), Some("scale"), pp, patch)?;
+        wire.object(&self.answer(req).await?)
     }
 }
 
@@ -177,10 +181,10 @@ impl Api<Pod> {
         lp: &LogParams,
     ) -> Result<impl Stream<Item = Result<String>> + Send + use<>> {
         let path = self.path(Some(name), Some("log"), &lp.query()?)?;
-        let (url, chunks) = self.open_stream(path).await?;
+        let stream = self.open_stream(path, JSON).await?;
         Ok(crate::watch::lines_with_limit(
-            url,
-            chunks,
+            stream.url,
+            stream.chunks,
             self.client.max_event_bytes(),
         ))
     }
@@ -201,7 +205,7 @@ impl Api<Pod> {
             http::Method::POST,
             path,
             Some(JSON),
-            to_body(&eviction)?,
+            json_body(&eviction)?,
             false,
         )?;
         match self

@@ -39,7 +39,7 @@ use parking_lot::RwLock;
 pub use crate::watch::DEFAULT_MAX_EVENT_BYTES;
 pub use body::{DEFAULT_MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 pub use pipeline::ObjectOrStatus;
-pub(crate) use pipeline::transport_error;
+pub(crate) use pipeline::{content_type_of, decode_json, transport_error};
 pub use ratelimit::RateLimit;
 pub use retry::RetryPolicy;
 
@@ -78,6 +78,7 @@ struct Inner {
     user_agent: String,
     max_body_bytes: usize,
     max_event_bytes: usize,
+    protobuf: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -86,6 +87,7 @@ impl std::fmt::Debug for Client {
             .field("server", &self.inner.shown_base)
             .field("auth", &self.inner.config.auth.kind())
             .field("default_namespace", &self.inner.config.default_namespace)
+            .field("protobuf", &self.inner.protobuf)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +135,13 @@ impl Client {
     pub(crate) fn max_event_bytes(&self) -> usize {
         self.inner.max_event_bytes
     }
+
+    /// True when typed requests for built-in kinds ask for protobuf (see
+    /// [`ClientBuilder::protobuf`]); always false without the `protobuf`
+    /// cargo feature.
+    pub fn protobuf(&self) -> bool {
+        self.inner.protobuf
+    }
 }
 
 /// Options of a [`Client`] beyond its [`kube_config::Config`].
@@ -145,10 +154,12 @@ pub struct ClientBuilder {
     user_agent: String,
     max_body_bytes: usize,
     max_event_bytes: usize,
+    protobuf: bool,
 }
 
 impl ClientBuilder {
-    /// Defaults: 4 retries with backoff from 200 ms to 10 s, no rate limit.
+    /// Defaults: 4 retries with backoff from 200 ms to 10 s, no rate limit,
+    /// protobuf for built-in kinds.
     pub fn new(config: kube_config::Config) -> Self {
         Self {
             config,
@@ -158,7 +169,31 @@ impl ClientBuilder {
             user_agent: format!("kube-client/{} (rust)", env!("CARGO_PKG_VERSION")),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            protobuf: cfg!(feature = "protobuf"),
         }
+    }
+
+    /// Whether typed requests for built-in kinds (every k8s-openapi type
+    /// the `kube-protobuf` codec knows) speak protobuf: ask
+    /// `Accept: application/vnd.kubernetes.protobuf, application/json`,
+    /// send create and replace bodies as protobuf, and decode protobuf
+    /// answers and watches into the same k8s-openapi structs. Answers are
+    /// decoded by their `Content-Type`, so a server answering JSON still
+    /// works. Custom resources, `DynamicObject`, `Object` and
+    /// `PartialObjectMetadata` stay JSON whatever this says (see
+    /// [`crate::codec`]).
+    ///
+    /// **On by default** (with the default `protobuf` cargo feature):
+    /// protobuf is smaller and much cheaper to decode, which is most of
+    /// what syncing and holding a large cache costs (issue #14). client-go
+    /// defaults to JSON and leaves protobuf to each program's
+    /// `rest.Config` (Kubernetes' own controllers turn it on); here the
+    /// default is the fast path and `protobuf(false)` the opt-out, e.g. to
+    /// read the wire with a debugging proxy. Without the cargo feature
+    /// this has no effect: everything is JSON.
+    pub fn protobuf(mut self, enabled: bool) -> Self {
+        self.protobuf = enabled && cfg!(feature = "protobuf");
+        self
     }
 
     /// The largest whole answer body read into memory (objects, lists,
@@ -259,6 +294,7 @@ impl ClientBuilder {
                 user_agent: self.user_agent,
                 max_body_bytes: self.max_body_bytes,
                 max_event_bytes: self.max_event_bytes,
+                protobuf: self.protobuf,
                 config: self.config,
             }),
         })

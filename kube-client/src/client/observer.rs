@@ -23,8 +23,10 @@
 //!   refreshes, retry backoff or reading the body. A watch is observed once,
 //!   when its stream opens.
 //! - **Nothing secret** reaches the observer: the method, the server's host
-//!   (`host:port` as configured), the numeric status. Never the path, query,
-//!   headers or body, so label cardinality stays bounded too.
+//!   (`host:port` as configured), the numeric status, and the media types
+//!   of the request and answer bodies (which encoding was used, see
+//!   [`crate::codec`]). Never the path, query, other headers or a body, so
+//!   label cardinality stays bounded too.
 //! - The observer is called on the request's task, synchronously: it must
 //!   be quick (increment counters) and must not block.
 
@@ -44,6 +46,15 @@ pub struct RequestAttempt<'a> {
     pub status: Option<u16>,
     /// From sending the request until the response headers (or the failure).
     pub duration: Duration,
+    /// The media type of the request body (its `Content-Type` without
+    /// parameters), if it had one: e.g. `application/vnd.kubernetes.protobuf`
+    /// for a create sent as protobuf.
+    pub request_content_type: Option<&'a str>,
+    /// The media type of the answer (its `Content-Type` without
+    /// parameters), if one came with one: e.g.
+    /// `application/vnd.kubernetes.protobuf` when the server answered in
+    /// protobuf.
+    pub content_type: Option<&'a str>,
 }
 
 impl<'a> RequestAttempt<'a> {
@@ -54,6 +65,8 @@ impl<'a> RequestAttempt<'a> {
             host,
             status,
             duration,
+            request_content_type: None,
+            content_type: None,
         }
     }
 }
@@ -110,10 +123,12 @@ impl super::ClientBuilder {
 }
 
 impl super::Client {
-    /// Sends one attempt and tells the observer, if there is one, about it.
+    /// Sends one attempt and tells the observer, if there is one, about it;
+    /// `request_content_type` is the request body's `Content-Type`.
     pub(super) async fn send_observed(
         &self,
         method: &http::Method,
+        request_content_type: Option<&http::HeaderValue>,
         request: reqwest::RequestBuilder,
     ) -> reqwest::Result<reqwest::Response> {
         let Some(observer) = &self.inner.observer else {
@@ -121,12 +136,26 @@ impl super::Client {
         };
         let started = Instant::now();
         let outcome = request.send().await;
+        let duration = started.elapsed();
+        let answer_type = outcome.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+        });
         observer.observer.observe(&RequestAttempt {
             method: method.as_str(),
             host: &observer.host,
             status: outcome.as_ref().ok().map(|r| r.status().as_u16()),
-            duration: started.elapsed(),
+            duration,
+            request_content_type: media(request_content_type.and_then(|v| v.to_str().ok())),
+            content_type: media(answer_type),
         });
         outcome
     }
+}
+
+/// The media type of a `Content-Type`: without parameters, trimmed.
+fn media(content_type: Option<&str>) -> Option<&str> {
+    let media = content_type?.split(';').next()?.trim();
+    (!media.is_empty()).then_some(media)
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::{Client, Protocol, body, http_client, retry, tls};
+use crate::codec::{Answer, status_of_body};
 use crate::error::{
     Error, Result, describe_body, error_chain, is_tls_error, media_type, safe_json_error,
 };
@@ -40,7 +41,7 @@ impl Client {
     /// Sends `req` (its URI is the path and query) and decodes the JSON answer.
     pub async fn request<T: DeserializeOwned>(&self, req: http::Request<Vec<u8>>) -> Result<T> {
         let (url, bytes) = self.request_bytes(req).await?;
-        decode(&url, &bytes)
+        decode_json(&url, &bytes)
     }
 
     /// Sends `req` and returns the body as text (e.g. Pod logs).
@@ -63,9 +64,9 @@ impl Client {
         }
         match serde_json::from_slice::<Kind>(&bytes) {
             Ok(k) if k.kind == "Status" => {
-                Ok(ObjectOrStatus::Status(Box::new(decode(&url, &bytes)?)))
+                Ok(ObjectOrStatus::Status(Box::new(decode_json(&url, &bytes)?)))
             }
-            _ => Ok(ObjectOrStatus::Object(decode(&url, &bytes)?)),
+            _ => Ok(ObjectOrStatus::Object(decode_json(&url, &bytes)?)),
         }
     }
 
@@ -75,6 +76,8 @@ impl Client {
     /// Streams are requested uncompressed (`Accept-Encoding: identity`):
     /// events are small and arrive one by one, and kube-apiserver's gzip of
     /// a streaming list cannot be decoded as one gzip member.
+    /// Use `Response::headers` for its `Content-Type`: a watch that asked
+    /// for protobuf may be answered in JSON (see [`crate::codec`]).
     pub async fn request_streaming(
         &self,
         mut req: http::Request<Vec<u8>>,
@@ -99,8 +102,16 @@ impl Client {
     }
 
     async fn request_bytes(&self, req: http::Request<Vec<u8>>) -> Result<(String, bytes::Bytes)> {
+        let answer = self.request_answer(req).await?;
+        Ok((answer.url, answer.body))
+    }
+
+    /// Sends `req` and reads the whole answer: its URL (as shown), body and
+    /// `Content-Type`, for decoding by the encoding the server chose.
+    pub(crate) async fn request_answer(&self, req: http::Request<Vec<u8>>) -> Result<Answer> {
         let (resp, url) = self.send(&req, Mode::Whole).await?;
-        let bytes = body::read_limited(
+        let content_type = content_type_of(&resp);
+        let body = body::read_limited(
             resp,
             req.method().as_str(),
             &url,
@@ -108,7 +119,11 @@ impl Client {
             "response body",
         )
         .await?;
-        Ok((url, bytes))
+        Ok(Answer {
+            url,
+            body,
+            content_type,
+        })
     }
 
     /// Runs the pipeline; returns a 2xx response and the full URL as shown
@@ -174,7 +189,11 @@ impl Client {
             let used = credential.clone();
             builder = self.authenticate(builder, credential)?;
             let outcome = self
-                .send_observed(req.method(), builder.body(req.body().clone()))
+                .send_observed(
+                    req.method(),
+                    req.headers().get(http::header::CONTENT_TYPE),
+                    builder.body(req.body().clone()),
+                )
                 .await;
             match outcome {
                 Ok(resp) if mode == Mode::Upgrade && resp.status().as_u16() == 101 => {
@@ -324,12 +343,21 @@ fn percent_encode(key: &str) -> String {
     out
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
+/// `bytes` from `url` decoded as JSON; a failure never quotes them.
+pub(crate) fn decode_json<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Decode {
         url: url.to_string(),
         message: safe_json_error(&e),
         body: describe_body(bytes, None),
     })
+}
+
+/// The `Content-Type` of `resp`, if it has a readable one.
+pub(crate) fn content_type_of(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// A transport error for `url` (as shown). The message is redacted too: it
@@ -360,11 +388,7 @@ async fn error_from_response(
     limit: usize,
 ) -> Error {
     let code = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let content_type = content_type_of(&resp);
     match body::read_limited(resp, method, url, limit, "error body").await {
         Ok(bytes) => status_error(method, url, code, &bytes, content_type.as_deref()),
         // Too large to be a Status: keep the answer's code, say why the
@@ -385,7 +409,8 @@ async fn error_from_response(
 impl Error {
     /// The error for a non-2xx answer with HTTP status `code`, body `body`
     /// and `Content-Type` `content_type`, as the client builds it:
-    /// [`Error::Api`] when the body is a `Status` with a code, reason or
+    /// [`Error::Api`] when the body is a `Status` (JSON, or a protobuf
+    /// envelope when `content_type` says protobuf) with a code, reason or
     /// message (a missing code is taken from the HTTP status), otherwise
     /// [`Error::HttpStatus`] describing the body by size and media type,
     /// never quoting it. Never panics, whatever the body.
@@ -407,8 +432,8 @@ pub(crate) fn status_error(
     bytes: &[u8],
     content_type: Option<&str>,
 ) -> Error {
-    match serde_json::from_slice::<Status>(bytes) {
-        Ok(mut status)
+    match status_of_body(bytes, content_type) {
+        Some(mut status)
             if status.code.is_some() || status.reason.is_some() || status.message.is_some() =>
         {
             status.code.get_or_insert(i32::from(code));
@@ -512,7 +537,7 @@ mod tests {
             br#"{"count":12345678901234567890123,"x":"hunter2-secret"}"#,
         ];
         for body in bodies {
-            let e = decode::<Wanted>("https://h/x", body).unwrap_err();
+            let e = decode_json::<Wanted>("https://h/x", body).unwrap_err();
             let shown = format!("{e} {e:?}");
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(
@@ -520,7 +545,7 @@ mod tests {
                 "{shown}"
             );
         }
-        let e = decode::<Wanted>("https://h/x", br#"{"mode":"On"}"#).unwrap_err();
+        let e = decode_json::<Wanted>("https://h/x", br#"{"mode":"On"}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `count`"), "{e}");
     }
 }

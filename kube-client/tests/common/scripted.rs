@@ -34,6 +34,8 @@ pub struct Hit {
     pub at: Instant,
     /// The request line, e.g. `GET /api/v1/... HTTP/1.1`.
     pub line: String,
+    /// The whole request head (request line and headers).
+    pub head: String,
 }
 
 pub struct Server {
@@ -104,12 +106,14 @@ async fn serve_one(
     hits: &Mutex<Vec<Hit>>,
     replies: &[Reply],
 ) -> std::io::Result<()> {
-    let line = read_request(&mut socket).await?;
+    let head = read_request(&mut socket).await?;
+    let line = head.lines().next().unwrap_or_default().to_string();
     let index = {
         let mut hits = hits.lock().unwrap();
         hits.push(Hit {
             at: Instant::now(),
             line,
+            head,
         });
         hits.len() - 1
     };
@@ -131,7 +135,7 @@ async fn serve_one(
     socket.shutdown().await
 }
 
-/// Reads one request (head and `Content-Length` body); returns its first line.
+/// Reads one request (head and `Content-Length` body); returns its head.
 async fn read_request(socket: &mut TcpStream) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
@@ -160,7 +164,7 @@ async fn read_request(socket: &mut TcpStream) -> std::io::Result<String> {
         }
         have += n;
     }
-    Ok(head.lines().next().unwrap_or_default().to_string())
+    Ok(head)
 }
 
 /// A complete response with `Content-Length` and `Connection: close`.

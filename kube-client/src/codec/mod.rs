@@ -1,0 +1,402 @@
+//! Content negotiation: which encoding a request asks for and sends, and
+//! how an answer is decoded.
+//!
+//! The API server speaks JSON for every kind, and protobuf
+//! (`application/vnd.kubernetes.protobuf`) for the built-in ones. Protobuf
+//! is smaller on the wire and cheaper to decode, which is most of what a
+//! large cache costs (issue #14). So for a typed `Api<K>` whose `K` is a
+//! built-in k8s-openapi kind with a protobuf codec (`kube-protobuf`), and
+//! a client with [`ClientBuilder::protobuf`](crate::ClientBuilder::protobuf)
+//! on (the default), a request — get, list, watch (streaming lists too),
+//! create, replace, patch, delete, and the `status` and `scale`
+//! subresources:
+//! - asks `Accept: application/vnd.kubernetes.protobuf, application/json`
+//!   — protobuf, with JSON as the server's fallback;
+//! - sends a create or replace body as protobuf (the object in a `k8s\0`
+//!   envelope, `Content-Type: application/vnd.kubernetes.protobuf`);
+//!   should a server refuse that with 415 Unsupported Media Type, the body
+//!   is sent once more as JSON. Patches and delete options stay JSON (the
+//!   patch formats are JSON formats).
+//!
+//! Every other request asks for and sends JSON exactly as before: custom
+//! resources, [`DynamicObject`](crate::DynamicObject),
+//! [`Object`](crate::Object), [`PartialObjectMetadata`](crate::PartialObjectMetadata)
+//! (the server serves custom resources only as JSON, and the generic shapes
+//! have no protobuf schema), and everything on a client with protobuf off.
+//!
+//! Guarantees:
+//! - **An answer is decoded by its `Content-Type`**, never by what was
+//!   asked: a protobuf answer through the codec, anything else as JSON (a
+//!   server, proxy or scripted test may always answer JSON). A protobuf
+//!   answer to a request that did not ask for it is a typed
+//!   [`Error::Decode`], not a guess.
+//! - **Errors stay typed**: a non-2xx answer carrying a `Status`, in JSON
+//!   or in a protobuf envelope, becomes the same [`Error::Api`] (see
+//!   [`Error::from_error_response`]).
+//! - **A protobuf watch** is read as length-prefixed frames with the same
+//!   guarantees as a JSON one (bounded frames, a cut or malformed frame a
+//!   typed error; see [`crate::watch`]). A BOOKMARK's object is decoded as
+//!   the kind and its resourceVersion and annotations taken from it; an
+//!   ERROR event carries its `Status`.
+//! - **Bodies are never quoted**: a decoding failure names the URL, what
+//!   failed and the body's size and media type only.
+//! - Without the `protobuf` cargo feature everything is JSON and
+//!   `ClientBuilder::protobuf` has no effect.
+
+#[cfg(feature = "protobuf")]
+mod protobuf;
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::ObjectOrStatus;
+use crate::error::{Error, Result, describe_body};
+use crate::object::ObjectList;
+use crate::watch::WatchEvent;
+
+/// The JSON media type.
+pub(crate) const JSON: &str = "application/json";
+/// The Kubernetes protobuf media type.
+pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+/// `Accept` of a request that prefers protobuf and takes JSON.
+pub(crate) const PROTOBUF_OR_JSON: &str = "application/vnd.kubernetes.protobuf, application/json";
+
+/// A whole answer body with what it was.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The request URL, as shown in errors.
+    pub url: String,
+    /// The body.
+    pub body: Bytes,
+    /// The answer's `Content-Type`, if it had one.
+    pub content_type: Option<String>,
+}
+
+/// How a body is encoded, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// JSON, or no or an unknown media type (decoded as JSON).
+    Json,
+    /// `application/vnd.kubernetes.protobuf` (any parameters, e.g.
+    /// `;stream=watch`).
+    Protobuf,
+}
+
+impl Encoding {
+    /// The encoding of a body with `Content-Type` `content_type`.
+    pub(crate) fn of(content_type: Option<&str>) -> Self {
+        let media = content_type
+            .and_then(|ct| ct.split(';').next())
+            .unwrap_or_default()
+            .trim();
+        if media.eq_ignore_ascii_case(PROTOBUF) {
+            Encoding::Protobuf
+        } else {
+            Encoding::Json
+        }
+    }
+}
+
+/// The decoded `Status` of an error body, if it is one: a protobuf
+/// envelope holding a `Status` when the `Content-Type` says protobuf (and
+/// the `protobuf` feature is on), JSON otherwise. `None` for anything
+/// else; never panics.
+pub(crate) fn status_of_body(body: &[u8], content_type: Option<&str>) -> Option<Status> {
+    match Encoding::of(content_type) {
+        #[cfg(feature = "protobuf")]
+        Encoding::Protobuf => protobuf::status(body),
+        _ => serde_json::from_slice(body).ok(),
+    }
+}
+
+/// The encoding of one typed request: JSON only, or protobuf preferred
+/// through `K`'s codec. Made by [`Wire::negotiate`].
+pub(crate) struct Wire<K: 'static> {
+    #[cfg(feature = "protobuf")]
+    codec: Option<&'static kube_protobuf::Codec<K>>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: 'static> Clone for Wire<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K: 'static> Copy for Wire<K> {}
+
+impl<K> Wire<K>
+where
+    K: DeserializeOwned + Serialize + Send + 'static,
+{
+    /// JSON only.
+    pub(crate) fn json() -> Self {
+        Self {
+            #[cfg(feature = "protobuf")]
+            codec: None,
+            _kind: PhantomData,
+        }
+    }
+
+    /// Protobuf when `enabled` and `K` has a codec, else JSON.
+    pub(crate) fn negotiate(enabled: bool) -> Self {
+        #[cfg(feature = "protobuf")]
+        if enabled {
+            return Self {
+                codec: kube_protobuf::codec::<K>(),
+                _kind: PhantomData,
+            };
+        }
+        let _ = enabled;
+        Self::json()
+    }
+
+    /// True when this request asks for (and sends) protobuf.
+    pub(crate) fn is_protobuf(&self) -> bool {
+        #[cfg(feature = "protobuf")]
+        return self.codec.is_some();
+        #[cfg(not(feature = "protobuf"))]
+        false
+    }
+
+    /// The `Accept` header.
+    pub(crate) fn accept(&self) -> &'static str {
+        if self.is_protobuf() {
+            PROTOBUF_OR_JSON
+        } else {
+            JSON
+        }
+    }
+
+    /// `obj` as a request body: its `Content-Type` and
+    /// bytes (protobuf in an envelope when negotiated, else JSON).
+    pub(crate) fn body(&self, obj: &K) -> Result<(&'static str, Vec<u8>)> {
+        #[cfg(feature = "protobuf")]
+        if let Some(codec) = self.codec {
+            return Ok((PROTOBUF, protobuf::body(codec, obj)));
+        }
+        json_body(obj).map(|body| (JSON, body))
+    }
+
+    /// One object.
+    pub(crate) fn object(&self, answer: &Answer) -> Result<K> {
+        match self.encoding(answer)? {
+            #[cfg(feature = "protobuf")]
+            (Encoding::Protobuf, Some(codec)) => protobuf::object(codec, answer),
+            _ => decode_json(answer),
+        }
+    }
+
+    /// One page of a list.
+    pub(crate) fn list(&self, answer: &Answer) -> Result<ObjectList<K>> {
+        match self.encoding(answer)? {
+            #[cfg(feature = "protobuf")]
+            (Encoding::Protobuf, Some(codec)) => protobuf::list(codec, answer),
+            _ => decode_json(answer),
+        }
+    }
+
+    /// An object, or the success `Status` the server sent instead.
+    pub(crate) fn object_or_status(&self, answer: &Answer) -> Result<ObjectOrStatus<K>> {
+        match self.encoding(answer)? {
+            #[cfg(feature = "protobuf")]
+            (Encoding::Protobuf, Some(codec)) => {
+                protobuf::object_or_status(codec, answer, protobuf::object_in)
+            }
+            _ => json_object_or_status(answer),
+        }
+    }
+
+    /// A list, or the success `Status` the server sent instead.
+    pub(crate) fn list_or_status(&self, answer: &Answer) -> Result<ObjectOrStatus<ObjectList<K>>> {
+        match self.encoding(answer)? {
+            #[cfg(feature = "protobuf")]
+            (Encoding::Protobuf, Some(codec)) => {
+                protobuf::object_or_status(codec, answer, protobuf::list_in)
+            }
+            _ => json_object_or_status(answer),
+        }
+    }
+
+    /// The events of a watch answered with `content_type`: length-prefixed
+    /// protobuf frames or JSON lines, each event at most `max_event_bytes`
+    /// (see [`crate::watch`]).
+    pub(crate) fn watch_events(
+        &self,
+        url: String,
+        content_type: Option<&str>,
+        chunks: BoxStream<'static, Result<Bytes>>,
+        max_event_bytes: usize,
+    ) -> BoxStream<'static, Result<WatchEvent<K>>> {
+        let encoding = Encoding::of(content_type);
+        #[cfg(feature = "protobuf")]
+        if let (Encoding::Protobuf, Some(codec)) = (encoding, self.codec) {
+            return protobuf::watch_events(codec, url, chunks, max_event_bytes).boxed();
+        }
+        match encoding {
+            Encoding::Protobuf => {
+                let error = unasked_protobuf(&url, "a protobuf watch stream".into());
+                futures::stream::once(async move { Err(error) }).boxed()
+            }
+            Encoding::Json => {
+                crate::watch::decode_events_with_limit(url, chunks, max_event_bytes).boxed()
+            }
+        }
+    }
+
+    /// The answer's encoding and the codec to decode it with; protobuf
+    /// without a codec (not asked for) is an error.
+    #[allow(clippy::type_complexity)]
+    fn encoding(&self, answer: &Answer) -> Result<(Encoding, Option<&'static CodecOf<K>>)> {
+        let encoding = Encoding::of(answer.content_type.as_deref());
+        #[cfg(feature = "protobuf")]
+        let codec = self.codec;
+        #[cfg(not(feature = "protobuf"))]
+        let codec: Option<&'static CodecOf<K>> = None;
+        if encoding == Encoding::Protobuf && codec.is_none() {
+            let body = describe_body(&answer.body, answer.content_type.as_deref());
+            return Err(unasked_protobuf(&answer.url, body));
+        }
+        Ok((encoding, codec))
+    }
+}
+
+/// `K`'s protobuf codec (a placeholder type without the feature).
+#[cfg(feature = "protobuf")]
+type CodecOf<K> = kube_protobuf::Codec<K>;
+#[cfg(not(feature = "protobuf"))]
+type CodecOf<K> = PhantomData<K>;
+
+/// A protobuf answer to a request that accepted only JSON.
+fn unasked_protobuf(url: &str, body: String) -> Error {
+    Error::Decode {
+        url: url.to_string(),
+        message: "the server answered protobuf, which was not asked for \
+                  (JSON only for this kind or client)"
+            .into(),
+        body,
+    }
+}
+
+/// `value` as a JSON request body.
+pub(crate) fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|e| Error::InvalidRequest(format!("cannot serialize the body: {e}")))
+}
+
+fn decode_json<T: DeserializeOwned>(answer: &Answer) -> Result<T> {
+    crate::client::decode_json(&answer.url, &answer.body)
+}
+
+fn json_object_or_status<T: DeserializeOwned>(answer: &Answer) -> Result<ObjectOrStatus<T>> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(default)]
+        kind: String,
+    }
+    match serde_json::from_slice::<Kind>(&answer.body) {
+        Ok(k) if k.kind == "Status" => Ok(ObjectOrStatus::Status(Box::new(decode_json(answer)?))),
+        _ => Ok(ObjectOrStatus::Object(decode_json(answer)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoding_is_the_media_type_without_parameters() {
+        assert_eq!(Encoding::of(Some(PROTOBUF)), Encoding::Protobuf);
+        assert_eq!(
+            Encoding::of(Some("application/vnd.kubernetes.protobuf;stream=watch")),
+            Encoding::Protobuf
+        );
+        assert_eq!(
+            Encoding::of(Some(" Application/Vnd.Kubernetes.Protobuf ; x=y")),
+            Encoding::Protobuf
+        );
+        for json in [
+            None,
+            Some("application/json"),
+            Some("application/json;stream=watch"),
+            Some("text/plain"),
+            Some(""),
+            Some("application/vnd.kubernetes.protobuf2"),
+        ] {
+            assert_eq!(Encoding::of(json), Encoding::Json, "{json:?}");
+        }
+    }
+
+    #[test]
+    fn a_protobuf_answer_to_a_json_request_is_a_typed_error() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let answer = Answer {
+            url: "https://h/x".into(),
+            body: Bytes::from_static(b"k8s\0secret"),
+            content_type: Some(PROTOBUF.into()),
+        };
+        let e = Wire::<ConfigMap>::json().object(&answer).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::Decode { .. }), "{e:?}");
+        assert!(
+            text.contains("https://h/x") && text.contains("a 10-byte"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_watch_is_decoded_by_its_content_type() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let line = br#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}
+"#;
+        let chunks = || futures::stream::iter([Ok(Bytes::from_static(line))]).boxed();
+        // JSON lines decode whatever the request asked for.
+        for wire in [Wire::<ConfigMap>::json(), Wire::negotiate(true)] {
+            let events: Vec<_> = wire
+                .watch_events("u".into(), Some("application/json"), chunks(), 1024)
+                .collect()
+                .await;
+            assert!(
+                matches!(&events[..], [Ok(WatchEvent::Added(_))]),
+                "{events:?}"
+            );
+        }
+        // Protobuf frames to a JSON-only request: one typed error, the end.
+        let events: Vec<_> = Wire::<ConfigMap>::json()
+            .watch_events("u".into(), Some(PROTOBUF), chunks(), 1024)
+            .collect()
+            .await;
+        assert!(
+            matches!(&events[..], [Err(Error::Decode { .. })]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn json_stays_json_and_a_json_status_is_a_status() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let wire = Wire::<ConfigMap>::json();
+        assert_eq!(wire.accept(), JSON);
+        assert!(!wire.is_protobuf());
+        let answer = Answer {
+            url: "u".into(),
+            body: Bytes::from_static(br#"{"kind":"Status","status":"Success","code":200}"#),
+            content_type: Some(JSON.into()),
+        };
+        assert!(matches!(
+            wire.object_or_status(&answer),
+            Ok(ObjectOrStatus::Status(s)) if s.code == Some(200)
+        ));
+        assert_eq!(
+            status_of_body(&answer.body, None).and_then(|s| s.code),
+            Some(200)
+        );
+        assert!(status_of_body(b"<html>", Some("text/html")).is_none());
+    }
+}
