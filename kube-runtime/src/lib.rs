@@ -67,6 +67,7 @@ pub mod finalizer;
 pub mod index;
 pub mod informer;
 pub mod leader_election;
+pub mod lean;
 pub mod metrics;
 pub mod queue;
 pub mod reflector;
@@ -80,7 +81,7 @@ pub use controller::Controller;
 pub use informer::{Informer, InformerConfig, SharedInformers, Subscription};
 pub use queue::WatchEvent;
 pub use reflector::{Reflector, ReflectorConfig};
-pub use store::Store;
+pub use store::{Store, Writer};
 pub use watcher::{Event, Watcher, WatcherConfig};
 
 /// The README's examples, compiled as doctests so that they stay true.

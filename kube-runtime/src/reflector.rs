@@ -14,6 +14,11 @@
 //! - [`Reflector::run`] polls forever: spawn it to keep a store current in
 //!   the background.
 //!
+//! What the store holds of each object: everything but
+//! `metadata.managedFields`, unless [`ReflectorConfig::keep_managed_fields`]
+//! says otherwise (see [`crate::store`]). The objects `events()` hands out
+//! are the stored ones.
+//!
 //! Errors never stop a reflector: the watcher retries with backoff (and
 //! relists after a 410), `poll()` returns the error once and it is queued as
 //! [`WatchEvent::Error`].
@@ -50,6 +55,9 @@ pub struct ReflectorConfig {
     pub queue_capacity: usize,
     /// Watcher events buffered between the background task and `poll()`.
     pub channel_capacity: usize,
+    /// Store objects with their `metadata.managedFields` (default false:
+    /// they are dropped before storing, see [`crate::store`]).
+    pub keep_managed_fields: bool,
 }
 
 impl Default for ReflectorConfig {
@@ -58,7 +66,19 @@ impl Default for ReflectorConfig {
             watcher: WatcherConfig::default(),
             queue_capacity: 10_000,
             channel_capacity: 1024,
+            keep_managed_fields: false,
         }
+    }
+}
+
+impl ReflectorConfig {
+    /// Stores objects with their `metadata.managedFields`, which are
+    /// dropped by default (see [`crate::store`]): for a reflector whose
+    /// users read which field manager set what.
+    #[must_use]
+    pub fn keep_managed_fields(mut self) -> Self {
+        self.keep_managed_fields = true;
+        self
     }
 }
 
@@ -142,9 +162,17 @@ where
         let store = Store::with_indexes(config.queue_capacity, indexes);
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let mut watcher = Watcher::new(api, config.watcher);
+        let keep_managed_fields = config.keep_managed_fields;
         let task = runtime.spawn(async move {
             loop {
-                let event = watcher.next().await;
+                let mut event = watcher.next().await;
+                // Lean before the channel, so that what waits in it is
+                // already lean (the writer's pass is then a no-op).
+                if let Ok(Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj)) =
+                    &mut event
+                {
+                    crate::lean::lean(obj, keep_managed_fields);
+                }
                 if tx.send(event).await.is_err() {
                     return; // the reflector is gone
                 }
@@ -152,7 +180,8 @@ where
         });
         Self {
             feed: Feed::Own {
-                writer: Writer::new(store.clone()),
+                writer: Writer::new(store.clone())
+                    .keeping_managed_fields(config.keep_managed_fields),
                 rx,
                 task,
             },

@@ -17,12 +17,38 @@
 //!   Memory stays at one copy of the data set plus one page, never two full
 //!   copies. During a relist readers may see a mix of old and new objects;
 //!   each object is always one real version of itself;
+//! - objects are stored **without `metadata.managedFields`** unless the
+//!   cache was told to keep them (see below): the same object is what
+//!   [`Store::read`], [`Store::get`], `events()` and informer subscribers
+//!   hand out;
 //! - an index added with [`Store::add_index`] after objects are cached is
 //!   built from them before any further write, so it is never partial;
 //! - a standalone reflector's store queues the changes it applies for
 //!   [`Store::events`] (bounded, see [`crate::queue`]); a shared informer's
 //!   store has no queue of its own — each subscriber gets its own queue
 //!   (see [`crate::informer`]) — and its `events()` is always empty.
+//!
+//! # What is stored: no `managedFields` by default
+//!
+//! `metadata.managedFields` is server-side apply's record of which field
+//! manager set which field. The server sends it with every object, it is
+//! often the largest part of small objects (for the benchmark's 1.5-KiB
+//! ConfigMaps, more than half of the heap each cached object holds), and a
+//! controller reading its cache almost never needs it: it is for the server
+//! to resolve apply conflicts. So every store — a [`Reflector`](crate::Reflector)'s,
+//! a shared [`Informer`](crate::informer::Informer)'s (and so every
+//! [`Controller`](crate::Controller) cache), and one filled by hand through a
+//! [`Writer`] — drops it from each object before storing it, as
+//! controller-runtime's cache does by default with client-go's
+//! `TransformStripManagedFields`. The objects of `Added`, `Modified` and
+//! `Deleted` events are the stored ones, so they lack it too. A cache that
+//! needs it opts out: [`ReflectorConfig::keep_managed_fields`](crate::ReflectorConfig::keep_managed_fields),
+//! [`InformerConfig::keep_managed_fields`](crate::InformerConfig::keep_managed_fields)
+//! (which is part of an informer's identity), the controller's
+//! [`TriggerConfig::keep_managed_fields`](crate::controller::TriggerConfig::keep_managed_fields),
+//! or [`Writer::keep_managed_fields`]. A shared informer's
+//! [`Transform`](crate::informer::Transform) runs before the field is
+//! dropped, so it may still read it.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -241,15 +267,40 @@ impl<K> Store<K> {
 /// Where a writer sends each change it applied.
 pub(crate) type Emit<K> = Box<dyn FnMut(WatchEvent<K>) + Send>;
 
-/// Applies watcher events to a store and emits what changed.
-pub(crate) struct Writer<K> {
+/// The one writer of a store: applies [watcher events](Event) to it and
+/// emits what changed.
+///
+/// Reflectors and informers make their own. [`Writer::detached`] makes a
+/// store filled by hand: for tests of code that reads a [`Store`], or a
+/// cache fed from somewhere other than a [`Watcher`](crate::Watcher). It
+/// drops `managedFields` as every store does (see the
+/// [module docs](self)), unless told to [keep them](Writer::keep_managed_fields).
+pub struct Writer<K> {
     store: Store<K>,
     /// Keys seen by the relist in progress.
     seen: Option<HashSet<String>>,
     emit: Emit<K>,
+    keep_managed_fields: bool,
+}
+
+impl<K> Debug for Writer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("store", &self.store)
+            .field("relisting", &self.seen.is_some())
+            .field("keep_managed_fields", &self.keep_managed_fields)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<K: Resource + Send + Sync + 'static> Writer<K> {
+    /// A new, empty store whose changes are queued for [`Store::events`]
+    /// (at most `queue_capacity`, see [`crate::queue`]), and its writer.
+    /// Get the store with [`Writer::store`].
+    pub fn detached(queue_capacity: usize) -> Self {
+        Self::new(Store::with_indexes(queue_capacity, Vec::new()))
+    }
+
     /// A writer that queues changes in the store's own queue.
     pub(crate) fn new(store: Store<K>) -> Self {
         let queue = store.clone();
@@ -262,10 +313,36 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
             store,
             seen: None,
             emit,
+            keep_managed_fields: false,
         }
     }
 
-    fn upsert(&mut self, key: String, obj: K) {
+    /// Stores objects with their `metadata.managedFields` (dropped by
+    /// default; see the [module docs](self)).
+    #[must_use]
+    pub fn keep_managed_fields(mut self) -> Self {
+        self.keep_managed_fields = true;
+        self
+    }
+
+    /// Sets whether objects keep `metadata.managedFields`.
+    pub(crate) fn keeping_managed_fields(mut self, keep: bool) -> Self {
+        self.keep_managed_fields = keep;
+        self
+    }
+
+    /// A handle on the store this writer fills.
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// What the store keeps of an object it is given (see [`crate::lean`]).
+    fn lean(&self, obj: &mut K) {
+        crate::lean::lean(obj, self.keep_managed_fields);
+    }
+
+    fn upsert(&mut self, key: String, mut obj: K) {
+        self.lean(&mut obj);
         let obj = Arc::new(obj);
         let old = {
             let indexes = self.store.inner.indexes.read();
@@ -287,7 +364,10 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
         }
     }
 
-    pub(crate) fn apply(&mut self, event: Event<K>) {
+    /// Applies one watcher event: `Init` … `InitDone` (re)fill the store
+    /// in place (what the list lacked is removed at `InitDone`, which also
+    /// makes the store ready), `Apply` and `Delete` change one object.
+    pub fn apply(&mut self, event: Event<K>) {
         match event {
             Event::Init => self.seen = Some(HashSet::new()),
             Event::InitApply(obj) => {
@@ -326,7 +406,8 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                 self.store.inner.ready.send_replace(true);
             }
             Event::Apply(obj) => self.upsert(object_key(&obj), obj),
-            Event::Delete(obj) => {
+            Event::Delete(mut obj) => {
+                self.lean(&mut obj);
                 let key = object_key(&obj);
                 if let Some(seen) = &mut self.seen {
                     seen.remove(&key);
@@ -503,6 +584,48 @@ mod tests {
             kinds(std::mem::take(&mut *emitted.lock())),
             ["+a", "+b", "+c"]
         );
+    }
+
+    fn managed(name: &str, rv: &str) -> ConfigMap {
+        let mut c = cm(name, rv);
+        c.metadata.managed_fields = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                manager: Some("m".into()),
+                ..Default::default()
+            },
+        ]);
+        c
+    }
+
+    #[test]
+    fn a_writer_drops_managed_fields_unless_told_to_keep_them() {
+        for keep in [false, true] {
+            let mut w = Writer::detached(100);
+            if keep {
+                w = w.keep_managed_fields();
+            }
+            let store = w.store();
+            for e in [
+                Event::Init,
+                Event::InitApply(managed("a", "1")),
+                Event::InitDone,
+                Event::Apply(managed("b", "2")),
+                Event::Delete(managed("a", "3")),
+            ] {
+                w.apply(e);
+            }
+            let b = store.get(Some("ns"), "b").unwrap();
+            assert_eq!(b.metadata.managed_fields.is_some(), keep, "keep: {keep}");
+            assert_eq!(b.metadata.resource_version.as_deref(), Some("2"));
+            let events = store.events();
+            assert_eq!(events.len(), 3);
+            for event in events {
+                let (WatchEvent::Added(o) | WatchEvent::Deleted(o)) = event else {
+                    panic!("unexpected {event:?}");
+                };
+                assert_eq!(o.metadata.managed_fields.is_some(), keep, "events too");
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //!   with plain `serde_json::from_slice` into k8s-openapi types (the floor)
 //!   and with our client's decoding (`ObjectList<K>` as `Api::list`
 //!   decodes it, and `kube_client::watch::decode_events` over the chunks).
+//! - `heap --payloads DIR [--kind configmap|pod]`: the bytes and
+//!   allocations a store holds per object of a captured list (see
+//!   `heap.rs`); needs no cluster and takes none of the options below.
 //!
 //! Common options: `--kubeconfig PATH --namespace NS --objects N --mods M
 //! [--concurrency C] [--tag T] [--runs R] [--min-ms MS] [--save DIR] [--want W]
@@ -41,6 +44,7 @@ use kube_client::{Api, Client, ObjectList, WatchEvent};
 use serde_json::json;
 
 mod controller;
+mod heap;
 mod objects;
 
 #[derive(Debug, Clone)]
@@ -114,6 +118,10 @@ impl Opts {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
+    if command == "heap" {
+        println!("{}", heap::run(args)?);
+        return Ok(());
+    }
     let opts = Opts::parse(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,7 +141,7 @@ fn main() -> Result<()> {
             decode(&captured, &opts)?
         }
         other => {
-            bail!("unknown command `{other}`; expected seed, mutate, changes, verify or decode")
+            bail!("unknown command `{other}`; expected seed, mutate, changes, verify, decode or heap")
         }
     };
     println!("{report}");

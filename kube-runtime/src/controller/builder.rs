@@ -30,6 +30,10 @@
 //! - **Children from the cache.** [`Controller::owned_store`] gives an owned
 //!   kind's store, indexed by owner uid ([`Store::owned_by`]), for reconcile
 //!   to read children without a request.
+//! - **Lean caches.** Every cache drops `metadata.managedFields` from the
+//!   objects it stores (see [`crate::store`]), so the objects reconcile
+//!   and the triggers see lack them;
+//!   [`TriggerConfig::keep_managed_fields`] keeps them for one kind.
 //! - **Nothing is lost while it runs.** A trigger that fell behind
 //!   reconciles every cached object (see [`triggers`]); the
 //!   informers resume or relist across watch failures and API server

@@ -117,6 +117,15 @@ impl<K> TriggerConfig<K> {
         self.informer.transform = Some(transform);
         self
     }
+
+    /// Caches objects with their `metadata.managedFields`, which every
+    /// cache drops by default (see [`crate::store`]); the reconcile then
+    /// sees them in the objects it reads from the cache.
+    #[must_use]
+    pub fn keep_managed_fields(mut self) -> Self {
+        self.informer.keep_managed_fields = true;
+        self
+    }
 }
 
 /// What a trigger asks of the controller.

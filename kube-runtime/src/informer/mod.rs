@@ -18,8 +18,13 @@
 //!   idle subscriber loses its oldest changes and gets a
 //!   [`WatchEvent::Desynced`] marker; it never
 //!   holds up the store or the other subscribers (see [`subscription`]).
-//! - An optional [`Transform`] (e.g. [`strip_managed_fields`]) changes each
-//!   object before it is stored or handed out.
+//! - The store drops `metadata.managedFields` from every object, as every
+//!   store does by default (see [`crate::store`]);
+//!   [`InformerConfig::keep_managed_fields`] keeps them (an informer that
+//!   keeps them is not the same informer as one that does not).
+//! - An optional [`Transform`] (e.g. [`strip_last_applied`]) changes each
+//!   object before it is stored or handed out (it still sees
+//!   `managedFields`; they are dropped after it).
 //! - Errors never stop an informer: the watcher retries with backoff. Each
 //!   error is handed to subscribers as `WatchEvent::Error` and kept as
 //!   [`Informer::last_error`] until the next complete list.
@@ -37,14 +42,14 @@
 //! ```no_run
 //! use k8s_openapi::api::core::v1::ConfigMap;
 //! use kube_client::{Api, Client};
-//! use kube_runtime::informer::{strip_managed_fields, InformerConfig, SharedInformers};
+//! use kube_runtime::informer::{strip_last_applied, InformerConfig, SharedInformers};
 //! use kube_runtime::{Reflector, WatchEvent};
 //!
 //! # async fn demo() -> Result<(), kube_client::Error> {
 //! let client = Client::try_default().await?;
 //! let api: Api<ConfigMap> = Api::namespaced(client, "default");
 //! let informers = SharedInformers::new();
-//! let config = InformerConfig::default().transform(strip_managed_fields());
+//! let config = InformerConfig::default().transform(strip_last_applied());
 //! let informer = informers.informer(api.clone(), config.clone());
 //!
 //! let mut audit = informer.subscribe(); // every change, in its own queue
@@ -92,6 +97,10 @@ pub struct InformerConfig<K> {
     /// The most changes one subscriber may have queued before it is
     /// desynced (default 10,000).
     pub subscriber_capacity: usize,
+    /// Store objects with their `metadata.managedFields` (default false:
+    /// they are dropped before storing, see [`crate::store`]). Part of the
+    /// identity.
+    pub keep_managed_fields: bool,
 }
 
 impl<K> Clone for InformerConfig<K> {
@@ -100,6 +109,7 @@ impl<K> Clone for InformerConfig<K> {
             watcher: self.watcher.clone(),
             transform: self.transform.clone(),
             subscriber_capacity: self.subscriber_capacity,
+            keep_managed_fields: self.keep_managed_fields,
         }
     }
 }
@@ -110,6 +120,7 @@ impl<K> Debug for InformerConfig<K> {
             .field("watcher", &self.watcher)
             .field("transform", &self.transform)
             .field("subscriber_capacity", &self.subscriber_capacity)
+            .field("keep_managed_fields", &self.keep_managed_fields)
             .finish()
     }
 }
@@ -127,13 +138,23 @@ impl<K> From<WatcherConfig> for InformerConfig<K> {
 }
 
 impl<K> InformerConfig<K> {
-    /// These watcher settings, no transform, the default subscriber capacity.
+    /// These watcher settings, no transform, the default subscriber
+    /// capacity, `managedFields` dropped.
     pub fn new(watcher: WatcherConfig) -> Self {
         Self {
             watcher,
             transform: None,
             subscriber_capacity: 10_000,
+            keep_managed_fields: false,
         }
+    }
+
+    /// Stores objects with their `metadata.managedFields`, which are
+    /// dropped by default (see [`crate::store`]).
+    #[must_use]
+    pub fn keep_managed_fields(mut self) -> Self {
+        self.keep_managed_fields = true;
+        self
     }
 
     /// Sets the transform.
@@ -212,7 +233,8 @@ where
         let transform = config.transform;
         let task_hub = hub.clone();
         let emit_hub = hub.clone();
-        let mut writer = Writer::emitting(store.clone(), Box::new(move |e| emit_hub.broadcast(e)));
+        let mut writer = Writer::emitting(store.clone(), Box::new(move |e| emit_hub.broadcast(e)))
+            .keeping_managed_fields(config.keep_managed_fields);
         let task = runtime.spawn(async move {
             loop {
                 match watcher.next().await {

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use super::{Informer, InformerConfig, Shared};
 
 /// What makes two informers the same: the Rust type, the kind's group,
-/// version and plural, the namespace (`None` for all), both selectors, and
-/// the transform's name.
+/// version and plural, the namespace (`None` for all), both selectors, the
+/// transform's name, and whether `managedFields` are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InformerKey {
     type_id: TypeId,
@@ -34,6 +34,8 @@ pub struct InformerKey {
     pub field_selector: Option<String>,
     /// The transform's name.
     pub transform: Option<String>,
+    /// Whether stored objects keep `metadata.managedFields`.
+    pub keep_managed_fields: bool,
 }
 
 impl InformerKey {
@@ -53,6 +55,7 @@ impl InformerKey {
             label_selector: selector(&config.watcher.label_selector),
             field_selector: selector(&config.watcher.field_selector),
             transform: config.transform.as_ref().map(|t| t.name().to_string()),
+            keep_managed_fields: config.keep_managed_fields,
         }
     }
 }

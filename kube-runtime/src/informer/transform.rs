@@ -1,11 +1,12 @@
 //! Transforms: change each object before it is cached.
 //!
 //! A cache holds every object of its kind for as long as it runs, so what is
-//! stored matters. Most controllers never read `metadata.managedFields`
-//! (server-side apply's bookkeeping, often the largest part of an object), and
-//! some read only a few fields of large objects. A transform (client-go's
-//! `SetTransform`) runs on every object the watcher delivers, before it is
-//! stored or handed to any subscriber, so the dropped parts are never kept.
+//! stored matters. Every store already drops `metadata.managedFields`
+//! (server-side apply's bookkeeping, often the largest part of an object;
+//! see [`crate::store`]); some controllers read only a few fields of large
+//! objects and can drop more. A transform (client-go's `SetTransform`) runs
+//! on every object the watcher delivers, before it is stored or handed to
+//! any subscriber, so the dropped parts are never kept.
 //!
 //! A transform has a **name**: informers are shared by what they watch *and*
 //! by the name of their transform, since two caches transformed differently
@@ -70,7 +71,10 @@ impl<K> Transform<K> {
     }
 }
 
-/// Drops `metadata.managedFields` (named `"strip-managed-fields"`).
+/// Drops `metadata.managedFields` (named `"strip-managed-fields"`). Every
+/// store does that already unless told to keep them
+/// ([`InformerConfig::keep_managed_fields`](super::InformerConfig::keep_managed_fields));
+/// this transform remains for code written before that default.
 pub fn strip_managed_fields<K: Resource>() -> Transform<K> {
     Transform::new("strip-managed-fields", |obj: &mut K| {
         obj.meta_mut().managed_fields = None;
