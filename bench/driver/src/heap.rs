@@ -152,11 +152,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<HeapOpts> {
         kind: "configmap".into(),
     };
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--payloads" => o.payloads = value.into(),
             "--kind" => o.kind = value.to_ascii_lowercase(),
-            other => bail!("unknown option `{other}` (heap takes --payloads DIR --kind configmap|pod)"),
+            other => {
+                bail!("unknown option `{other}` (heap takes --payloads DIR --kind configmap|pod)")
+            }
         }
     }
     Ok(o)
@@ -177,7 +181,12 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<serde_json::Value> {
 /// `list-page-*.json` in `dir`, in name order.
 fn read_pages(dir: &Path) -> Result<Vec<Vec<u8>>> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("read {} (captured by `bench-driver decode --save`)", dir.display()))?
+        .with_context(|| {
+            format!(
+                "read {} (captured by `bench-driver decode --save`)",
+                dir.display()
+            )
+        })?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     names.retain(|p| {
@@ -186,7 +195,11 @@ fn read_pages(dir: &Path) -> Result<Vec<Vec<u8>>> {
             .is_some_and(|n| n.starts_with("list-page-") && n.ends_with(".json"))
     });
     names.sort();
-    ensure!(!names.is_empty(), "no list-page-*.json in {}", dir.display());
+    ensure!(
+        !names.is_empty(),
+        "no list-page-*.json in {}",
+        dir.display()
+    );
     names
         .iter()
         .map(|p| std::fs::read(p).with_context(|| format!("read {}", p.display())))
@@ -252,7 +265,11 @@ fn per(delta: i64, objects: usize) -> f64 {
     delta as f64 / objects.max(1) as f64
 }
 
-fn measure_variant<K>(variant: &Variant, pages: &[Vec<u8>], objects: usize) -> Result<serde_json::Value>
+fn measure_variant<K>(
+    variant: &Variant,
+    pages: &[Vec<u8>],
+    objects: usize,
+) -> Result<serde_json::Value>
 where
     K: Resource + DeserializeOwned + Send + Sync + 'static,
 {
@@ -281,7 +298,10 @@ where
     let mut w = writer::<K>(variant);
     let stored = apply_list(&mut w, pages)?;
     let full = snapshot();
-    ensure!(stored == objects && w.store().len() == objects, "stored {stored} of {objects}");
+    ensure!(
+        stored == objects && w.store().len() == objects,
+        "stored {stored} of {objects}"
+    );
 
     // A relist of the same list, in place.
     reset_peak();
@@ -312,14 +332,27 @@ where
     let mut objects = 0;
     for page in pages {
         objects += decode_page::<K>(page)
-            .with_context(|| format!("a page in {} is not a {} list", dir.display(), K::api_resource(&()).kind))?
+            .with_context(|| {
+                format!(
+                    "a page in {} is not a {} list",
+                    dir.display(),
+                    K::api_resource(&()).kind
+                )
+            })?
             .len();
     }
-    ensure!(objects > 0, "the pages in {} hold no objects", dir.display());
+    ensure!(
+        objects > 0,
+        "the pages in {} hold no objects",
+        dir.display()
+    );
     let json_bytes: usize = pages.iter().map(Vec::len).sum();
     let mut results = serde_json::Map::new();
     for variant in variants() {
-        results.insert(variant.name.into(), measure_variant::<K>(&variant, pages, objects)?);
+        results.insert(
+            variant.name.into(),
+            measure_variant::<K>(&variant, pages, objects)?,
+        );
     }
     Ok(json!({
         "kind": K::api_resource(&()).kind,

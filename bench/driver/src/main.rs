@@ -21,6 +21,9 @@
 //!   with plain `serde_json::from_slice` into k8s-openapi types (the floor)
 //!   and with our client's decoding (`ObjectList<K>` as `Api::list`
 //!   decodes it, and `kube_client::watch::decode_events` over the chunks).
+//! - `pages --save DIR [--resource configmaps|pods]`: saves every page of a
+//!   list of the namespace's objects (`limit=500`, JSON) to DIR as
+//!   `list-page-NNN.json`, for `heap`.
 //! - `heap --payloads DIR [--kind configmap|pod]`: the bytes and
 //!   allocations a store holds per object of a captured list (see
 //!   `heap.rs`); needs no cluster and takes none of the options below.
@@ -132,6 +135,7 @@ fn main() -> Result<()> {
         "mutate" => rt.block_on(mutate(&client, &opts))?,
         "changes" => rt.block_on(controller::changes(&client, &opts))?,
         "verify" => rt.block_on(controller::verify(&client, &opts))?,
+        "pages" => rt.block_on(save_pages(&client, &opts))?,
         "decode" => {
             let captured = rt.block_on(capture(&client, &opts))?;
             drop(rt);
@@ -141,7 +145,9 @@ fn main() -> Result<()> {
             decode(&captured, &opts)?
         }
         other => {
-            bail!("unknown command `{other}`; expected seed, mutate, changes, verify, decode or heap")
+            bail!(
+                "unknown command `{other}`; expected seed, mutate, changes, verify, decode, pages or heap"
+            )
         }
     };
     println!("{report}");
@@ -303,8 +309,9 @@ fn get(path: String) -> Result<http::Request<Vec<u8>>> {
         .body(Vec::new())?)
 }
 
-async fn capture(client: &Client, o: &Opts) -> Result<Captured> {
-    let base = format!("/api/v1/namespaces/{}/configmaps", o.namespace);
+/// Every page of a list of `base` (`limit=500`, JSON, as the reflectors
+/// page) and the list's resourceVersion.
+async fn list_pages(client: &Client, base: &str) -> Result<(Vec<Bytes>, String)> {
     let mut pages = Vec::new();
     let mut continue_token = String::new();
     let mut list_rv = String::new();
@@ -322,6 +329,34 @@ async fn capture(client: &Client, o: &Opts) -> Result<Captured> {
             break;
         }
     }
+    Ok((pages, list_rv))
+}
+
+/// `pages`: saves the pages of a list of the namespace's ConfigMaps or Pods
+/// to `--save DIR` as `list-page-NNN.json` (what `heap` reads).
+async fn save_pages(client: &Client, o: &Opts) -> Result<serde_json::Value> {
+    let dir = o.save.as_deref().context("pages needs --save DIR")?;
+    let resource = if o.pods { "pods" } else { "configmaps" };
+    let base = format!("/api/v1/namespaces/{}/{resource}", o.namespace);
+    let (pages, _) = list_pages(client, &base).await?;
+    let dir = std::path::Path::new(dir);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for (i, page) in pages.iter().enumerate() {
+        std::fs::write(dir.join(format!("list-page-{i:03}.json")), page)?;
+    }
+    Ok(json!({
+        "pages": pages.len(),
+        "bytes": pages.iter().map(Bytes::len).sum::<usize>(),
+        "dir": dir.display().to_string(),
+    }))
+}
+
+async fn capture(client: &Client, o: &Opts) -> Result<Captured> {
+    let base = format!("/api/v1/namespaces/{}/configmaps", o.namespace);
+    let (pages, list_rv) = list_pages(client, &base).await?;
 
     // A watch from the list's version, while M changes are made.
     let watch_path = format!("{base}?watch=true&resourceVersion={list_rv}&timeoutSeconds=600");

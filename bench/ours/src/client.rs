@@ -1,7 +1,7 @@
 //! What both of our benchmark programs start from: a client built from the
 //! kubeconfig the orchestrator wrote, with every option at its default (as a
-//! user of the crates would start) except the wire encoding, which the
-//! orchestrator chooses (`BENCH_ENCODING`, see `bench_common::Encoding`).
+//! user of the crates would start); the reflector's with the wire encoding
+//! the orchestrator chooses (`BENCH_ENCODING`, see `bench_common::Encoding`).
 
 use anyhow::{Context, Result};
 use bench_common::Encoding;
@@ -9,26 +9,26 @@ use kube_client::k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::{Api, Client, ClientBuilder};
 
 /// A client for the cluster of the kubeconfig at `kubeconfig` speaking
-/// `encoding`, or `Ok(None)` when this build of kube-client cannot.
+/// `encoding` (`ClientBuilder::protobuf`), or `Ok(None)` when this build of
+/// kube-client cannot (built without its `protobuf` feature).
 pub fn client(kubeconfig: &str, encoding: Encoding) -> Result<Option<Client>> {
     let file = kube_config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("read {kubeconfig}"))?;
     let config =
         kube_config::Config::from_kubeconfig(&file, &kube_config::KubeconfigOptions::default())?;
-    let builder = ClientBuilder::new(config);
-    match encoding {
-        Encoding::Json => Ok(Some(builder.build()?)),
-        // Once kube-client has `ClientBuilder::protobuf(bool)`:
-        // `Encoding::Protobuf => Ok(Some(builder.protobuf(true).build()?))`, and
-        // JSON above becomes `builder.protobuf(false)`.
-        Encoding::Protobuf => Ok(None),
-    }
+    let protobuf = encoding == Encoding::Protobuf;
+    let client = ClientBuilder::new(config).protobuf(protobuf).build()?;
+    Ok((client.protobuf() == protobuf).then_some(client))
 }
 
-/// The ConfigMaps of `namespace`, through a JSON client (the controller
-/// scenario's; it does not vary the encoding).
+/// The ConfigMaps of `namespace`, through a client with every option at its
+/// default, the encoding too (the controller scenario's; it does not vary
+/// the encoding).
 #[allow(dead_code)] // bench-ours-controller's; this module is in both programs
 pub fn config_maps(kubeconfig: &str, namespace: &str) -> Result<Api<ConfigMap>> {
-    let client = client(kubeconfig, Encoding::Json)?.context("no JSON client")?;
-    Ok(Api::namespaced(client, namespace))
+    let file = kube_config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("read {kubeconfig}"))?;
+    let config =
+        kube_config::Config::from_kubeconfig(&file, &kube_config::KubeconfigOptions::default())?;
+    Ok(Api::namespaced(Client::try_from(config)?, namespace))
 }

@@ -28,6 +28,9 @@ pub(super) struct Curve {
 pub(super) struct Point {
     pub(super) objects: u64,
     pub(super) seed: Value,
+    /// `bench-driver heap` over this size's list: what a store holds per
+    /// object, counted by the allocator (Null if it failed).
+    pub(super) heap: Value,
     pub(super) runs: BTreeMap<Variant, Vec<Value>>,
 }
 
@@ -137,9 +140,11 @@ pub(super) fn run_reflector(root: &Path, opts: &Options, bins: &Bins) -> Result<
                 &log_dir,
                 &mut curve.unavailable,
             )?;
+            let heap = measure_heap(root, bins, &kubeconfig, resource, n);
             curve.points.push(Point {
                 objects: n,
                 seed,
+                heap,
                 runs,
             });
             if resource == Resource::ConfigMaps && n == decode_size {
@@ -242,6 +247,56 @@ fn run_size(
         }
     }
     Ok(runs)
+}
+
+/// Saves the pages of a list of the `n` objects and runs `bench-driver
+/// heap` over them: the bytes and allocations a store holds per object.
+/// A failure is printed and gives Null (the measurement is an addition to
+/// the RSS figures, not a reason to lose the run).
+fn measure_heap(root: &Path, bins: &Bins, kubeconfig: &Path, resource: Resource, n: u64) -> Value {
+    let dir = root.join("target/bench/pages").join(resource.name());
+    let dir_arg = dir.display().to_string();
+    let kind = match resource {
+        Resource::ConfigMaps => "configmap",
+        Resource::Pods => "pod",
+    };
+    let measured = bins
+        .driver_in(
+            "pages",
+            kubeconfig,
+            resource.namespace(),
+            &[
+                ("--save", dir_arg.clone()),
+                ("--resource", resource.name().into()),
+            ],
+        )
+        .and_then(|_| bins.driver_raw(&["heap", "--payloads", &dir_arg, "--kind", kind]));
+    match measured {
+        Ok(heap) => {
+            let variants = heap["variants"].as_object().cloned().unwrap_or_default();
+            let shown: Vec<String> = variants
+                .iter()
+                .map(|(name, v)| {
+                    format!(
+                        "{name} {:.0} B in {:.1} allocations",
+                        v["live_bytes_per_object"].as_f64().unwrap_or(f64::NAN),
+                        v["live_allocations_per_object"]
+                            .as_f64()
+                            .unwrap_or(f64::NAN)
+                    )
+                })
+                .collect();
+            println!(
+                "    heap of a store at N={n} (bench-driver heap), per object: {}",
+                shown.join("; ")
+            );
+            heap
+        }
+        Err(e) => {
+            println!("    heap of a store at N={n}: not measured: {e:#}");
+            Value::Null
+        }
+    }
 }
 
 fn run_decode(

@@ -5,28 +5,40 @@
 //!    workspace of its own, so the kube-rs dependency never touches the
 //!    main build) in release mode into `target/bench-build`, and the
 //!    client-go program in `bench/client-go` with the machine's Go.
-//! 2. Starts a dedicated etcd + kube-apiserver (kube-testenv) and seeds N
-//!    ConfigMaps of ~1 KiB data in namespace `kube-bench`.
-//! 3. Runs each client K times, each run in a fresh process (so its peak RSS
-//!    is its own), the clients' order rotating from run to run, one client
-//!    at a time. A run has three phases, driven over the client's stdin and
+//! 2. Starts a dedicated etcd + kube-apiserver (kube-testenv). For each kind
+//!    of object (`--resource`: ConfigMaps of ~1 KiB data in namespace
+//!    `kube-bench`, Pods with a realistic spec in `kube-bench-pods`) and each
+//!    size N of the cost curve (`--objects 1000,10000,100000`, ascending),
+//!    grows the set to N (only the missing objects are created) and
+//!    (`curve.rs`):
+//! 3. Runs each variant — a client (ours, kube-rs, client-go) with an
+//!    encoding (JSON, protobuf: `BENCH_ENCODING` in its environment) — K
+//!    times, each run in a fresh process (so its peak RSS is its own), the
+//!    order rotating from run to run, one at a time. A client that cannot
+//!    speak the encoding says so and the variant is reported as not
+//!    available. A run has three phases, driven over the client's stdin and
 //!    stdout (protocol: `bench/common/src/lib.rs`):
-//!    - initial sync: process start → cache ready, and peak RSS (`VmHWM`);
+//!    - initial sync: process start → cache ready, peak RSS (`VmHWM`), and
+//!      the RSS the cache holds per object (after sync minus before listing);
 //!    - relist: with the cache full, etcd is compacted and kube-apiserver
 //!      restarted, so the watch resumes at a version that is gone (410) and
 //!      the client relists; peak RSS during the relist against the RSS just
 //!      before (steady state, right after sync);
 //!    - watch throughput: M changes (merge patches) while the client
 //!      watches; the client's own CPU time (user + system) per event.
-//! 4. Captures a list and a watch payload from the server and measures,
-//!    in one process, the CPU time to decode them with plain serde_json into
-//!    k8s-openapi types (the floor) and with our client's decoding.
-//! 5. Prints a table of medians and ratios (with the targets of issue #7
-//!    and whether each is met) and writes everything, with the machine and
-//!    the versions, to `target/bench/results.json`.
+//! 4. Captures a list and a watch payload of ConfigMaps from the server (at
+//!    the size nearest 10,000) and measures, in one process, the CPU time to
+//!    decode them with plain serde_json into k8s-openapi types (the floor)
+//!    and with our client's decoding.
+//! 5. Prints per kind and size a table of medians and the targets of issues
+//!    #7 and #14 with the ratios and whether each is met, the linearity of
+//!    the curve (`table.rs`), writes everything, with the machine and the
+//!    versions, to `target/bench/results.json`, and draws the curves as PNGs
+//!    beside it (`plot.rs`; also `--plot-only RESULTS.json`).
 //!
-//! `--smoke` (run by `cargo xtask test`) does the same with N=200, M=50,
-//! K=1, and checks only that every client ran and reported.
+//! `--smoke` (run by `cargo xtask test`) does the same with ConfigMaps at
+//! N = 200 and 400, Pods at N = 100, M=50, K=1, and checks only that every
+//! variant ran and reported (or, for a non-JSON one, said it cannot).
 //!
 //! `--scenario controller` (or `all`) measures controllers instead (or as
 //! well): ours against kube-rs's `Controller`, in `controller.rs`.
@@ -500,6 +512,27 @@ impl Bins {
     /// Runs `bench-driver COMMAND` in [`NAMESPACE`] and returns its JSON line.
     fn driver(&self, command: &str, kubeconfig: &Path, extra: &[(&str, String)]) -> Result<Value> {
         self.driver_in(command, kubeconfig, NAMESPACE, extra)
+    }
+
+    /// Runs `bench-driver ARGS…` (no kubeconfig, no namespace: `heap`) and
+    /// returns its JSON line.
+    fn driver_raw(&self, args: &[&str]) -> Result<Value> {
+        let mut cmd = Command::new(self.path("bench-driver"));
+        cmd.args(args);
+        let output = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("run {cmd:?}"))?;
+        ensure!(
+            output.status.success(),
+            "bench-driver {} failed ({})",
+            args.join(" "),
+            output.status
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line)
+            .with_context(|| format!("bench-driver {} printed {stdout:?}", args.join(" ")))
     }
 
     /// Runs `bench-driver COMMAND` in `namespace` and returns its JSON line.

@@ -229,6 +229,21 @@ pub(super) fn report(
                 }
                 t.push('\n');
             }
+            if let Some(variants) = point.heap["variants"].as_object() {
+                t.push_str(&format!(
+                    "\nA store's heap per object at this N (`bench-driver heap`, counted by the allocator; {:.0} bytes of list JSON per object): {}.\n",
+                    point.heap["json_bytes_per_object"].as_f64().unwrap_or(f64::NAN),
+                    variants
+                        .iter()
+                        .map(|(name, v)| format!(
+                            "{name} {} bytes in {} allocations",
+                            fmt_num(v["live_bytes_per_object"].as_f64().unwrap_or(f64::NAN)),
+                            fmt_num(v["live_allocations_per_object"].as_f64().unwrap_or(f64::NAN))
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             let targets = targets_at(med);
             t.push_str("\n| target | measured | met |\n|---|---:|---|\n");
             for row in &targets {
@@ -250,6 +265,7 @@ pub(super) fn report(
             points_json.push(json!({
                 "objects": point.objects,
                 "seed": point.seed,
+                "heap": point.heap,
                 "variants": point.runs.iter().map(|(v, r)| {
                     (v.name(), json!({"runs": r, "median": med.get(v)}))
                 }).collect::<serde_json::Map<_, _>>(),
