@@ -11,6 +11,7 @@ use kube_client::{Api, Client, ClientBuilder};
 /// A client for the cluster of the kubeconfig at `kubeconfig` speaking
 /// `encoding` (`ClientBuilder::protobuf`), or `Ok(None)` when this build of
 /// kube-client cannot (built without its `protobuf` feature).
+#[allow(dead_code)] // bench-ours's; this module is in both programs
 pub fn client(kubeconfig: &str, encoding: Encoding) -> Result<Option<Client>> {
     let file = kube_config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("read {kubeconfig}"))?;
