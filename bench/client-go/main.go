@@ -1,11 +1,14 @@
 // Command bench-client-go is the client-go side of `cargo xtask bench`: a
 // SharedIndexInformer (from a SharedInformerFactory, resync off) over the
-// ConfigMaps of one namespace, as client-go's users build one, with default
-// settings (JSON, the feature gates' defaults: WatchListClient, AtomicFIFO).
+// ConfigMaps (or Pods) of one namespace, as client-go's users build one, with
+// default settings (the feature gates' defaults: WatchListClient, AtomicFIFO)
+// and the encoding of BENCH_ENCODING: json (client-go's default) or protobuf
+// (ContentType application/vnd.kubernetes.protobuf, JSON accepted as the
+// fallback, as Kubernetes' own controllers run).
 //
 // It speaks the protocol of bench/common/src/lib.rs:
 //
-//	bench-client-go --kubeconfig PATH --namespace NS --objects N --mods M [--timeout-secs S]
+//	bench-client-go --kubeconfig PATH --namespace NS --objects N --mods M [--timeout-secs S] [--resource configmaps|pods]
 //
 // prints {"event":"synced",...} when the informer has synced (its
 // HasSyncedChecker is done), then obeys "relist", "mods" and "exit" on stdin.
@@ -32,7 +35,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/features"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -52,16 +55,17 @@ func main() {
 	flag.Int64("objects", 0, "how many ConfigMaps there are (informational)")
 	mods := flag.Int64("mods", 0, "how many changes the mods phase makes")
 	timeoutSecs := flag.Int("timeout-secs", 600, "bound on every wait")
+	resource := flag.String("resource", "configmaps", "configmaps or pods")
 	flag.Parse()
 	// Keep stderr quiet unless something goes wrong.
 	klog.SetOutput(os.Stderr)
-	if err := run(*kubeconfig, *namespace, *mods, time.Duration(*timeoutSecs)*time.Second); err != nil {
+	if err := run(*kubeconfig, *namespace, *resource, *mods, time.Duration(*timeoutSecs)*time.Second); err != nil {
 		emit(map[string]any{"event": "error", "message": err.Error()})
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, namespace string, mods int64, timeout time.Duration) error {
+func run(kubeconfig, namespace, resource string, mods int64, timeout time.Duration) error {
 	if kubeconfig == "" || namespace == "" {
 		return errors.New("--kubeconfig and --namespace are required")
 	}
@@ -69,21 +73,37 @@ func run(kubeconfig, namespace string, mods int64, timeout time.Duration) error 
 	if err != nil {
 		return err
 	}
+	switch enc := os.Getenv("BENCH_ENCODING"); enc {
+	case "", "json":
+	case "protobuf":
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	default:
+		return fmt.Errorf("BENCH_ENCODING=%s: expected json or protobuf", enc)
+	}
 	clientset, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(clientset, 0, informers.WithNamespace(namespace))
-	informer := factory.Core().V1().ConfigMaps().Informer()
+	var informer cache.SharedIndexInformer
+	switch resource {
+	case "configmaps":
+		informer = factory.Core().V1().ConfigMaps().Informer()
+	case "pods":
+		informer = factory.Core().V1().Pods().Informer()
+	default:
+		return fmt.Errorf("unknown resource %q; expected configmaps or pods", resource)
+	}
 
 	var modified, want atomic.Int64
 	want.Store(math.MaxInt64)
 	reached := make(chan struct{}, 1)
 	_, err = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(oldObj, newObj any) {
-			o, ok1 := oldObj.(*corev1.ConfigMap)
-			n, ok2 := newObj.(*corev1.ConfigMap)
-			if !ok1 || !ok2 || o.ResourceVersion == n.ResourceVersion {
+			o, err1 := meta.Accessor(oldObj)
+			n, err2 := meta.Accessor(newObj)
+			if err1 != nil || err2 != nil || o.GetResourceVersion() == n.GetResourceVersion() {
 				return
 			}
 			if modified.Add(1) >= want.Load() {
@@ -94,6 +114,10 @@ func run(kubeconfig, namespace string, mods int64, timeout time.Duration) error 
 			}
 		},
 	})
+	if err != nil {
+		return err
+	}
+	baseline, err := statusKiB("VmRSS:")
 	if err != nil {
 		return err
 	}
@@ -120,14 +144,15 @@ func run(kubeconfig, namespace string, mods int64, timeout time.Duration) error 
 		return err
 	}
 	emit(map[string]any{
-		"event":        "synced",
-		"elapsed_ms":   elapsed,
-		"peak_rss_kib": peak,
-		"rss_kib":      rss,
-		"cpu_ms":       cpuMs(),
-		"objects":      len(store.ListKeys()),
-		"watch_list":   features.FeatureGates().Enabled(features.WatchListClient),
-		"atomic_fifo":  features.FeatureGates().Enabled(features.AtomicFIFO),
+		"event":            "synced",
+		"elapsed_ms":       elapsed,
+		"peak_rss_kib":     peak,
+		"rss_kib":          rss,
+		"baseline_rss_kib": baseline,
+		"cpu_ms":           cpuMs(),
+		"objects":          len(store.ListKeys()),
+		"watch_list":       features.FeatureGates().Enabled(features.WatchListClient),
+		"atomic_fifo":      features.FeatureGates().Enabled(features.AtomicFIFO),
 	})
 
 	in := bufio.NewScanner(os.Stdin)

@@ -94,7 +94,7 @@ pub fn run() -> Result<()> {
     // proves every client and controller runs and reports; says nothing
     // about speed.
     step(
-        "bench smoke (reflectors N=200, controllers N=50)",
+        "bench smoke (reflectors: ConfigMaps N=200,400, Pods N=100; controllers N=50)",
         Command::new(std::env::current_exe()?).args(["bench", "--smoke", "--scenario", "all"]),
     )?;
     // Reflectors under restarts, compaction, cuts and 429s: fails when any

@@ -4,11 +4,20 @@
 //! (`bench/client-go/main.go`) speaks the same protocol.
 //!
 //! A client is started as
-//! `CLIENT --kubeconfig PATH --namespace NS --objects N --mods M [--timeout-secs S]`,
-//! builds its cache of the ConfigMaps in NS and then:
+//! `CLIENT --kubeconfig PATH --namespace NS --objects N --mods M [--timeout-secs S]
+//! [--resource configmaps|pods]`, with the wire encoding in the environment
+//! (`BENCH_ENCODING=json|protobuf`, JSON when unset), builds its cache of the
+//! ConfigMaps (or Pods) in NS and then:
 //!
-//! 1. prints `{"event":"synced", "elapsed_ms", "peak_rss_kib", "rss_kib", "cpu_ms", "objects"}`
-//!    once its cache holds the initial list. `elapsed_ms` runs from the
+//! 0. if it cannot speak the asked encoding, prints
+//!    `{"event":"unavailable", "reason"}` and exits 0 — it never falls back
+//!    to another encoding silently;
+//! 1. prints `{"event":"synced", "elapsed_ms", "peak_rss_kib", "rss_kib",
+//!    "baseline_rss_kib", "cpu_ms", "objects"}` once its cache holds the
+//!    initial list; `baseline_rss_kib` is its RSS with the client built,
+//!    just before the cache starts listing, so
+//!    `(rss_kib - baseline_rss_kib) / objects` is what the cache holds per
+//!    object. `elapsed_ms` runs from the
 //!    process's start as the kernel recorded it (`/proc/self/stat` field 22,
 //!    `starttime`, in clock ticks since boot, against `CLOCK_BOOTTIME`), so
 //!    it includes exec, dynamic loading and runtime start-up, at a
@@ -61,6 +70,58 @@ pub struct Args {
     pub mods: u64,
     /// The bound on every wait.
     pub timeout: Duration,
+    /// What the cache holds.
+    pub resource: Resource,
+    /// The wire encoding asked for (`BENCH_ENCODING`).
+    pub encoding: Encoding,
+}
+
+/// The kind of object a benchmark client caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// ConfigMaps of ~1 KiB data (~1.5 KiB JSON).
+    ConfigMaps,
+    /// Pending Pods with a realistic spec (~3–5 KiB JSON).
+    Pods,
+}
+
+impl Resource {
+    /// Parses `configmaps` or `pods`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "configmaps" => Ok(Resource::ConfigMaps),
+            "pods" => Ok(Resource::Pods),
+            other => bail!("unknown resource `{other}`; expected configmaps or pods"),
+        }
+    }
+}
+
+/// The encoding a client reads (and writes) on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/json`.
+    Json,
+    /// `application/vnd.kubernetes.protobuf`, with JSON as the fallback.
+    Protobuf,
+}
+
+impl Encoding {
+    /// The environment variable the orchestrator sets.
+    pub const ENV: &'static str = "BENCH_ENCODING";
+
+    /// `BENCH_ENCODING` (`json` when unset).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(Self::ENV).as_deref() {
+            Err(_) | Ok("json") => Ok(Encoding::Json),
+            Ok("protobuf") => Ok(Encoding::Protobuf),
+            Ok(other) => bail!("{}={other}: expected json or protobuf", Self::ENV),
+        }
+    }
+}
+
+/// Says this client cannot run the asked variant (protocol step 0).
+pub fn unavailable(reason: &str) {
+    emit(json!({"event": "unavailable", "reason": reason}));
 }
 
 impl Args {
@@ -71,6 +132,7 @@ impl Args {
         let mut objects = 0;
         let mut mods = 0;
         let mut timeout = 600;
+        let mut resource = Resource::ConfigMaps;
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
             let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -80,6 +142,7 @@ impl Args {
                 "--objects" => objects = value()?.parse().context("--objects")?,
                 "--mods" => mods = value()?.parse().context("--mods")?,
                 "--timeout-secs" => timeout = value()?.parse().context("--timeout-secs")?,
+                "--resource" => resource = Resource::parse(&value()?)?,
                 other => bail!("unknown argument `{other}`"),
             }
         }
@@ -89,6 +152,8 @@ impl Args {
             objects,
             mods,
             timeout: Duration::from_secs(timeout),
+            resource,
+            encoding: Encoding::from_env()?,
         })
     }
 }
@@ -100,6 +165,7 @@ pub struct Progress {
     lists: AtomicU64,
     modified: AtomicU64,
     objects: AtomicU64,
+    baseline_rss_kib: AtomicU64,
     /// `drive` is woken when `modified` reaches this.
     want_modified: AtomicU64,
     notify: Notify,
@@ -112,6 +178,7 @@ impl Progress {
             lists: AtomicU64::new(0),
             modified: AtomicU64::new(0),
             objects: AtomicU64::new(0),
+            baseline_rss_kib: AtomicU64::new(0),
             want_modified: AtomicU64::new(u64::MAX),
             notify: Notify::new(),
         })
@@ -120,6 +187,13 @@ impl Progress {
     /// The cache holds `n` objects.
     pub fn set_objects(&self, n: u64) {
         self.objects.store(n, Ordering::Release);
+    }
+
+    /// Notes the RSS now as the baseline: call it with the client built,
+    /// just before the cache starts listing.
+    pub fn note_baseline_rss(&self) {
+        self.baseline_rss_kib
+            .store(rss_kib().unwrap_or(0), Ordering::Release);
     }
 
     /// `n` complete lists (initial one and relists) are in the cache.
@@ -206,6 +280,7 @@ async fn drive_inner(args: &Args, progress: &Progress) -> Result<()> {
         "elapsed_ms": elapsed_ms,
         "peak_rss_kib": peak_rss_kib()?,
         "rss_kib": rss_kib()?,
+        "baseline_rss_kib": progress.baseline_rss_kib.load(Ordering::Acquire),
         "cpu_ms": cpu_ms(),
         "objects": progress.objects(),
     }));

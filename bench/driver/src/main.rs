@@ -1,12 +1,18 @@
 //! The benchmark's hands on the cluster, run by `cargo xtask bench`:
 //!
 //! - `seed`: creates the namespace and N ConfigMaps (`cm-000000` …, eight
-//!   keys of 120 characters: ~1 KiB of data each) with a bounded number of
-//!   creates in flight; existing ones are kept. With `--want W`, each
-//!   carries the annotation `kube-bench/want: W` (the controller scenario).
-//! - `mutate`: M merge patches, each setting `data.rev` to a value never
-//!   used before (so each is a real change: one MODIFIED event), over the
-//!   first min(M, N) ConfigMaps round-robin, a bounded number in flight.
+//!   keys of 120 characters: ~1 KiB of data each), or with `--resource pods`
+//!   N Pods (`pod-000000` …, a realistic two-container spec, see
+//!   `objects.rs`), with a bounded number of creates in flight; existing
+//!   ones are kept, and `--start S` skips the first S (the orchestrator
+//!   grows the set from one size to the next). With `--want W`, each
+//!   ConfigMap carries the annotation `kube-bench/want: W` (the controller
+//!   scenario). Reports the JSON size of one object as created and as the
+//!   server returns it.
+//! - `mutate`: M merge patches, each setting `data.rev` (Pods: the
+//!   annotation `kube-bench/rev`) to a value never used before (so each is
+//!   a real change: one MODIFIED event), over the first min(M, N) objects
+//!   round-robin, a bounded number in flight.
 //! - `changes`, `verify`: the controller scenario's (see `controller.rs`).
 //! - `decode`: captures payloads from the server — every page of a list
 //!   (`limit=500`, as the reflectors page) and a watch stream carrying M
@@ -15,13 +21,16 @@
 //!   with plain `serde_json::from_slice` into k8s-openapi types (the floor)
 //!   and with our client's decoding (`ObjectList<K>` as `Api::list`
 //!   decodes it, and `kube_client::watch::decode_events` over the chunks).
+//! - `pages --save DIR [--resource configmaps|pods]`: saves every page of a
+//!   list of the namespace's objects (`limit=500`, JSON) to DIR as
+//!   `list-page-NNN.json`, for `heap`.
 //! - `heap --payloads DIR [--kind configmap|pod]`: the bytes and
 //!   allocations a store holds per object of a captured list (see
 //!   `heap.rs`); needs no cluster and takes none of the options below.
 //!
 //! Common options: `--kubeconfig PATH --namespace NS --objects N --mods M
 //! [--concurrency C] [--tag T] [--runs R] [--min-ms MS] [--save DIR] [--want W]
-//! [--rate PER_SECOND]`
+//! [--rate PER_SECOND] [--start S] [--resource configmaps|pods]`
 //! (`--save`: `decode` also writes the captured payloads there). Each subcommand
 //! prints one JSON line with what it did.
 
@@ -31,7 +40,7 @@ use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::List;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, WatchEvent as OpenapiWatchEvent};
 use kube_client::params::{Patch, PatchParams, PostParams};
 use kube_client::{Api, Client, ObjectList, WatchEvent};
@@ -39,6 +48,7 @@ use serde_json::json;
 
 mod controller;
 mod heap;
+mod objects;
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -53,6 +63,10 @@ struct Opts {
     save: Option<String>,
     want: Option<String>,
     rate: f64,
+    /// Seed from this index on (the ones below exist from a smaller size).
+    start: u64,
+    /// Pods instead of ConfigMaps (`--resource pods`).
+    pods: bool,
 }
 
 impl Opts {
@@ -69,6 +83,8 @@ impl Opts {
             save: None,
             want: None,
             rate: 20.0,
+            start: 0,
+            pods: false,
         };
         while let Some(flag) = it.next() {
             let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -84,6 +100,14 @@ impl Opts {
                 "--min-ms" => o.min_ms = num(&value)?,
                 "--save" => o.save = Some(value),
                 "--want" => o.want = Some(value),
+                "--start" => o.start = num(&value)?,
+                "--resource" => {
+                    o.pods = match value.as_str() {
+                        "pods" => true,
+                        "configmaps" => false,
+                        other => bail!("--resource {other}: expected configmaps or pods"),
+                    }
+                }
                 "--rate" => o.rate = value.parse().with_context(|| format!("--rate {value}"))?,
                 other => bail!("unknown option `{other}`"),
             }
@@ -111,6 +135,7 @@ fn main() -> Result<()> {
         "mutate" => rt.block_on(mutate(&client, &opts))?,
         "changes" => rt.block_on(controller::changes(&client, &opts))?,
         "verify" => rt.block_on(controller::verify(&client, &opts))?,
+        "pages" => rt.block_on(save_pages(&client, &opts))?,
         "decode" => {
             let captured = rt.block_on(capture(&client, &opts))?;
             drop(rt);
@@ -121,7 +146,7 @@ fn main() -> Result<()> {
         }
         other => {
             bail!(
-                "unknown command `{other}`; expected seed, mutate, changes, verify, decode or heap"
+                "unknown command `{other}`; expected seed, mutate, changes, verify, decode, pages or heap"
             )
         }
     };
@@ -138,37 +163,7 @@ fn client(kubeconfig: &str) -> Result<Client> {
 }
 
 fn name(i: u64) -> String {
-    format!("cm-{i:06}")
-}
-
-/// ~1 KiB of data: eight keys of 120 characters, different per object;
-/// the annotation `kube-bench/want: W` with `want`.
-fn config_map(i: u64, want: Option<&str>) -> ConfigMap {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let data = (0..8)
-        .map(|k| {
-            let value: String = (0..120)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    ALPHABET[(state % ALPHABET.len() as u64) as usize] as char
-                })
-                .collect();
-            (format!("key-{k}"), value)
-        })
-        .collect();
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name(i)),
-            labels: Some([("app".to_string(), "kube-bench".to_string())].into()),
-            annotations: want.map(|w| [(controller::WANT.to_string(), w.to_string())].into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(data),
-        ..ConfigMap::default()
-    }
+    objects::config_map_name(i)
 }
 
 async fn seed(client: &Client, o: &Opts) -> Result<serde_json::Value> {
@@ -186,51 +181,103 @@ async fn seed(client: &Client, o: &Opts) -> Result<serde_json::Value> {
         Err(e) if e.is_already_exists() => {}
         Err(e) => return Err(e).context("create the namespace"),
     }
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
-    let created: u64 = futures::stream::iter(0..o.objects)
-        .map(|i| {
+    let created = if o.pods {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &o.namespace);
+        create_all(o, |i| {
             let api = api.clone();
             async move {
-                let cm = config_map(i, o.want.as_deref());
-                match api.create(&PostParams::default(), &cm).await {
-                    Ok(_) => Ok(1),
-                    Err(e) if e.is_already_exists() => Ok(0),
-                    Err(e) => Err(e),
-                }
+                let pod = objects::pod(i)?;
+                Ok(api.create(&PostParams::default(), &pod).await)
             }
         })
-        .buffer_unordered(o.concurrency)
-        .try_fold(0, |n, c| async move { Ok(n + c) })
         .await
-        .context("create ConfigMaps")?;
+        .context("create Pods")?
+    } else {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
+        create_all(o, |i| {
+            let api = api.clone();
+            async move {
+                let cm = objects::config_map(i, o.want.as_deref(), controller::WANT);
+                Ok(api.create(&PostParams::default(), &cm).await)
+            }
+        })
+        .await
+        .context("create ConfigMaps")?
+    };
+    // What one object of this kind is, as created and as the server holds it.
+    let sample = if o.pods {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &o.namespace);
+        (
+            objects::json_len(&objects::pod(0)?),
+            objects::json_len(&api.get(&objects::pod_name(0)).await?),
+        )
+    } else {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
+        (
+            objects::json_len(&objects::config_map(0, None, controller::WANT)),
+            objects::json_len(&api.get(&name(0)).await?),
+        )
+    };
     Ok(json!({
         "seeded": o.objects,
+        "from": o.start,
         "created": created,
         "ms": started.elapsed().as_secs_f64() * 1e3,
+        "created_json_bytes": sample.0,
+        "stored_json_bytes": sample.1,
     }))
+}
+
+/// Creates objects `o.start..o.objects` with `create`, `o.concurrency` in
+/// flight; one that exists already counts as done. Returns how many were
+/// created.
+async fn create_all<F, Fut, T>(o: &Opts, create: F) -> Result<u64>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<kube_client::Result<T>>>,
+{
+    futures::stream::iter(o.start.min(o.objects)..o.objects)
+        .map(create)
+        .buffer_unordered(o.concurrency)
+        .try_fold(0, |n, created| async move {
+            match created {
+                Ok(_) => Ok(n + 1),
+                Err(e) if e.is_already_exists() => Ok(n),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
 }
 
 async fn mutate(client: &Client, o: &Opts) -> Result<serde_json::Value> {
     ensure!(o.objects > 0, "--objects must be positive");
     let started = Instant::now();
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
-    futures::stream::iter(0..o.mods)
-        .map(|i| {
-            let api = api.clone();
-            let patch = json!({"data": {"rev": format!("{}-{i}", o.tag)}});
-            async move {
+    let patches = futures::stream::iter(0..o.mods).map(|i| {
+        let patch = objects::change(o.pods, format!("{}-{i}", o.tag));
+        let i = i % o.objects;
+        async move {
+            if o.pods {
+                let api: Api<Pod> = Api::namespaced(client.clone(), &o.namespace);
                 api.patch(
-                    &name(i % o.objects),
+                    &objects::pod_name(i),
                     &PatchParams::default(),
                     &Patch::Merge(patch),
                 )
                 .await
+                .map(drop)
+            } else {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &o.namespace);
+                api.patch(&name(i), &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .map(drop)
             }
-        })
+        }
+    });
+    patches
         .buffer_unordered(o.concurrency)
         .try_for_each(|_| futures::future::ready(Ok(())))
         .await
-        .context("patch ConfigMaps")?;
+        .with_context(|| format!("patch {}", if o.pods { "Pods" } else { "ConfigMaps" }))?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(json!({"mods": o.mods, "ms": ms, "per_second": o.mods as f64 * 1e3 / ms.max(1e-9)}))
 }
@@ -262,8 +309,9 @@ fn get(path: String) -> Result<http::Request<Vec<u8>>> {
         .body(Vec::new())?)
 }
 
-async fn capture(client: &Client, o: &Opts) -> Result<Captured> {
-    let base = format!("/api/v1/namespaces/{}/configmaps", o.namespace);
+/// Every page of a list of `base` (`limit=500`, JSON, as the reflectors
+/// page) and the list's resourceVersion.
+async fn list_pages(client: &Client, base: &str) -> Result<(Vec<Bytes>, String)> {
     let mut pages = Vec::new();
     let mut continue_token = String::new();
     let mut list_rv = String::new();
@@ -281,6 +329,34 @@ async fn capture(client: &Client, o: &Opts) -> Result<Captured> {
             break;
         }
     }
+    Ok((pages, list_rv))
+}
+
+/// `pages`: saves the pages of a list of the namespace's ConfigMaps or Pods
+/// to `--save DIR` as `list-page-NNN.json` (what `heap` reads).
+async fn save_pages(client: &Client, o: &Opts) -> Result<serde_json::Value> {
+    let dir = o.save.as_deref().context("pages needs --save DIR")?;
+    let resource = if o.pods { "pods" } else { "configmaps" };
+    let base = format!("/api/v1/namespaces/{}/{resource}", o.namespace);
+    let (pages, _) = list_pages(client, &base).await?;
+    let dir = std::path::Path::new(dir);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for (i, page) in pages.iter().enumerate() {
+        std::fs::write(dir.join(format!("list-page-{i:03}.json")), page)?;
+    }
+    Ok(json!({
+        "pages": pages.len(),
+        "bytes": pages.iter().map(Bytes::len).sum::<usize>(),
+        "dir": dir.display().to_string(),
+    }))
+}
+
+async fn capture(client: &Client, o: &Opts) -> Result<Captured> {
+    let base = format!("/api/v1/namespaces/{}/configmaps", o.namespace);
+    let (pages, list_rv) = list_pages(client, &base).await?;
 
     // A watch from the list's version, while M changes are made.
     let watch_path = format!("{base}?watch=true&resourceVersion={list_rv}&timeoutSeconds=600");

@@ -1,13 +1,16 @@
 //! Benchmark client for kube-rs: `kube::runtime::reflector` over a
-//! `watcher` (default config, default backoff) of the ConfigMaps of one
-//! namespace — the usage kube-rs documents. Speaks the protocol of
+//! `watcher` (default config, default backoff) of the ConfigMaps (or Pods)
+//! of one namespace — the usage kube-rs documents. Speaks the protocol of
 //! `bench-common`: a list is complete at each `InitDone`, a change is an
-//! `Apply` event.
+//! `Apply` event. kube-rs speaks JSON only: asked for protobuf, it says
+//! the variant is unavailable.
+
+use std::fmt::Debug;
 
 use anyhow::{Context, Result};
-use bench_common::{Args, Progress, drive};
+use bench_common::{Args, Encoding, Progress, Resource, drive, unavailable};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Config};
@@ -15,18 +18,38 @@ use kube::{Api, Client, Config};
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse()?;
+    if args.encoding != Encoding::Json {
+        unavailable("kube-rs reads JSON only");
+        return Ok(());
+    }
     let kubeconfig = Kubeconfig::read_from(&args.kubeconfig)
         .with_context(|| format!("read {}", args.kubeconfig))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     let client = Client::try_from(config)?;
-    let api: Api<ConfigMap> = Api::namespaced(client, &args.namespace);
+    match args.resource {
+        Resource::ConfigMaps => reflect::<ConfigMap>(&args, client).await,
+        Resource::Pods => reflect::<Pod>(&args, client).await,
+    }
+}
 
-    let (reader, writer) = reflector::store::<ConfigMap>();
+async fn reflect<K>(args: &Args, client: Client) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(client, &args.namespace);
+    let progress = Progress::new();
+    progress.note_baseline_rss();
+    let (reader, writer) = reflector::store::<K>();
     let stream = reflector(
         writer,
         watcher(api, watcher::Config::default()).default_backoff(),
     );
-    let progress = Progress::new();
     let updates = progress.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -44,5 +67,5 @@ async fn main() -> Result<()> {
             }
         }
     });
-    drive(&args, progress).await
+    drive(args, progress).await
 }

@@ -4,7 +4,8 @@ use super::*;
 
 /// One client process and its protocol lines.
 pub(super) struct Session {
-    pub(super) kind: Kind,
+    /// The client's name in messages (`ours-json`, `kube-rs`, …).
+    pub(super) name: String,
     pub(super) child: Child,
     pub(super) stdin: Option<ChildStdin>,
     pub(super) lines: mpsc::Receiver<String>,
@@ -12,12 +13,20 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// Starts `program args…`, its stderr going to `log`.
-    pub(super) fn spawn(kind: Kind, program: &Path, args: &[String], log: PathBuf) -> Result<Self> {
+    /// Starts `program args…` with `env` added to its environment, its
+    /// stderr going to `log`.
+    pub(super) fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Result<Self> {
         let stderr =
             std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -34,7 +43,7 @@ impl Session {
             }
         });
         Ok(Session {
-            kind,
+            name: name.to_string(),
             stdin: child.stdin.take(),
             child,
             lines: rx,
@@ -46,23 +55,29 @@ impl Session {
         let stdin = self.stdin.as_mut().context("stdin already closed")?;
         writeln!(stdin, "{command}")
             .and_then(|_| stdin.flush())
-            .with_context(|| format!("send `{command}` to {}", self.kind.name()))
+            .with_context(|| format!("send `{command}` to {}", self.name))
     }
 
     /// Waits for the line whose `event` is `event`.
     pub(super) fn expect(&mut self, event: &str, limit: Duration) -> Result<Value> {
+        self.expect_any(&[event], limit)
+    }
+
+    /// Waits for the next line, whose `event` must be one of `events`.
+    pub(super) fn expect_any(&mut self, events: &[&str], limit: Duration) -> Result<Value> {
+        let event = events.join("` or `");
         let line = match self.lines.recv_timeout(limit) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => bail!(
                 "no `{event}` from {} after {} s; its log {}:\n{}",
-                self.kind.name(),
+                self.name,
                 limit.as_secs(),
                 self.log.display(),
                 tail(&self.log)
             ),
             Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
                 "{} exited before `{event}` ({}); its log {}:\n{}",
-                self.kind.name(),
+                self.name,
                 self.child
                     .try_wait()
                     .ok()
@@ -72,25 +87,18 @@ impl Session {
                 tail(&self.log)
             ),
         };
-        let value: Value = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{} printed a line that is not JSON: {line}",
-                self.kind.name()
-            )
-        })?;
+        let value: Value = serde_json::from_str(&line)
+            .with_context(|| format!("{} printed a line that is not JSON: {line}", self.name))?;
         match value["event"].as_str() {
-            Some(e) if e == event => Ok(value),
+            Some(e) if events.contains(&e) => Ok(value),
             Some("error") => bail!(
                 "{} failed: {}; its log {}:\n{}",
-                self.kind.name(),
+                self.name,
                 value["message"],
                 self.log.display(),
                 tail(&self.log)
             ),
-            _ => bail!(
-                "{} sent {line} while `{event}` was expected",
-                self.kind.name()
-            ),
+            _ => bail!("{} sent {line} while `{event}` was expected", self.name),
         }
     }
 
@@ -100,16 +108,12 @@ impl Session {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                ensure!(
-                    status.success(),
-                    "{} exited with {status}",
-                    self.kind.name()
-                );
+                ensure!(status.success(), "{} exited with {status}", self.name);
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("{} did not exit within 20 s of `exit`", self.kind.name())
+        bail!("{} did not exit within 20 s of `exit`", self.name)
     }
 }
 
@@ -149,60 +153,91 @@ pub(super) fn without_compression(kubeconfig: &Path, copy: &Path) -> Result<Path
     Ok(copy.to_path_buf())
 }
 
-/// `kubeconfigs`: the client's and the driver's.
+/// What one reflector run is about: which client, which objects, how many.
+pub(super) struct Target<'a> {
+    pub(super) variant: Variant,
+    pub(super) resource: Resource,
+    pub(super) objects: u64,
+    /// The client's kubeconfig and the driver's.
+    pub(super) kubeconfigs: (&'a Path, &'a Path),
+}
+
+/// A run's result: its measurements, or why the client cannot run this
+/// variant (it said so before doing anything).
+pub(super) enum Outcome {
+    Measured(Value),
+    Unavailable(String),
+}
+
 pub(super) fn run_client(
-    kind: Kind,
+    t: &Target<'_>,
     run: usize,
     opts: &Options,
     bins: &Bins,
     plane: &ControlPlane,
-    (client_kubeconfig, kubeconfig): (&Path, &Path),
     log_dir: &Path,
-) -> Result<Value> {
-    let log = log_dir.join(format!("{}-run{run}.log", kind.name()));
+) -> Result<Outcome> {
+    let name = t.variant.name();
+    let namespace = t.resource.namespace();
+    let (client_kubeconfig, kubeconfig) = t.kubeconfigs;
+    let log = log_dir.join(format!(
+        "{name}-{}-{}-run{run}.log",
+        t.resource.name(),
+        t.objects
+    ));
     let limit = Duration::from_secs(bins.timeout_secs);
     let spawned = Instant::now();
     let args = [
         "--kubeconfig".to_string(),
         client_kubeconfig.display().to_string(),
         "--namespace".into(),
-        NAMESPACE.into(),
+        namespace.into(),
         "--objects".into(),
-        opts.objects.to_string(),
+        t.objects.to_string(),
         "--mods".into(),
         opts.mods.to_string(),
         "--timeout-secs".into(),
         bins.timeout_secs.to_string(),
+        "--resource".into(),
+        t.resource.name().into(),
     ];
-    let mut s = Session::spawn(kind, &bins.path(kind.binary()), &args, log)?;
+    let env = [("BENCH_ENCODING", t.variant.encoding.name())];
+    let mut s = Session::spawn(&name, &bins.path(t.variant.kind.binary()), &args, &env, log)?;
 
-    let synced = s.expect("synced", limit)?;
+    let first = s.expect_any(&["synced", "unavailable"], limit)?;
+    if first["event"] == "unavailable" {
+        let reason = first["reason"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .to_string();
+        s.finish()?;
+        return Ok(Outcome::Unavailable(reason));
+    }
+    let synced = first;
     let observed_sync_ms = spawned.elapsed().as_secs_f64() * 1e3;
     ensure!(
-        synced["objects"].as_u64() == Some(opts.objects),
-        "{} synced {} objects, expected {}",
-        kind.name(),
+        synced["objects"].as_u64() == Some(t.objects),
+        "{name} synced {} objects, expected {}",
         synced["objects"],
-        opts.objects
+        t.objects
     );
 
     let relist = if opts.relist {
         s.send("relist")?;
         s.expect("relist_armed", Duration::from_secs(30))?;
-        let t = Instant::now();
+        let started = Instant::now();
         plane.compact_etcd().context("compact etcd")?;
         plane.stop_apiserver();
         plane.start_apiserver().context("restart kube-apiserver")?;
-        let restart_ms = t.elapsed().as_secs_f64() * 1e3;
+        let restart_ms = started.elapsed().as_secs_f64() * 1e3;
         let ready = Instant::now();
         let relisted = s.expect("relisted", limit)?;
         let after_restart_ms = ready.elapsed().as_secs_f64() * 1e3;
         ensure!(
-            relisted["objects"].as_u64() == Some(opts.objects),
-            "{} holds {} objects after the relist, expected {}",
-            kind.name(),
+            relisted["objects"].as_u64() == Some(t.objects),
+            "{name} holds {} objects after the relist, expected {}",
             relisted["objects"],
-            opts.objects
+            t.objects
         );
         let peak = relisted["peak_rss_kib"].as_f64().unwrap_or(f64::NAN);
         let steady = relisted["steady_rss_kib"].as_f64().unwrap_or(f64::NAN);
@@ -220,14 +255,16 @@ pub(super) fn run_client(
 
     s.send("mods")?;
     s.expect("mods_armed", Duration::from_secs(30))?;
-    let mutated = bins.driver(
+    let mutated = bins.driver_in(
         "mutate",
         kubeconfig,
+        namespace,
         &[
-            ("--objects", opts.objects.to_string()),
+            ("--objects", t.objects.to_string()),
             ("--mods", opts.mods.to_string()),
             ("--concurrency", "16".into()),
-            ("--tag", format!("{}-{run}", kind.name())),
+            ("--tag", format!("{name}-{}-{run}", t.objects)),
+            ("--resource", t.resource.name().into()),
         ],
     )?;
     let watched = s.expect("watched", limit)?;
@@ -235,13 +272,20 @@ pub(super) fn run_client(
     let cpu_ms = watched["cpu_ms"].as_f64().unwrap_or(f64::NAN);
     s.finish()?;
 
-    Ok(json!({
+    // What the cache holds per object: the RSS with the cache full minus
+    // the RSS with the client built and nothing listed yet.
+    let rss = synced["rss_kib"].as_f64().unwrap_or(f64::NAN);
+    let baseline = synced["baseline_rss_kib"].as_f64().unwrap_or(f64::NAN);
+    let held = (rss - baseline) * 1024.0 / t.objects as f64;
+    Ok(Outcome::Measured(json!({
         "run": run,
         "sync": {
             "elapsed_ms": synced["elapsed_ms"],
             "observed_ms": observed_sync_ms,
             "peak_rss_kib": synced["peak_rss_kib"],
             "rss_kib": synced["rss_kib"],
+            "baseline_rss_kib": synced["baseline_rss_kib"],
+            "held_bytes_per_object": if held.is_finite() { json!(held) } else { Value::Null },
             "cpu_ms": synced["cpu_ms"],
             "objects": synced["objects"],
             "client_go_watch_list": synced.get("watch_list"),
@@ -255,10 +299,10 @@ pub(super) fn run_client(
             "wall_ms": watched["wall_ms"],
             "mutate_ms": mutated["ms"],
         },
-    }))
+    })))
 }
 
-pub(super) fn summary(kind: Kind, run: usize, r: &Value) -> String {
+pub(super) fn summary(name: &str, run: usize, r: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let relist = if r["relist"].is_null() {
         String::new()
@@ -269,10 +313,10 @@ pub(super) fn summary(kind: Kind, run: usize, r: &Value) -> String {
         )
     };
     format!(
-        "run {run} {:<9}: sync {:.0} ms, peak RSS {:.1} MiB{relist}, watch {:.1} µs CPU/event",
-        kind.name(),
+        "run {run} {name:<18}: sync {:.0} ms, peak RSS {:.1} MiB, held {:.0} B/object{relist}, watch {:.1} µs CPU/event",
         f(&r["sync"]["elapsed_ms"]),
         f(&r["sync"]["peak_rss_kib"]) / 1024.0,
+        f(&r["sync"]["held_bytes_per_object"]),
         f(&r["watch"]["cpu_us_per_event"]),
     )
 }

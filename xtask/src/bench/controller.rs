@@ -263,7 +263,7 @@ fn run_controller(
         "--timeout-secs".into(),
         bins.timeout_secs.to_string(),
     ];
-    let mut s = Session::spawn(kind, &program, &args, log)?;
+    let mut s = Session::spawn(kind.name(), &program, &args, &[], log)?;
 
     let all = s.expect("reconciled_all", limit)?;
     let settled = s.expect("settled", limit)?;

@@ -5,28 +5,40 @@
 //!    workspace of its own, so the kube-rs dependency never touches the
 //!    main build) in release mode into `target/bench-build`, and the
 //!    client-go program in `bench/client-go` with the machine's Go.
-//! 2. Starts a dedicated etcd + kube-apiserver (kube-testenv) and seeds N
-//!    ConfigMaps of ~1 KiB data in namespace `kube-bench`.
-//! 3. Runs each client K times, each run in a fresh process (so its peak RSS
-//!    is its own), the clients' order rotating from run to run, one client
-//!    at a time. A run has three phases, driven over the client's stdin and
+//! 2. Starts a dedicated etcd + kube-apiserver (kube-testenv). For each kind
+//!    of object (`--resource`: ConfigMaps of ~1 KiB data in namespace
+//!    `kube-bench`, Pods with a realistic spec in `kube-bench-pods`) and each
+//!    size N of the cost curve (`--objects 1000,10000,100000`, ascending),
+//!    grows the set to N (only the missing objects are created) and
+//!    (`curve.rs`):
+//! 3. Runs each variant — a client (ours, kube-rs, client-go) with an
+//!    encoding (JSON, protobuf: `BENCH_ENCODING` in its environment) — K
+//!    times, each run in a fresh process (so its peak RSS is its own), the
+//!    order rotating from run to run, one at a time. A client that cannot
+//!    speak the encoding says so and the variant is reported as not
+//!    available. A run has three phases, driven over the client's stdin and
 //!    stdout (protocol: `bench/common/src/lib.rs`):
-//!    - initial sync: process start → cache ready, and peak RSS (`VmHWM`);
+//!    - initial sync: process start → cache ready, peak RSS (`VmHWM`), and
+//!      the RSS the cache holds per object (after sync minus before listing);
 //!    - relist: with the cache full, etcd is compacted and kube-apiserver
 //!      restarted, so the watch resumes at a version that is gone (410) and
 //!      the client relists; peak RSS during the relist against the RSS just
 //!      before (steady state, right after sync);
 //!    - watch throughput: M changes (merge patches) while the client
 //!      watches; the client's own CPU time (user + system) per event.
-//! 4. Captures a list and a watch payload from the server and measures,
-//!    in one process, the CPU time to decode them with plain serde_json into
-//!    k8s-openapi types (the floor) and with our client's decoding.
-//! 5. Prints a table of medians and ratios (with the targets of issue #7
-//!    and whether each is met) and writes everything, with the machine and
-//!    the versions, to `target/bench/results.json`.
+//! 4. Captures a list and a watch payload of ConfigMaps from the server (at
+//!    the size nearest 10,000) and measures, in one process, the CPU time to
+//!    decode them with plain serde_json into k8s-openapi types (the floor)
+//!    and with our client's decoding.
+//! 5. Prints per kind and size a table of medians and the targets of issues
+//!    #7 and #14 with the ratios and whether each is met, the linearity of
+//!    the curve (`table.rs`), writes everything, with the machine and the
+//!    versions, to `target/bench/results.json`, and draws the curves as PNGs
+//!    beside it (`plot.rs`; also `--plot-only RESULTS.json`).
 //!
-//! `--smoke` (run by `cargo xtask test`) does the same with N=200, M=50,
-//! K=1, and checks only that every client ran and reported.
+//! `--smoke` (run by `cargo xtask test`) does the same with ConfigMaps at
+//! N = 200 and 400, Pods at N = 100, M=50, K=1, and checks only that every
+//! variant ran and reported (or, for a non-JSON one, said it cannot).
 //!
 //! `--scenario controller` (or `all`) measures controllers instead (or as
 //! well): ours against kube-rs's `Controller`, in `controller.rs`.
@@ -45,16 +57,27 @@ use serde_json::{Value, json};
 pub(super) const NAMESPACE: &str = "kube-bench";
 
 pub(super) const USAGE: &str =
-    "usage: cargo xtask bench [--scenario reflector|controller|all] [--objects N] [--runs K]
+    "usage: cargo xtask bench [--scenario reflector|controller|all] [--objects N[,N...]] [--runs K]
+                         [--resource configmaps|pods|all] [--pod-objects N[,N...]]
+                         [--encodings json,protobuf]
                          [--mods M] [--quick] [--smoke] [--no-relist] [--no-compression]
                          [--clients ours,kube-rs,client-go] [--debug | --release] [--out FILE]
+                         [--no-plot] [--plot-only RESULTS.json]
                          [--ctl-objects N] [--ctl-changes L] [--ctl-rate R] [--ctl-concurrency C]
 
   --scenario    reflector (the default), controller (ours vs kube-rs: a Controller patching
                 an annotation, see bench/README.md), or all
 
-  --objects N   ConfigMaps (~1 KiB of data each) to sync (default 10000; --quick 2000; --smoke 200)
-  --runs K      runs of each client; the table shows medians (default 3; --quick/--smoke 1)
+  --objects N[,N...]  objects to sync, one size or a cost curve (e.g. 1000,10000,100000); the
+                set grows from one size to the next (default 10000; --quick 2000; --smoke 200,400)
+  --pod-objects N[,N...]  the sizes for Pods (default: those of --objects; --smoke 100)
+  --resource    configmaps (~1 KiB of data each; the default), pods (a realistic two-container
+                spec, ~3.5 KiB of JSON, Pending: no nodes), all (both), or a list run in its
+                order (pods,configmaps); --kind is the same option
+  --encodings   the wire encodings to run each client with: json, protobuf or both (the
+                default); kube-rs has JSON only, a client that cannot speak an encoding says
+                so and its variant is reported as not available
+  --runs K      runs of each client and size; the table shows medians (default 3; --quick/--smoke 1)
   --mods M      changes streamed in the watch phase (default 5000; --quick 1000; --smoke 50)
   --no-relist   skip the relist phase (it restarts kube-apiserver once per run)
   --no-compression  give every client a kubeconfig with `disable-compression: true` (by default
@@ -66,6 +89,8 @@ pub(super) const USAGE: &str =
   --out FILE    where the reflector JSON goes (default target/bench/results.json; --smoke:
                 target/bench/smoke.json); the controller's goes to target/bench/controller.json
                 (--smoke: controller-smoke.json), or FILE with --scenario controller
+  --no-plot     do not draw the PNGs (by default FILE's stem + `-configmaps.png` / `-pods.png`)
+  --plot-only RESULTS.json  draw the PNGs of an earlier run's results and exit
   --ctl-objects N      controller: ConfigMaps existing when the controller starts (default 2000;
                        --smoke 50)
   --ctl-changes L      controller: changes made one at a time for the latency (default 200;
@@ -148,11 +173,127 @@ impl Kind {
     }
 }
 
+/// A wire encoding a client is run with (`BENCH_ENCODING` in its environment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Encoding {
+    Json,
+    Protobuf,
+}
+
+impl Encoding {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Encoding::Json => "json",
+            Encoding::Protobuf => "protobuf",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "json" => Ok(Encoding::Json),
+            "protobuf" => Ok(Encoding::Protobuf),
+            other => bail!("unknown encoding `{other}`; expected json or protobuf"),
+        }
+    }
+}
+
+/// One line of the comparison: a client with an encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Variant {
+    pub(super) kind: Kind,
+    pub(super) encoding: Encoding,
+}
+
+impl Variant {
+    pub(super) const OURS_JSON: Variant = Variant::new(Kind::Ours, Encoding::Json);
+    pub(super) const OURS_PROTOBUF: Variant = Variant::new(Kind::Ours, Encoding::Protobuf);
+    pub(super) const KUBE_RS: Variant = Variant::new(Kind::KubeRs, Encoding::Json);
+    pub(super) const CLIENT_GO_JSON: Variant = Variant::new(Kind::ClientGo, Encoding::Json);
+    pub(super) const CLIENT_GO_PROTOBUF: Variant = Variant::new(Kind::ClientGo, Encoding::Protobuf);
+
+    const fn new(kind: Kind, encoding: Encoding) -> Self {
+        Variant { kind, encoding }
+    }
+
+    /// `ours-json`, `ours-protobuf`, `kube-rs` (JSON only), `client-go-json`, …
+    pub(super) fn name(self) -> String {
+        match self.kind {
+            Kind::KubeRs => self.kind.name().to_string(),
+            _ => format!("{}-{}", self.kind.name(), self.encoding.name()),
+        }
+    }
+
+    /// The variants of `clients` × `encodings`; kube-rs only with JSON (it
+    /// has no other).
+    fn all(clients: &[Kind], encodings: &[Encoding]) -> Vec<Variant> {
+        let mut v: Vec<Variant> = clients
+            .iter()
+            .flat_map(|&kind| encodings.iter().map(move |&e| Variant::new(kind, e)))
+            .filter(|v| v.kind != Kind::KubeRs || v.encoding == Encoding::Json)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// The kind of object the reflector scenario caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Resource {
+    ConfigMaps,
+    Pods,
+}
+
+impl Resource {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Resource::ConfigMaps => "configmaps",
+            Resource::Pods => "pods",
+        }
+    }
+
+    /// The namespace its objects live in (one per kind, so sizes grow
+    /// independently).
+    pub(super) fn namespace(self) -> &'static str {
+        match self {
+            Resource::ConfigMaps => NAMESPACE,
+            Resource::Pods => "kube-bench-pods",
+        }
+    }
+
+    /// `configmaps`, `pods`, `all`, or a comma-separated list (run in
+    /// that order).
+    fn parse_list(s: &str) -> Result<Vec<Self>> {
+        let mut out = Vec::new();
+        for name in s.split(',') {
+            match name.trim() {
+                "configmaps" => out.push(Resource::ConfigMaps),
+                "pods" => out.push(Resource::Pods),
+                "all" | "both" => out.extend([Resource::ConfigMaps, Resource::Pods]),
+                other => bail!("unknown resource `{other}`; expected configmaps, pods or all"),
+            }
+        }
+        let mut seen = Vec::new();
+        out.retain(|r| {
+            let new = !seen.contains(r);
+            seen.push(*r);
+            new
+        });
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Options {
     pub(super) scenario: Scenario,
     pub(super) ctl: controller::CtlOptions,
-    pub(super) objects: u64,
+    /// The sizes of the curve, ascending, without repeats.
+    pub(super) sizes: Vec<u64>,
+    /// The sizes of the Pods' curve, ascending, without repeats.
+    pub(super) pod_sizes: Vec<u64>,
+    pub(super) resources: Vec<Resource>,
+    pub(super) variants: Vec<Variant>,
+    pub(super) plot: bool,
     pub(super) runs: usize,
     pub(super) mods: u64,
     pub(super) relist: bool,
@@ -168,7 +309,11 @@ pub(super) struct Options {
 
 impl Options {
     fn parse(args: &[&str], root: &Path) -> Result<Self> {
-        let (mut objects, mut runs, mut mods) = (None, None, None);
+        let (mut objects, mut runs, mut mods) = (None::<Vec<u64>>, None, None);
+        let mut resources = None;
+        let mut pod_objects = None::<Vec<u64>>;
+        let mut encodings = vec![Encoding::Json, Encoding::Protobuf];
+        let mut plot = true;
         let (mut quick, mut smoke, mut relist, mut compression) = (false, false, true, true);
         let mut debug = None;
         let mut clients = Kind::ALL.to_vec();
@@ -184,7 +329,16 @@ impl Options {
                     .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
             };
             match flag {
-                "--objects" => objects = Some(value()?.parse().context("--objects")?),
+                "--objects" => objects = Some(parse_sizes(flag, value()?)?),
+                "--pod-objects" => pod_objects = Some(parse_sizes(flag, value()?)?),
+                "--resource" | "--kind" => resources = Some(Resource::parse_list(value()?)?),
+                "--encodings" => {
+                    encodings = value()?
+                        .split(',')
+                        .map(Encoding::parse)
+                        .collect::<Result<_>>()?
+                }
+                "--no-plot" => plot = false,
                 "--runs" => runs = Some(value()?.parse().context("--runs")?),
                 "--mods" => mods = Some(value()?.parse().context("--mods")?),
                 "--quick" => quick = true,
@@ -215,11 +369,11 @@ impl Options {
             }
         }
         let (n, k, m) = if smoke {
-            (200, 1, 50)
+            (vec![200, 400], 1, 50)
         } else if quick {
-            (2000, 1, 1000)
+            (vec![2000], 1, 1000)
         } else {
-            (10_000, 3, 5000)
+            (vec![10_000], 3, 5000)
         };
         let ctl = controller::CtlOptions {
             objects: ctl_objects.unwrap_or(if smoke { 50 } else { 2000 }),
@@ -238,7 +392,23 @@ impl Options {
         let o = Options {
             scenario,
             ctl,
-            objects: objects.unwrap_or(n),
+            pod_sizes: sorted(
+                pod_objects
+                    .or_else(|| smoke.then(|| vec![100]))
+                    .or_else(|| objects.clone())
+                    .unwrap_or_else(|| n.clone()),
+            ),
+            sizes: sorted(objects.unwrap_or(n)),
+            // The smoke run shows that every client caches Pods too.
+            resources: resources.unwrap_or_else(|| {
+                if smoke {
+                    vec![Resource::ConfigMaps, Resource::Pods]
+                } else {
+                    vec![Resource::ConfigMaps]
+                }
+            }),
+            variants: Variant::all(&clients, &encodings),
+            plot,
             runs: runs.unwrap_or(k),
             mods: mods.unwrap_or(m),
             relist,
@@ -256,7 +426,15 @@ impl Options {
             decode_runs: if smoke { 3 } else { 7 },
             decode_min_ms: if smoke { 20 } else { 200 },
         };
-        ensure!(o.objects >= 1, "--objects must be at least 1");
+        ensure!(
+            o.sizes.first().is_some_and(|&n| n >= 1)
+                && o.pod_sizes.first().is_some_and(|&n| n >= 1),
+            "--objects and --pod-objects must be at least 1"
+        );
+        ensure!(
+            !o.variants.is_empty(),
+            "--clients and --encodings leave no variant"
+        );
         ensure!(o.runs >= 1, "--runs must be at least 1");
         ensure!(o.mods >= 1, "--mods must be at least 1");
         ensure!(!o.clients.is_empty(), "--clients names no client");
@@ -274,6 +452,24 @@ impl Options {
     }
 }
 
+/// `N[,N...]` of `flag`.
+fn parse_sizes(flag: &str, list: &str) -> Result<Vec<u64>> {
+    list.split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .with_context(|| format!("{flag} {list}: `{n}` is not a count"))
+        })
+        .collect()
+}
+
+/// Ascending, without repeats.
+fn sorted(mut sizes: Vec<u64>) -> Vec<u64> {
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
 pub(super) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -283,11 +479,14 @@ pub(super) fn root() -> PathBuf {
 
 pub fn run(args: &[&str]) -> Result<()> {
     let root = root();
+    if let ["--plot-only", results] = args {
+        return plot::plot_file(Path::new(results)).map(|_| ());
+    }
     let opts = Options::parse(args, &root)?;
     let started = Instant::now();
     let bins = build(&root, &opts)?;
     if opts.scenario.reflector() {
-        run_reflector(&root, &opts, &bins)?;
+        curve::run_reflector(&root, &opts, &bins)?;
     }
     if opts.scenario.controller() {
         controller::run(&root, &opts, &bins)?;
@@ -296,109 +495,6 @@ pub fn run(args: &[&str]) -> Result<()> {
         "==> bench: done in {:.1} min",
         started.elapsed().as_secs_f64() / 60.0
     );
-    Ok(())
-}
-
-/// The reflector scenario: sync, relist, watch and decoding (module docs).
-fn run_reflector(root: &Path, opts: &Options, bins: &Bins) -> Result<()> {
-    let started = Instant::now();
-    println!(
-        "==> bench: N={} objects, K={} runs, M={} changes, relist {}, compression {}, clients {}{}",
-        opts.objects,
-        opts.runs,
-        opts.mods,
-        if opts.relist { "on" } else { "off" },
-        if opts.compression { "default" } else { "off" },
-        opts.clients
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        if opts.debug { " (debug builds)" } else { "" }
-    );
-
-    println!("==> bench: control plane");
-    let (found, _) = binaries::ensure(|line| println!("    {line}"))?;
-    let t = Instant::now();
-    let plane = ControlPlane::start(&found)?;
-    println!(
-        "    kube-apiserver {} ready in {:.1} s",
-        plane.server_url(),
-        t.elapsed().as_secs_f64()
-    );
-    let kubeconfig = plane.kubeconfig().to_path_buf();
-    let log_dir = root.join("target/bench/logs");
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("create {}", log_dir.display()))?;
-    let client_kubeconfig = if opts.compression {
-        kubeconfig.clone()
-    } else {
-        without_compression(
-            &kubeconfig,
-            &root.join("target/bench/kubeconfig-no-compression"),
-        )?
-    };
-
-    println!("==> bench: seeding {} ConfigMaps", opts.objects);
-    let seeded = bins.driver(
-        "seed",
-        &kubeconfig,
-        &[
-            ("--objects", opts.objects.to_string()),
-            ("--concurrency", "16".into()),
-        ],
-    )?;
-    println!(
-        "    created {} in {:.1} s",
-        seeded["created"],
-        seeded["ms"].as_f64().unwrap_or_default() / 1e3
-    );
-
-    let mut runs: BTreeMap<Kind, Vec<Value>> = BTreeMap::new();
-    for run in 0..opts.runs {
-        let n = opts.clients.len();
-        for i in 0..n {
-            let kind = opts.clients[(i + run) % n];
-            let result = run_client(
-                kind,
-                run + 1,
-                opts,
-                bins,
-                &plane,
-                (&client_kubeconfig, &kubeconfig),
-                &log_dir,
-            )
-            .with_context(|| format!("{} (run {})", kind.name(), run + 1))?;
-            println!("    {}", summary(kind, run + 1, &result));
-            runs.entry(kind).or_default().push(result);
-            // Let the machine settle before the next process.
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-
-    println!("==> bench: decode floor (payloads captured from the server)");
-    let decode = bins.driver(
-        "decode",
-        &kubeconfig,
-        &[
-            ("--objects", opts.objects.to_string()),
-            ("--mods", opts.mods.to_string()),
-            ("--runs", opts.decode_runs.to_string()),
-            ("--min-ms", opts.decode_min_ms.to_string()),
-            ("--tag", "decode".into()),
-            (
-                "--save",
-                root.join("target/bench/payloads").display().to_string(),
-            ),
-        ],
-    )?;
-    plane.stop();
-
-    let report = report(root, opts, &runs, &decode, started.elapsed())?;
-    publish(&report, &opts.out)?;
-    if opts.smoke {
-        check_smoke(opts, &runs, &decode)?;
-        println!("smoke: every client ran and reported");
-    }
     Ok(())
 }
 
@@ -416,6 +512,27 @@ impl Bins {
     /// Runs `bench-driver COMMAND` in [`NAMESPACE`] and returns its JSON line.
     fn driver(&self, command: &str, kubeconfig: &Path, extra: &[(&str, String)]) -> Result<Value> {
         self.driver_in(command, kubeconfig, NAMESPACE, extra)
+    }
+
+    /// Runs `bench-driver ARGS…` (no kubeconfig, no namespace: `heap`) and
+    /// returns its JSON line.
+    fn driver_raw(&self, args: &[&str]) -> Result<Value> {
+        let mut cmd = Command::new(self.path("bench-driver"));
+        cmd.args(args);
+        let output = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("run {cmd:?}"))?;
+        ensure!(
+            output.status.success(),
+            "bench-driver {} failed ({})",
+            args.join(" "),
+            output.status
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line)
+            .with_context(|| format!("bench-driver {} printed {stdout:?}", args.join(" ")))
     }
 
     /// Runs `bench-driver COMMAND` in `namespace` and returns its JSON line.
@@ -495,7 +612,11 @@ pub(super) fn build(root: &Path, opts: &Options) -> Result<Bins> {
 
 mod client;
 mod controller;
+mod curve;
+mod plot;
 mod report;
+mod table;
 
 use client::*;
 use report::*;
+use table::*;
