@@ -147,8 +147,14 @@ pub fn seal_envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
 pub fn decode_watch_event(frame: &[u8]) -> Result<WatchEventFrame<'_>, DecodeError> {
     let (message, offset) = if frame.starts_with(MAGIC) {
         let envelope = open_envelope(frame)?;
-        // `raw` is a sub-slice of `frame`: its offset keeps error offsets frame-relative.
-        let offset = envelope.raw.as_ptr() as usize - frame.as_ptr() as usize;
+        // A `raw` read from the frame is a sub-slice of it: its offset keeps
+        // error offsets frame-relative. An envelope without `raw` holds an
+        // empty slice that need not point into the frame at all.
+        let offset = if envelope.raw.is_empty() {
+            frame.len()
+        } else {
+            (envelope.raw.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize)
+        };
         (envelope.raw, offset)
     } else {
         (frame, 0)

@@ -254,3 +254,21 @@ proptest! {
         let _ = Pod::decode(&bytes);
     }
 }
+
+/// Found by `cargo xtask fuzz` (watch_protobuf): an enveloped watch frame
+/// whose envelope has no `raw` field made the frame-relative offset
+/// underflow (its empty slice does not point into the frame).
+#[test]
+fn an_enveloped_watch_frame_without_raw_is_not_a_panic() {
+    for frame in [
+        kube_protobuf::MAGIC.to_vec(),
+        [
+            kube_protobuf::MAGIC,
+            &len_field(1, &len_field(2, b"ConfigMap")),
+        ]
+        .concat(),
+    ] {
+        let event = decode_watch_event(&frame).expect("an empty event, not an error");
+        assert_eq!((event.event_type, event.object), ("", &[][..]));
+    }
+}
