@@ -14,9 +14,16 @@
 //!   returns) once the first complete list has been applied;
 //! - a relist is applied object by object: each new version replaces the
 //!   old one in place, and what the new list lacks is removed at its end.
-//!   Memory stays at one copy of the data set plus one page, never two full
-//!   copies. During a relist readers may see a mix of old and new objects;
-//!   each object is always one real version of itself;
+//!   The live heap stays at one copy of the data set plus what is in
+//!   flight (a page, or the reflector's channel), never two full copies.
+//!   The process's RSS can still rise during a relist: with glibc's malloc
+//!   each thread allocates from its own arena, so when the relist is decoded
+//!   on another tokio worker than the initial list was, the new objects take
+//!   fresh pages while the old ones free theirs in an arena that keeps them
+//!   (measured and explained in `docs/bench/relist-memory.md`; an application
+//!   that needs a flat relist sets `MALLOC_ARENA_MAX` or its own allocator).
+//!   During a relist readers may see a mix of old and new objects; each
+//!   object is always one real version of itself;
 //! - objects are stored **without `metadata.managedFields`** unless the
 //!   cache was told to keep them (see below): the same object is what
 //!   [`Store::read`], [`Store::get`], `events()` and informer subscribers
