@@ -22,6 +22,14 @@
 //!   A body cut short *after* a complete head is the caller's error, as in
 //!   client-go (the answer had begun; a watch resumes on its own).
 //!
+//! Beneath these, reqwest resends on its own a request the server said,
+//! in HTTP/2, it never processed — a stream refused (`RST_STREAM
+//! REFUSED_STREAM`) or above the last stream id of a graceful `GOAWAY` —
+//! for every method, as Go's HTTP/2 transport does under client-go; and
+//! hyper reports an HTTP/2 connection's I/O failure as the I/O error it is,
+//! so the GET rule above covers HTTP/2 too (`tests/http2_faults.rs` pins
+//! both against a server scripted frame by frame).
+//!
 //! These failures and answers share one budget: `max_retries` retries in
 //! all, with the same backoff.
 //!
