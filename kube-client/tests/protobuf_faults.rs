@@ -355,6 +355,25 @@ async fn a_server_refusing_protobuf_bodies_gets_json() {
             "{}",
             hits[1].head
         );
+        // the client remembers: the next write to v1 is JSON at once, and
+        // so is one through another Api on the same client
+        api.replace("x", &PostParams::default(), &cm("x"))
+            .await
+            .unwrap();
+        let other: Api<ConfigMap> = Api::namespaced(api.client().clone(), "other");
+        other
+            .create(&PostParams::default(), &cm("y"))
+            .await
+            .unwrap();
+        let hits = server.hits();
+        assert_eq!(hits.len(), 4, "no second refusal");
+        for hit in &hits[2..] {
+            assert!(
+                hit.head.contains("content-type: application/json"),
+                "{}",
+                hit.head
+            );
+        }
     })
     .await;
 }

@@ -324,7 +324,8 @@ impl<K> Api<K> {
 
     /// Sends `obj` with `method` to `path` and decodes the `T` answered:
     /// a protobuf body when negotiated — sent once more as JSON if the
-    /// server refuses protobuf bodies (415) — else JSON.
+    /// server refuses protobuf bodies (415), and as JSON from then on for
+    /// this API group/version on this client — else JSON.
     pub(crate) async fn send_object<T>(
         &self,
         method: http::Method,
@@ -335,13 +336,22 @@ impl<K> Api<K> {
         T: DeserializeOwned + Serialize + Send + 'static,
     {
         let wire = self.wire::<T>();
-        let body = wire.body(obj)?;
+        let api_version = &self.resource.api_version;
+        let body = if self.client.refuses_protobuf_bodies(api_version) {
+            (JSON, crate::codec::json_body(obj)?)
+        } else {
+            wire.body(obj)?
+        };
         let sent_protobuf = body.0 != JSON;
         let req = self.request_with(&wire, method.clone(), path.clone(), Some(body), false)?;
         match self.answer(req).await {
             Ok(answer) => wire.object(&answer),
             Err(e) if sent_protobuf && e.code() == Some(415) => {
-                tracing::debug!("the server refused a protobuf body (415); sending JSON");
+                tracing::debug!(
+                    api_version,
+                    "the server refused a protobuf body (415); sending JSON, now and from now on"
+                );
+                self.client.note_protobuf_bodies_refused(api_version);
                 let body = (JSON, crate::codec::json_body(obj)?);
                 let req = self.request_with(&wire, method, path, Some(body), false)?;
                 wire.object(&self.answer(req).await?)

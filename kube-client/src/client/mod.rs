@@ -31,6 +31,7 @@ pub(crate) mod tls;
 
 pub mod observer;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,9 @@ struct Inner {
     max_body_bytes: usize,
     max_event_bytes: usize,
     protobuf: bool,
+    /// The API group/versions (`apps/v1`) whose server refused a protobuf
+    /// body with 415: later writes to them send JSON at once.
+    protobuf_bodies_refused: RwLock<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -141,6 +145,23 @@ impl Client {
     /// cargo feature.
     pub fn protobuf(&self) -> bool {
         self.inner.protobuf
+    }
+
+    /// Whether the server of the API group/version `api_version` refused a
+    /// protobuf body (415) from this client before.
+    pub(crate) fn refuses_protobuf_bodies(&self, api_version: &str) -> bool {
+        self.inner
+            .protobuf_bodies_refused
+            .read()
+            .contains(api_version)
+    }
+
+    /// Notes that the server of `api_version` refused a protobuf body.
+    pub(crate) fn note_protobuf_bodies_refused(&self, api_version: &str) {
+        self.inner
+            .protobuf_bodies_refused
+            .write()
+            .insert(api_version.to_string());
     }
 }
 
@@ -295,6 +316,7 @@ impl ClientBuilder {
                 max_body_bytes: self.max_body_bytes,
                 max_event_bytes: self.max_event_bytes,
                 protobuf: self.protobuf,
+                protobuf_bodies_refused: RwLock::new(HashSet::new()),
                 config: self.config,
             }),
         })

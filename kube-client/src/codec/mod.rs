@@ -15,7 +15,9 @@
 //! - sends a create or replace body as protobuf (the object in a `k8s\0`
 //!   envelope, `Content-Type: application/vnd.kubernetes.protobuf`);
 //!   should a server refuse that with 415 Unsupported Media Type, the body
-//!   is sent once more as JSON. Patches and delete options stay JSON (the
+//!   is sent once more as JSON, and the client remembers it: later bodies
+//!   for the same API group/version (an aggregated server without protobuf
+//!   serves a whole group/version) go as JSON at once. Patches and delete options stay JSON (the
 //!   patch formats are JSON formats).
 //!
 //! Every other request asks for and sends JSON exactly as before: custom
