@@ -255,7 +255,8 @@ pub(super) fn check_line_limit(dir: &Path) -> Result<()> {
         .collect();
     if !too_long.is_empty() {
         bail!(
-            "generated files over {MAX_LINES} lines in {}: {}; a single impl that long cannot be split",
+            "generated files over {MAX_LINES} lines in {}: {} (the generator splits a package into \
+             parts, so only one impl longer than that, or a file it did not write, gets there)",
             dir.display(),
             too_long.join(", ")
         );
