@@ -157,20 +157,39 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
+    decode_json_events(url, chunks, max_event_bytes, false)
+}
+
+/// [`decode_events_with_limit`], leaving each object's
+/// `metadata.managedFields` out when `skip_managed_fields` (see
+/// `codec::json_skip`).
+pub(crate) fn decode_json_events<K, S, E>(
+    url: String,
+    chunks: S,
+    max_event_bytes: usize,
+    skip_managed_fields: bool,
+) -> impl Stream<Item = Result<WatchEvent<K>>> + Send
+where
+    K: DeserializeOwned + Send,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
     let decode_url = url.clone();
+    let decode: fn(&[u8]) -> serde_json::Result<WatchEvent<K>> = if skip_managed_fields {
+        crate::codec::json_skip::from_slice
+    } else {
+        |line| serde_json::from_slice(line)
+    };
     raw_lines(url, chunks, false, max_event_bytes, "watch event").filter_map(move |line| {
-        let item =
-            match line {
-                Ok(line) if line.iter().all(u8::is_ascii_whitespace) => None,
-                Ok(line) => Some(serde_json::from_slice::<WatchEvent<K>>(&line).map_err(|e| {
-                    Error::Decode {
-                        url: decode_url.clone(),
-                        message: format!("watch event: {}", safe_json_error(&e)),
-                        body: describe_body(&line, None),
-                    }
-                })),
-                Err(e) => Some(Err(e)),
-            };
+        let item = match line {
+            Ok(line) if line.iter().all(u8::is_ascii_whitespace) => None,
+            Ok(line) => Some(decode(&line).map_err(|e| Error::Decode {
+                url: decode_url.clone(),
+                message: format!("watch event: {}", safe_json_error(&e)),
+                body: describe_body(&line, None),
+            })),
+            Err(e) => Some(Err(e)),
+        };
         futures::future::ready(item)
     })
 }

@@ -199,11 +199,6 @@ where
         }
     }
 
-    /// Whether JSON watch events are decoded without `managedFields`.
-    pub(crate) fn skips_managed_fields(&self) -> bool {
-        self.skip_managed_fields
-    }
-
     /// True when this request asks for (and sends) protobuf.
     pub(crate) fn is_protobuf(&self) -> bool {
         #[cfg(feature = "protobuf")]
@@ -292,9 +287,13 @@ where
                 let error = unasked_protobuf(&url, "a protobuf watch stream".into());
                 futures::stream::once(async move { Err(error) }).boxed()
             }
-            Encoding::Json => {
-                crate::watch::decode_events_with_limit(url, chunks, max_event_bytes).boxed()
-            }
+            Encoding::Json => crate::watch::decode_json_events(
+                url,
+                chunks,
+                max_event_bytes,
+                self.skip_managed_fields,
+            )
+            .boxed(),
         }
     }
 
@@ -623,13 +622,18 @@ mod tests {
         }
 
         #[test]
-        fn json_answers_are_decoded_as_they_are() {
+        fn json_answers_lose_them_too_and_only_when_asked() {
             let answer = Answer {
                 url: "u".into(),
                 body: serde_json::to_vec(&cm("a", "1")).unwrap().into(),
                 content_type: Some(JSON.into()),
             };
-            assert_eq!(wire(true).object(&answer).unwrap(), cm("a", "1"));
+            assert!(cm("a", "1").metadata.managed_fields.is_some());
+            assert_eq!(wire(false).object(&answer).unwrap(), cm("a", "1"));
+            assert_eq!(
+                wire(true).object(&answer).unwrap(),
+                without_managed_fields(cm("a", "1"))
+            );
         }
     }
 }
