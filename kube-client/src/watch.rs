@@ -157,20 +157,39 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
+    decode_json_events(url, chunks, max_event_bytes, false)
+}
+
+/// [`decode_events_with_limit`], leaving each object's
+/// `metadata.managedFields` out when `skip_managed_fields` (see
+/// `codec::json_skip`).
+pub(crate) fn decode_json_events<K, S, E>(
+    url: String,
+    chunks: S,
+    max_event_bytes: usize,
+    skip_managed_fields: bool,
+) -> impl Stream<Item = Result<WatchEvent<K>>> + Send
+where
+    K: DeserializeOwned + Send,
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: Into<Error> + Send,
+{
     let decode_url = url.clone();
+    let decode: fn(&[u8]) -> serde_json::Result<WatchEvent<K>> = if skip_managed_fields {
+        crate::codec::json_skip::from_slice
+    } else {
+        |line| serde_json::from_slice(line)
+    };
     raw_lines(url, chunks, false, max_event_bytes, "watch event").filter_map(move |line| {
-        let item =
-            match line {
-                Ok(line) if line.iter().all(u8::is_ascii_whitespace) => None,
-                Ok(line) => Some(serde_json::from_slice::<WatchEvent<K>>(&line).map_err(|e| {
-                    Error::Decode {
-                        url: decode_url.clone(),
-                        message: format!("watch event: {}", safe_json_error(&e)),
-                        body: describe_body(&line, None),
-                    }
-                })),
-                Err(e) => Some(Err(e)),
-            };
+        let item = match line {
+            Ok(line) if line.iter().all(u8::is_ascii_whitespace) => None,
+            Ok(line) => Some(decode(&line).map_err(|e| Error::Decode {
+                url: decode_url.clone(),
+                message: format!("watch event: {}", safe_json_error(&e)),
+                body: describe_body(&line, None),
+            })),
+            Err(e) => Some(Err(e)),
+        };
         futures::future::ready(item)
     })
 }
@@ -205,6 +224,11 @@ where
 /// The line splitter under [`decode_events`] and [`lines`]. With
 /// `tail_is_line`, bytes after the last newline at a clean end are one more
 /// line (logs); without, they mean the body was cut mid-event (watches).
+///
+/// A line that lies whole inside one chunk (the usual case: the API server
+/// flushes each event as it is written) is handed out as a slice of that
+/// chunk, without a copy; only a line split across chunks is assembled in a
+/// buffer. Each byte is searched for the newline once.
 fn raw_lines<S, E>(
     url: String,
     chunks: S,
@@ -217,82 +241,90 @@ where
     E: Into<Error> + Send,
 {
     struct State<S> {
+        url: String,
         chunks: S,
-        buf: BytesMut,
-        scanned: usize,
+        /// The start of a line split across chunks (no newline in it).
+        partial: BytesMut,
+        /// What is left of the last chunk read, not yet searched.
+        pending: Bytes,
         done: bool,
     }
     let init = State {
+        url,
         chunks,
-        buf: BytesMut::new(),
-        scanned: 0,
+        partial: BytesMut::new(),
+        pending: Bytes::new(),
         done: false,
     };
-    futures::stream::unfold(init, move |mut st| {
-        let url = url.clone();
-        async move {
-            loop {
-                let newline = st.buf[st.scanned..].iter().position(|&b| b == b'\n');
-                let line_len = newline.map_or(st.buf.len(), |pos| st.scanned + pos);
-                if line_len > max_line {
-                    // Not an event any server sends: stop reading here.
-                    st.done = true;
-                    st.buf = BytesMut::new();
-                    st.scanned = 0;
-                    let err = Error::TooLarge {
-                        url,
-                        what,
-                        limit: max_line,
-                        setting: EVENT_SETTING,
-                    };
-                    return Some((Err(err), st));
-                }
-                if let Some(pos) = newline {
-                    let mut line = st.buf.split_to(st.scanned + pos + 1).freeze();
-                    st.scanned = 0;
+    futures::stream::unfold(init, move |mut st| async move {
+        loop {
+            let newline = memchr::memchr(b'\n', &st.pending);
+            let line_len = st.partial.len() + newline.unwrap_or(st.pending.len());
+            if line_len > max_line {
+                // Not an event any server sends: stop reading here.
+                st.done = true;
+                st.partial = BytesMut::new();
+                st.pending = Bytes::new();
+                let err = Error::TooLarge {
+                    url: st.url.clone(),
+                    what,
+                    limit: max_line,
+                    setting: EVENT_SETTING,
+                };
+                return Some((Err(err), st));
+            }
+            if let Some(pos) = newline {
+                let mut line = if st.partial.is_empty() {
+                    // The whole line is in this chunk: a slice, no copy.
+                    st.pending.split_to(pos + 1)
+                } else {
+                    st.partial.extend_from_slice(&st.pending.split_to(pos + 1));
+                    st.partial.split().freeze()
+                };
+                line.truncate(line.len() - 1);
+                if line.last() == Some(&b'\r') {
                     line.truncate(line.len() - 1);
-                    if line.last() == Some(&b'\r') {
-                        line.truncate(line.len() - 1);
-                    }
-                    return Some((Ok(line), st));
                 }
-                st.scanned = st.buf.len();
-                if st.done {
-                    return None;
+                return Some((Ok(line), st));
+            }
+            if !st.pending.is_empty() {
+                st.partial.extend_from_slice(&st.pending);
+                st.pending = Bytes::new();
+            }
+            if st.done {
+                return None;
+            }
+            match st.chunks.next().await {
+                Some(Ok(chunk)) => st.pending = chunk,
+                Some(Err(e)) => {
+                    st.done = true;
+                    st.partial = BytesMut::new();
+                    return Some((Err(e.into()), st));
                 }
-                match st.chunks.next().await {
-                    Some(Ok(chunk)) => st.buf.extend_from_slice(&chunk),
-                    Some(Err(e)) => {
-                        st.done = true;
-                        st.buf.clear();
-                        st.scanned = 0;
-                        return Some((Err(e.into()), st));
+                None => {
+                    st.done = true;
+                    let rest = st.partial.split().freeze();
+                    if rest.is_empty()
+                        || (!tail_is_line && rest.iter().all(u8::is_ascii_whitespace))
+                    {
+                        return None;
                     }
-                    None => {
-                        st.done = true;
-                        let rest = st.buf.split().freeze();
-                        st.scanned = 0;
-                        if rest.is_empty()
-                            || (!tail_is_line && rest.iter().all(u8::is_ascii_whitespace))
-                        {
-                            return None;
-                        }
-                        if tail_is_line {
-                            return Some((Ok(rest), st));
-                        }
-                        let message = format!(
-                            "stream ended in the middle of an event ({} bytes left)",
-                            rest.len()
-                        );
-                        return Some((
-                            Err(Error::Transport {
-                                method: "GET".into(),
-                                url,
-                                message,
-                            }),
-                            st,
-                        ));
+                    if tail_is_line {
+                        return Some((Ok(rest), st));
                     }
+                    let message = format!(
+                        "stream ended in the middle of an event ({} bytes left)",
+                        rest.len()
+                    );
+                    let url = st.url.clone();
+                    return Some((
+                        Err(Error::Transport {
+                            method: "GET".into(),
+                            url,
+                            message,
+                        }),
+                        st,
+                    ));
                 }
             }
         }
@@ -334,6 +366,72 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(events[1], Ok(WatchEvent::Deleted(_))));
+    }
+
+    #[tokio::test]
+    async fn any_chunking_gives_the_same_lines_and_whole_lines_are_not_copied() {
+        let body = "first\r\n\nsecond line\nthird\nlast";
+        let split_at = |cuts: &[usize]| {
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for &cut in cuts {
+                parts.push(&body[from..cut]);
+                from = cut;
+            }
+            parts.push(&body[from..]);
+            parts
+        };
+        async fn lines_of(parts: Vec<&str>) -> Vec<String> {
+            lines_with_limit("u".into(), chunks(&parts), 64)
+                .map(|r| r.unwrap())
+                .collect::<Vec<_>>()
+                .await
+        }
+        let whole = lines_of(vec![body]).await;
+        assert_eq!(whole, ["first", "", "second line", "third", "last"]);
+        for a in 0..=body.len() {
+            for b in a..=body.len() {
+                assert_eq!(
+                    lines_of(split_at(&[a, b])).await,
+                    whole,
+                    "cut at {a} and {b}"
+                );
+            }
+        }
+        // Lines inside one chunk are slices of it.
+        let chunk = Bytes::from_static(b"one\ntwo\n");
+        let range = chunk.as_ptr_range();
+        let got: Vec<_> = raw_lines(
+            "u".into(),
+            futures::stream::iter(vec![Ok::<_, Error>(chunk.clone())]),
+            false,
+            64,
+            "watch event",
+        )
+        .collect()
+        .await;
+        assert_eq!(got.len(), 2);
+        for line in &got {
+            assert!(
+                range.contains(&line.as_ref().unwrap().as_ptr()),
+                "a line was copied"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_across_chunks_is_refused() {
+        // 40 bytes in one chunk, 40 more in the next, no newline yet: over
+        // the limit of 64 once the second chunk is read.
+        let a = "a".repeat(40);
+        let got: Vec<_> = lines_with_limit("u".into(), chunks(&["ok\n", &a, &a, "\nnever\n"]), 64)
+            .collect()
+            .await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            matches!(got[1], Err(Error::TooLarge { limit: 64, .. })),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]

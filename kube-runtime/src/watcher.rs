@@ -44,8 +44,10 @@
 //!    watcher the first step or two, never the accumulated ones.
 //!
 //! Timeouts saturate: `watch_timeout` beyond `u32::MAX` seconds asks the
-//! server for `u32::MAX`, and `watch_timeout + idle_margin` that overflows
-//! means "never presume the watch dead" — no setting panics.
+//! server for `u32::MAX`, and `watch_timeout + idle_margin` beyond 2^30 s
+//! (34 years; an overflowing sum too) means "never presume the watch dead"
+//! — no setting panics. The silence is timed by one timer per watch, not
+//! one per event: an event only notes when it came.
 
 use std::fmt::Debug;
 use std::pin::Pin;
@@ -170,6 +172,8 @@ pub struct Watcher<K> {
     free_relist_armed: bool,
     /// The last error was a 410 that spent the free relist.
     relisting_for_free: bool,
+    /// Tells when the open watch has been silent for too long.
+    idle: IdleWatch,
 }
 
 impl<K> Debug for Watcher<K> {
@@ -198,6 +202,7 @@ where
     /// A watcher over `api` (its namespace, or all).
     pub fn new(api: Api<K>, config: WatcherConfig) -> Self {
         let backoff = Backoff::new(config.backoff.clone());
+        let config_idle_limit = config.watch_timeout.saturating_add(config.idle_margin);
         Self {
             api,
             config,
@@ -207,6 +212,7 @@ where
             streaming_refused: false,
             free_relist_armed: true,
             relisting_for_free: false,
+            idle: IdleWatch::new(config_idle_limit),
         }
     }
 
@@ -382,13 +388,10 @@ where
                     mut stream,
                     initial,
                 } => {
-                    let idle = self
-                        .config
-                        .watch_timeout
-                        .saturating_add(self.config.idle_margin);
-                    let item = match tokio::time::timeout(idle, stream.next()).await {
-                        Ok(item) => item,
-                        Err(_) => {
+                    let item = match self.idle.next_or_silent(&mut stream).await {
+                        Some(item) => item,
+                        None => {
+                            let idle = self.idle.limit;
                             tracing::info!(?idle, "watch silent for too long; watching again");
                             self.state = State::Listed { rv };
                             continue;
@@ -487,7 +490,78 @@ where
         let mut wp = self.watch_params();
         wp.send_initial_events = streaming;
         let api = self.api.clone();
-        Ok(Box::pin(api.watch(&wp, rv).await?))
+        let stream = Box::pin(api.watch(&wp, rv).await?);
+        self.idle.restart();
+        Ok(stream)
+    }
+}
+
+/// The silence detector of an open watch: a watch that delivers nothing
+/// for `limit` is presumed dead.
+///
+/// One timer serves the whole watch instead of one per event: each event
+/// only notes when it arrived (a clock read), and the timer, set for the
+/// first possible deadline, is moved on to the real one when it fires
+/// early. So a busy watch costs no timer registration per event, and a
+/// silent one is still given up `limit` after its last event.
+struct IdleWatch {
+    /// Silence longer than this ends the watch; `None`: never (the sum of
+    /// the timeouts overflowed).
+    limit: Option<Duration>,
+    /// When the open watch last delivered (or opened).
+    last_activity: tokio::time::Instant,
+    /// The timer, created at the first wait and reused after.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl IdleWatch {
+    fn new(limit: Duration) -> Self {
+        Self {
+            // Beyond ~30 years a deadline is "never" (and tokio's clock
+            // could not add it).
+            limit: (limit < Duration::from_secs(1 << 30)).then_some(limit),
+            last_activity: tokio::time::Instant::now(),
+            timer: None,
+        }
+    }
+
+    /// A watch opened: silence counts from now.
+    fn restart(&mut self) {
+        self.last_activity = tokio::time::Instant::now();
+    }
+
+    /// What `stream.next()` gives, or `None` once the stream has been
+    /// silent for longer than the limit.
+    async fn next_or_silent<S: Stream + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> Option<Option<S::Item>> {
+        let Some(limit) = self.limit else {
+            return Some(stream.next().await);
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(self.last_activity + limit)));
+        loop {
+            let deadline = self.last_activity + limit;
+            if timer.deadline() < deadline && timer.is_elapsed() {
+                timer.as_mut().reset(deadline);
+            }
+            tokio::select! {
+                biased;
+                item = stream.next() => {
+                    self.last_activity = tokio::time::Instant::now();
+                    return Some(item);
+                }
+                () = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    // Fired for an older deadline: wait for the real one.
+                    timer.as_mut().reset(deadline);
+                }
+            }
+        }
     }
 }
 

@@ -24,6 +24,9 @@ enum Reply {
     WatchThenHang(Vec<String>),
     /// A chunked watch answer: these lines, then the end of the stream.
     WatchThenClose(Vec<String>),
+    /// A chunked watch answer: these lines, each after this pause, then
+    /// silence.
+    WatchPaced(Vec<String>, Duration),
 }
 
 /// Serves the N-th request with `replies[N]` (the last repeats); returns
@@ -63,6 +66,20 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<String>>>) {
                         );
                         let _ = socket.write_all(head.as_bytes()).await;
                         let _ = socket.write_all(body.as_bytes()).await;
+                    }
+                    Reply::WatchPaced(lines, pause) => {
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.flush().await;
+                        for l in lines {
+                            tokio::time::sleep(*pause).await;
+                            let data = format!("{l}\n");
+                            let _ = socket
+                                .write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+                                .await;
+                            let _ = socket.flush().await;
+                        }
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
                     Reply::WatchThenHang(lines) | Reply::WatchThenClose(lines) => {
                         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -151,6 +168,58 @@ async fn a_silent_watch_is_abandoned_and_resumed_from_the_last_version() {
     assert!(
         lines[2].contains("watch=true") && lines[2].contains("resourceVersion=7"),
         "resumed, not relisted: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn silence_counts_from_the_last_event_not_from_the_watch_start() {
+    // Silence allowed: 1 s + 1 s. Events every 0.8 s for 3.2 s (longer than
+    // that) keep the watch; 2 s after the last one it is given up and
+    // resumed from the last event's version.
+    let events = (8..12).map(|rv| added(&format!("cm-{rv}"), rv)).collect();
+    let (url, seen) = serve(vec![
+        Reply::Json(200, EMPTY_LIST.into()),
+        Reply::WatchPaced(events, Duration::from_millis(800)),
+        Reply::WatchThenHang(vec![]),
+    ])
+    .await;
+    let mut w = Watcher::<ConfigMap>::new(
+        api(&url),
+        config(WatcherConfig::default().list_then_watch()).watcher,
+    );
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::Init);
+    assert_eq!(timed_next(&mut w).await.0.unwrap(), Event::InitDone);
+    for rv in 8..12 {
+        match timed_next(&mut w).await.0.unwrap() {
+            Event::Apply(cm) => assert_eq!(cm.metadata.name.unwrap(), format!("cm-{rv}")),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "one watch carried every event"
+    );
+    let started = tokio::time::Instant::now();
+    // The next call gives up the silent watch and opens another.
+    let resumed = tokio::time::timeout(Duration::from_secs(4), async {
+        while seen.lock().unwrap().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::select! {
+        item = w.next() => panic!("nothing more was sent, yet: {item:?}"),
+        done = resumed => done.expect("the silent watch was not given up"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_millis(3500),
+        "given up {waited:?} after the last event, the limit is 2 s"
+    );
+    let lines = seen.lock().unwrap().clone();
+    assert!(
+        lines[2].contains("watch=true") && lines[2].contains("resourceVersion=11"),
+        "resumed from the last event: {lines:?}"
     );
 }
 

@@ -149,26 +149,23 @@ impl<K> Api<K> {
         &self.client
     }
 
-    /// This Api, decoding protobuf answers without `metadata.managedFields`
-    /// when `skip` is true (default false: objects come as the server has
-    /// them).
+    /// This Api, decoding answers without `metadata.managedFields` when
+    /// `skip` is true (default false: objects come as the server has them).
     ///
     /// `managedFields` is server-side apply's record of which field manager
     /// set which field; it is often most of a small object and of the
-    /// time spent decoding it. With `skip`, the objects of every protobuf
-    /// answer of this Api — [`get`](Api::get), [`list`](Api::list),
+    /// time spent decoding it. With `skip`, the objects of the answers of
+    /// this Api — [`get`](Api::get), [`list`](Api::list),
     /// [`list_stream`](Api::list_stream), [`watch`](Api::watch) events,
-    /// the objects that writes and subresources return — are decoded with
-    /// the field stepped over on the wire and `None` in the result: it is
-    /// never built, which is what makes this cheaper than dropping it
-    /// afterwards (see [`crate::codec`]).
-    ///
-    /// A JSON answer (custom resources, metadata-only reads, a client with
-    /// [`ClientBuilder::protobuf`](crate::ClientBuilder::protobuf) off, or a
-    /// server answering JSON) is decoded as it is, `managedFields`
-    /// included: this is a cost saving, not a filter. Code that must not
-    /// see the field drops it itself (kube-runtime's caches do, and turn
-    /// this on for the watches feeding them).
+    /// the objects that writes and subresources return — are decoded
+    /// without the field, `None` in the result: it is never built, which is
+    /// what makes this cheaper than dropping it afterwards. A protobuf
+    /// answer's field is stepped over on the wire; a JSON answer's (custom
+    /// resources, metadata-only reads, a client with
+    /// [`ClientBuilder::protobuf`](crate::ClientBuilder::protobuf) off) is
+    /// still read as text to find its end, but nothing of it is built (see
+    /// [`crate::codec`]). kube-runtime's caches turn this on for the
+    /// watches feeding them.
     ///
     /// An object read this way can still be sent back with
     /// [`replace`](Api::replace): an update carrying no `managedFields`
@@ -216,7 +213,7 @@ impl<K> Api<K> {
         T: DeserializeOwned + Serialize + Send + 'static,
     {
         if self.metadata_only {
-            Wire::json()
+            Wire::json().skipping_managed_fields(self.skip_managed_fields)
         } else {
             Wire::negotiate(self.client.protobuf())
                 .skipping_managed_fields(self.skip_managed_fields)

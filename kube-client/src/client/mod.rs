@@ -40,7 +40,7 @@ use parking_lot::RwLock;
 pub use crate::watch::DEFAULT_MAX_EVENT_BYTES;
 pub use body::{DEFAULT_MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 pub use pipeline::ObjectOrStatus;
-pub(crate) use pipeline::{content_type_of, decode_json, transport_error};
+pub(crate) use pipeline::{content_type_of, decode_json, json_decode_error, transport_error};
 pub use ratelimit::RateLimit;
 pub use retry::RetryPolicy;
 

@@ -353,11 +353,17 @@ fn percent_encode(key: &str) -> String {
 
 /// `bytes` from `url` decoded as JSON; a failure never quotes them.
 pub(crate) fn decode_json<T: DeserializeOwned>(url: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+    serde_json::from_slice(bytes).map_err(|e| json_decode_error(url, bytes, &e))
+}
+
+/// The error of `bytes` from `url` failing to decode as JSON with `e`; it
+/// never quotes them.
+pub(crate) fn json_decode_error(url: &str, bytes: &[u8], e: &serde_json::Error) -> Error {
+    Error::Decode {
         url: url.to_string(),
-        message: safe_json_error(&e),
+        message: safe_json_error(e),
         body: describe_body(bytes, None),
-    })
+    }
 }
 
 /// The `Content-Type` of `resp`, if it has a readable one.

@@ -40,13 +40,12 @@
 //!   typed error; see [`crate::watch`]). A BOOKMARK's object is decoded as
 //!   the kind and its resourceVersion and annotations taken from it; an
 //!   ERROR event carries its `Status`.
-//! - **`managedFields` can be left out** of protobuf answers:
+//! - **`managedFields` can be left out**:
 //!   with [`Api::skip_managed_fields`](crate::Api::skip_managed_fields)
-//!   every object of a protobuf answer (an object, a list's items, a watch
-//!   event's object) is decoded with `metadata.managedFields` stepped over
-//!   on the wire and `None` — never built, so never paid for. JSON answers
-//!   are decoded as they are (the option saves decoding work; it does not
-//!   filter).
+//!   every object of an answer (an object, a list's items, a watch event's
+//!   object) is decoded with `metadata.managedFields` `None` — never
+//!   built, so never paid for: stepped over on the wire in protobuf, read
+//!   as ignored text in JSON (`json_skip`; custom resources are JSON only).
 //! - **Bodies are never quoted**: a decoding failure names the URL, what
 //!   failed and the body's size and media type only.
 //! - Without the `protobuf` cargo feature everything is JSON and
@@ -54,6 +53,8 @@
 
 #[cfg(feature = "protobuf")]
 pub(crate) mod protobuf;
+
+pub(crate) mod json_skip;
 
 use std::marker::PhantomData;
 
@@ -129,9 +130,12 @@ pub(crate) fn status_of_body(body: &[u8], content_type: Option<&str>) -> Option<
 pub(crate) struct Wire<K: 'static> {
     #[cfg(feature = "protobuf")]
     codec: Option<&'static kube_protobuf::Codec<K>>,
-    /// What protobuf decoding leaves out (JSON decoding ignores it).
+    /// What protobuf decoding leaves out.
     #[cfg(feature = "protobuf")]
     options: kube_protobuf::DecodeOptions,
+    /// JSON answers are decoded without `metadata.managedFields`
+    /// ([`json_skip`]).
+    skip_managed_fields: bool,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -153,6 +157,7 @@ where
             codec: None,
             #[cfg(feature = "protobuf")]
             options: kube_protobuf::DecodeOptions::default(),
+            skip_managed_fields: false,
             _kind: PhantomData,
         }
     }
@@ -164,6 +169,7 @@ where
             return Self {
                 codec: kube_protobuf::codec::<K>(),
                 options: kube_protobuf::DecodeOptions::default(),
+                skip_managed_fields: false,
                 _kind: PhantomData,
             };
         }
@@ -171,19 +177,25 @@ where
         Self::json()
     }
 
-    /// This wire, decoding protobuf answers without
-    /// `metadata.managedFields` when `skip` (never built: the field is
-    /// stepped over on the wire). JSON answers are decoded as they are.
+    /// This wire, decoding answers without `metadata.managedFields` when
+    /// `skip`: never built — stepped over on the wire in protobuf, read as
+    /// ignored text in JSON ([`json_skip`]).
     pub(crate) fn skipping_managed_fields(self, skip: bool) -> Self {
-        #[cfg(feature = "protobuf")]
-        return Self {
+        Self {
+            #[cfg(feature = "protobuf")]
             options: self.options.skip_managed_fields(skip),
+            skip_managed_fields: skip,
             ..self
-        };
-        #[cfg(not(feature = "protobuf"))]
-        {
-            let _ = skip;
-            self
+        }
+    }
+
+    /// A JSON answer's `T`, without `managedFields` when this wire skips them.
+    fn decode_json_answer<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T> {
+        if self.skip_managed_fields {
+            json_skip::from_slice(&answer.body)
+                .map_err(|e| crate::client::json_decode_error(&answer.url, &answer.body, &e))
+        } else {
+            decode_json(answer)
         }
     }
 
@@ -219,7 +231,7 @@ where
         match self.encoding(answer)? {
             #[cfg(feature = "protobuf")]
             (Encoding::Protobuf, Some(codec)) => protobuf::object(codec, self.options, answer),
-            _ => decode_json(answer),
+            _ => self.decode_json_answer(answer),
         }
     }
 
@@ -228,7 +240,7 @@ where
         match self.encoding(answer)? {
             #[cfg(feature = "protobuf")]
             (Encoding::Protobuf, Some(codec)) => protobuf::list(codec, self.options, answer),
-            _ => decode_json(answer),
+            _ => self.decode_json_answer(answer),
         }
     }
 
@@ -275,9 +287,13 @@ where
                 let error = unasked_protobuf(&url, "a protobuf watch stream".into());
                 futures::stream::once(async move { Err(error) }).boxed()
             }
-            Encoding::Json => {
-                crate::watch::decode_events_with_limit(url, chunks, max_event_bytes).boxed()
-            }
+            Encoding::Json => crate::watch::decode_json_events(
+                url,
+                chunks,
+                max_event_bytes,
+                self.skip_managed_fields,
+            )
+            .boxed(),
         }
     }
 
@@ -606,13 +622,18 @@ mod tests {
         }
 
         #[test]
-        fn json_answers_are_decoded_as_they_are() {
+        fn json_answers_lose_them_too_and_only_when_asked() {
             let answer = Answer {
                 url: "u".into(),
                 body: serde_json::to_vec(&cm("a", "1")).unwrap().into(),
                 content_type: Some(JSON.into()),
             };
-            assert_eq!(wire(true).object(&answer).unwrap(), cm("a", "1"));
+            assert!(cm("a", "1").metadata.managed_fields.is_some());
+            assert_eq!(wire(false).object(&answer).unwrap(), cm("a", "1"));
+            assert_eq!(
+                wire(true).object(&answer).unwrap(),
+                without_managed_fields(cm("a", "1"))
+            );
         }
     }
 }

@@ -32,6 +32,11 @@ const PREFIX: usize = 4;
 
 /// Splits a stream of body chunks into length-prefixed frames (see the
 /// module docs), each at most `max_frame_bytes` long.
+///
+/// A frame that lies whole inside one chunk (the usual case: the API server
+/// flushes each event as it is written) is handed out as a slice of that
+/// chunk, without a copy; only a frame split across chunks is assembled in a
+/// buffer, and only its own bytes are copied there.
 pub(crate) fn frames<S, E>(
     url: String,
     chunks: S,
@@ -41,82 +46,124 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
-    struct State<S> {
-        chunks: S,
-        buf: BytesMut,
-        done: bool,
-    }
     let init = State {
+        url,
         chunks,
-        buf: BytesMut::new(),
+        partial: BytesMut::new(),
+        pending: Bytes::new(),
         done: false,
     };
-    futures::stream::unfold(init, move |mut st| {
-        let url = url.clone();
-        async move {
-            if st.done {
-                return None;
+    futures::stream::unfold(init, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            if st.partial.is_empty()
+                && let Some(len) = announced(&st.pending)
+            {
+                if len > max_frame_bytes {
+                    return Some(too_large(st, max_frame_bytes));
+                }
+                if st.pending.len() >= PREFIX + len {
+                    // The whole frame is in this chunk: a slice, no copy.
+                    st.pending.advance(PREFIX);
+                    let frame = st.pending.split_to(len);
+                    return Some((Ok(frame), st));
+                }
             }
-            loop {
-                let announced = (st.buf.len() >= PREFIX).then(|| {
-                    let len = u32::from_be_bytes([st.buf[0], st.buf[1], st.buf[2], st.buf[3]]);
-                    len as usize
-                });
-                if let Some(len) = announced {
-                    if len > max_frame_bytes {
-                        // Not an event any server sends: stop reading here.
-                        st.done = true;
-                        st.buf = BytesMut::new();
-                        let err = Error::TooLarge {
-                            url,
-                            what: "watch event",
-                            limit: max_frame_bytes,
-                            setting: EVENT_SETTING,
-                        };
-                        return Some((Err(err), st));
+            if !st.pending.is_empty() {
+                // Assemble a frame split across chunks: copy what it still
+                // lacks (its prefix first, then its bytes) and no more.
+                let wanted = match announced(&st.partial) {
+                    None => PREFIX - st.partial.len(),
+                    Some(len) if len > max_frame_bytes => {
+                        return Some(too_large(st, max_frame_bytes));
                     }
-                    if st.buf.len() >= PREFIX + len {
-                        st.buf.advance(PREFIX);
-                        let frame = st.buf.split_to(len).freeze();
+                    Some(len) => PREFIX + len - st.partial.len(),
+                };
+                let take = wanted.min(st.pending.len());
+                st.partial.extend_from_slice(&st.pending.split_to(take));
+                match announced(&st.partial) {
+                    Some(len) if len > max_frame_bytes => {
+                        return Some(too_large(st, max_frame_bytes));
+                    }
+                    Some(len) if st.partial.len() == PREFIX + len => {
+                        st.partial.advance(PREFIX);
+                        let frame = st.partial.split().freeze();
                         return Some((Ok(frame), st));
                     }
+                    _ => continue,
                 }
-                match st.chunks.next().await {
-                    Some(Ok(chunk)) => st.buf.extend_from_slice(&chunk),
-                    Some(Err(e)) => {
-                        st.done = true;
-                        st.buf = BytesMut::new();
-                        return Some((Err(e.into()), st));
+            }
+            match st.chunks.next().await {
+                Some(Ok(chunk)) => st.pending = chunk,
+                Some(Err(e)) => {
+                    st.done = true;
+                    st.partial = BytesMut::new();
+                    return Some((Err(e.into()), st));
+                }
+                None => {
+                    st.done = true;
+                    if st.partial.is_empty() {
+                        return None;
                     }
-                    None => {
-                        st.done = true;
-                        if st.buf.is_empty() {
-                            return None;
-                        }
-                        let message = match announced {
-                            Some(len) => format!(
-                                "stream ended in the middle of a frame ({} of {len} bytes)",
-                                st.buf.len() - PREFIX
-                            ),
-                            None => format!(
-                                "stream ended in the middle of a frame's length ({} of {PREFIX} bytes)",
-                                st.buf.len()
-                            ),
-                        };
-                        st.buf = BytesMut::new();
-                        return Some((
-                            Err(Error::Transport {
-                                method: "GET".into(),
-                                url,
-                                message,
-                            }),
-                            st,
-                        ));
-                    }
+                    let message = match announced(&st.partial) {
+                        Some(len) => format!(
+                            "stream ended in the middle of a frame ({} of {len} bytes)",
+                            st.partial.len() - PREFIX
+                        ),
+                        None => format!(
+                            "stream ended in the middle of a frame's length ({} of {PREFIX} bytes)",
+                            st.partial.len()
+                        ),
+                    };
+                    st.partial = BytesMut::new();
+                    let url = st.url.clone();
+                    return Some((
+                        Err(Error::Transport {
+                            method: "GET".into(),
+                            url,
+                            message,
+                        }),
+                        st,
+                    ));
                 }
             }
         }
     })
+}
+
+/// The length a buffer's frame announces, once its prefix is complete.
+fn announced(buf: &[u8]) -> Option<usize> {
+    let prefix: [u8; PREFIX] = buf.get(..PREFIX)?.try_into().ok()?;
+    Some(u32::from_be_bytes(prefix) as usize)
+}
+
+/// Where the splitter is between two frames.
+struct State<S> {
+    url: String,
+    chunks: S,
+    /// The start of a frame split across chunks (empty otherwise).
+    partial: BytesMut,
+    /// What is left of the last chunk read, not yet looked at.
+    pending: Bytes,
+    done: bool,
+}
+
+/// Ends the stream: a frame announced over the limit is not read, and
+/// nothing buffered is kept.
+fn too_large<S>(mut st: State<S>, limit: usize) -> (Result<Bytes>, State<S>) {
+    st.done = true;
+    st.partial = BytesMut::new();
+    st.pending = Bytes::new();
+    let url = st.url.clone();
+    let err = Error::TooLarge {
+        url,
+        what: "watch event",
+        limit,
+        setting: EVENT_SETTING,
+    };
+    (Err(err), st)
 }
 
 #[cfg(test)]
@@ -149,6 +196,59 @@ mod tests {
         let got = split(vec![a.to_vec(), b.to_vec(), c.to_vec()], 64).await;
         let got: Vec<_> = got.into_iter().map(|r| r.unwrap()).collect();
         assert_eq!(got, [&b"first"[..], b"", b"third"]);
+    }
+
+    #[tokio::test]
+    async fn any_chunking_gives_the_same_frames_and_whole_frames_are_not_copied() {
+        let mut body = frame(b"first");
+        body.extend(frame(b""));
+        body.extend(frame(&[9; 40]));
+        body.extend(frame(b"last"));
+        let whole = split(vec![body.clone()], 64).await;
+        let whole: Vec<_> = whole.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(whole.len(), 4);
+        for a in 0..=body.len() {
+            for b in a..=body.len() {
+                let parts = vec![body[..a].to_vec(), body[a..b].to_vec(), body[b..].to_vec()];
+                let got: Vec<_> = split(parts, 64)
+                    .await
+                    .into_iter()
+                    .map(|r| r.unwrap())
+                    .collect();
+                assert_eq!(got, whole, "chunks cut at {a} and {b}");
+            }
+        }
+        // Frames inside one chunk are slices of it.
+        let chunk = Bytes::from(body);
+        let range = chunk.as_ptr_range();
+        let chunks = futures::stream::iter(vec![Ok::<_, Error>(chunk.clone())]);
+        let got: Vec<_> = frames("u".into(), chunks, 64).collect().await;
+        for frame in got
+            .iter()
+            .map(|r| r.as_ref().unwrap())
+            .filter(|f| !f.is_empty())
+        {
+            assert!(range.contains(&frame.as_ptr()), "a frame was copied");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_split_prefix_over_the_limit_is_refused_too() {
+        // The over-limit prefix arrives in two chunks, after a frame split
+        // the same way: refused once its fourth byte is read.
+        let mut body = frame(b"abc");
+        body.extend(1000u32.to_be_bytes());
+        let got = split(
+            vec![body[..2].to_vec(), body[2..9].to_vec(), body[9..].to_vec()],
+            16,
+        )
+        .await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].as_ref().unwrap(), &b"abc"[..]);
+        assert!(
+            matches!(got[1], Err(Error::TooLarge { limit: 16, .. })),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]
