@@ -67,18 +67,42 @@
 //! less than half the allocations). JSON answers (custom resources, a
 //! client with protobuf off) are decoded whole and dropped from here, as
 //! before; what is stored is the same either way.
+//!
+//! # Compact stores
+//!
+//! By default a store holds each object decoded, so reads are free (an
+//! `Arc` clone) and memory is what k8s-openapi's types make of an object —
+//! for a Pod, several times its encoding. A **compact** store holds each
+//! object encoded instead (protobuf for built-in kinds, JSON otherwise) and
+//! decodes it on every read: a fraction of the memory for a decode per
+//! object read. It is opt-in, per cache:
+//! [`ReflectorConfig::compact`](crate::ReflectorConfig::compact),
+//! [`InformerConfig::compact`](crate::InformerConfig::compact) (part of
+//! an informer's identity), the controller's
+//! [`TriggerConfig::compact`](crate::controller::TriggerConfig::compact),
+//! or [`Writer::compact`]. Every read method keeps its signature and hands
+//! out equal objects (each read a fresh `Arc`); events hand out the objects
+//! as written, without decoding. The figures, and when to choose it, are in
+//! the `compact` module's docs (source: `store/compact.rs`); in short: for
+//! large caches read rarely (a node-wide Pod cache, an audit), not for a
+//! controller that reads its whole store often.
+
+mod compact;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use kube_client::{Resource, ResourceExt};
 use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::index::{Index, IndexFn};
 use crate::queue::{EventQueue, WatchEvent};
 use crate::watcher::Event;
+use compact::{Codec, CompactObjects};
 
 /// The key of an object in a store.
 pub fn object_key<K: Resource>(obj: &K) -> String {
@@ -97,7 +121,11 @@ pub struct Store<K> {
 }
 
 struct Inner<K> {
+    /// The objects of a default store (empty in a compact one).
     objects: DashMap<String, Arc<K>>,
+    /// Set once a store is made compact: its objects are then here,
+    /// encoded (see [`compact`]).
+    compact: OnceLock<CompactObjects<K>>,
     lists: std::sync::atomic::AtomicU64,
     /// Read-locked by the writer for each write, write-locked to add an
     /// index, so that an index is never built concurrently with a write.
@@ -117,8 +145,9 @@ impl<K> Clone for Store<K> {
 impl<K> Debug for Store<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("len", &self.inner.objects.len())
+            .field("len", &self.len())
             .field("ready", &self.is_ready())
+            .field("compact", &self.compact().map(CompactObjects::format))
             .finish()
     }
 }
@@ -138,6 +167,7 @@ impl<K> Store<K> {
         Self {
             inner: Arc::new(Inner {
                 objects: DashMap::new(),
+                compact: OnceLock::new(),
                 lists: std::sync::atomic::AtomicU64::new(0),
                 indexes: RwLock::new(
                     indexes
@@ -162,8 +192,17 @@ impl<K> Store<K> {
             return false;
         }
         let index = Index::new(name.to_string(), function);
-        for entry in self.inner.objects.iter() {
-            index.update(entry.key(), None, Some(entry.value()));
+        match self.compact() {
+            None => {
+                for entry in self.inner.objects.iter() {
+                    index.update(entry.key(), None, Some(entry.value()));
+                }
+            }
+            Some(compact) => {
+                for (key, obj) in compact.entries() {
+                    index.update(&key, None, Some(&obj));
+                }
+            }
         }
         indexes.push(index);
         true
@@ -174,13 +213,37 @@ impl<K> Store<K> {
         self.inner.indexes.read().iter().any(|i| i.name == name)
     }
 
-    /// Every cached object, in no particular order.
+    /// The compact representation, if this store has it.
+    fn compact(&self) -> Option<&CompactObjects<K>> {
+        self.inner.compact.get()
+    }
+
+    /// True if the store holds its objects encoded and decodes them on
+    /// every read (see [`compact`](self#compact-stores)).
+    pub fn is_compact(&self) -> bool {
+        self.compact().is_some()
+    }
+
+    /// The object stored under `key`.
+    fn get_key(&self, key: &str) -> Option<Arc<K>> {
+        match self.compact() {
+            None => self.inner.objects.get(key).map(|e| e.value().clone()),
+            Some(compact) => compact.get(key),
+        }
+    }
+
+    /// Every cached object, in no particular order (in a compact store,
+    /// each decoded afresh).
     pub fn read(&self) -> Vec<Arc<K>> {
-        self.inner
-            .objects
-            .iter()
-            .map(|e| e.value().clone())
-            .collect()
+        match self.compact() {
+            None => self
+                .inner
+                .objects
+                .iter()
+                .map(|e| e.value().clone())
+                .collect(),
+            Some(compact) => compact.objects(),
+        }
     }
 
     /// One object by namespace (`None` for cluster-scoped) and name.
@@ -189,7 +252,7 @@ impl<K> Store<K> {
             Some(ns) => format!("{ns}/{name}"),
             None => name.to_string(),
         };
-        self.inner.objects.get(&key).map(|e| e.value().clone())
+        self.get_key(&key)
     }
 
     /// The cached objects filed under `value` in the index `name` (see
@@ -201,7 +264,7 @@ impl<K> Store<K> {
             index
                 .keys(value)
                 .iter()
-                .filter_map(|k| self.inner.objects.get(k).map(|e| e.value().clone()))
+                .filter_map(|k| self.get_key(k))
                 .collect(),
         )
     }
@@ -218,29 +281,40 @@ impl<K> Store<K> {
         if let Some(found) = self.by_index(crate::index::BY_OWNER_UID, owner_uid) {
             return found;
         }
-        self.inner
-            .objects
-            .iter()
-            .filter(|e| {
-                e.value()
-                    .meta()
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.uid == owner_uid)
-            })
-            .map(|e| e.value().clone())
-            .collect()
+        let owned = |obj: &K| {
+            obj.meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == owner_uid)
+        };
+        match self.compact() {
+            None => self
+                .inner
+                .objects
+                .iter()
+                .filter(|e| owned(e.value()))
+                .map(|e| e.value().clone())
+                .collect(),
+            Some(compact) => compact
+                .objects()
+                .into_iter()
+                .filter(|obj| owned(obj))
+                .collect(),
+        }
     }
 
     /// How many objects are cached.
     pub fn len(&self) -> usize {
-        self.inner.objects.len()
+        match self.compact() {
+            None => self.inner.objects.len(),
+            Some(compact) => compact.map.len(),
+        }
     }
 
     /// True if nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.inner.objects.is_empty()
+        self.len() == 0
     }
 
     /// True once the first complete list is in.
@@ -280,6 +354,28 @@ impl<K> Store<K> {
             queue.push(event);
         }
     }
+
+    /// Makes the store compact (see [`compact`](self#compact-stores)):
+    /// from now on it holds its objects encoded, protobuf if `K` has a
+    /// codec, JSON otherwise. Objects already cached are encoded at once
+    /// (readers see them throughout); a store already compact is left as
+    /// it is. Only its writer calls this, before it writes.
+    pub(crate) fn make_compact(&self)
+    where
+        K: Resource + Serialize + DeserializeOwned + 'static,
+    {
+        if self.is_compact() {
+            return;
+        }
+        let compact = CompactObjects::new(Codec::of());
+        for entry in self.inner.objects.iter() {
+            let slot = compact.pack(entry.key(), entry.value());
+            compact.map.insert(entry.key().clone(), slot);
+        }
+        // Only the writer sets it, so this is the first set.
+        let _ = self.inner.compact.set(compact);
+        self.inner.objects.clear();
+    }
 }
 
 /// Where a writer sends each change it applied.
@@ -307,6 +403,7 @@ impl<K> Debug for Writer<K> {
             .field("store", &self.store)
             .field("relisting", &self.seen.is_some())
             .field("keep_managed_fields", &self.keep_managed_fields)
+            .field("compact", &self.store.is_compact())
             .finish_non_exhaustive()
     }
 }
@@ -343,6 +440,21 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
         self
     }
 
+    /// Makes the store compact: it holds each object encoded (protobuf for
+    /// built-in kinds, JSON otherwise) and decodes it on every read — a
+    /// fraction of the memory for a decode per read; see
+    /// [compact stores](self#compact-stores) for the figures and when to
+    /// choose it. Events still hand out the objects as written. Objects
+    /// already stored are encoded at once.
+    #[must_use]
+    pub fn compact(self) -> Self
+    where
+        K: Serialize + DeserializeOwned,
+    {
+        self.store.make_compact();
+        self
+    }
+
     /// Sets whether objects keep `metadata.managedFields`.
     pub(crate) fn keeping_managed_fields(mut self, keep: bool) -> Self {
         self.keep_managed_fields = keep;
@@ -362,20 +474,32 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
     fn upsert(&mut self, key: String, mut obj: K) {
         self.lean(&mut obj);
         let obj = Arc::new(obj);
-        let old = {
+        // None: new; Some(true): a new version; Some(false): unchanged.
+        let changed = {
             let indexes = self.store.inner.indexes.read();
-            let old = self.store.inner.objects.insert(key.clone(), obj.clone());
-            for index in indexes.iter() {
-                index.update(&key, old.as_deref(), Some(&obj));
+            match self.store.compact() {
+                None => {
+                    let old = self.store.inner.objects.insert(key.clone(), obj.clone());
+                    for index in indexes.iter() {
+                        index.update(&key, old.as_deref(), Some(&obj));
+                    }
+                    old.map(|old| old.resource_version() != obj.resource_version())
+                }
+                Some(compact) => {
+                    let old = compact.map.insert(key.clone(), compact.pack(&key, &obj));
+                    if !indexes.is_empty() {
+                        let old_obj = old.as_ref().map(|slot| compact.unpack(&key, slot));
+                        refile(&indexes, &key, old_obj, Some(&obj));
+                    }
+                    let version = obj.meta().resource_version.as_deref().map(str::as_bytes);
+                    old.map(|old| old.resource_version() != version)
+                }
             }
-            old
         };
-        let event = match old {
+        let event = match changed {
             None => Some(WatchEvent::Added(obj)),
-            Some(old) if old.resource_version() != obj.resource_version() => {
-                Some(WatchEvent::Modified(obj))
-            }
-            Some(_) => None,
+            Some(true) => Some(WatchEvent::Modified(obj)),
+            Some(false) => None,
         };
         if let Some(event) = event {
             (self.emit)(event);
@@ -397,23 +521,10 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
             }
             Event::InitDone => {
                 if let Some(seen) = self.seen.take() {
-                    let mut gone = Vec::new();
-                    {
-                        let indexes = self.store.inner.indexes.read();
-                        self.store.inner.objects.retain(|key, obj| {
-                            let keep = seen.contains(key);
-                            if !keep {
-                                gone.push((key.clone(), obj.clone()));
-                            }
-                            keep
-                        });
-                        for (key, obj) in &gone {
-                            for index in indexes.iter() {
-                                index.update(key, Some(obj), None);
-                            }
-                        }
-                    }
-                    for (_, obj) in gone {
+                    let gone = self.remove_unseen(&seen);
+                    // An object that no longer decodes (logged) has no
+                    // event to carry it.
+                    for obj in gone.into_iter().flatten() {
                         (self.emit)(WatchEvent::Deleted(obj));
                     }
                 }
@@ -432,9 +543,20 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                 }
                 {
                     let indexes = self.store.inner.indexes.read();
-                    if let Some((_, old)) = self.store.inner.objects.remove(&key) {
-                        for index in indexes.iter() {
-                            index.update(&key, Some(&old), None);
+                    match self.store.compact() {
+                        None => {
+                            if let Some((_, old)) = self.store.inner.objects.remove(&key) {
+                                for index in indexes.iter() {
+                                    index.update(&key, Some(&old), None);
+                                }
+                            }
+                        }
+                        Some(compact) => {
+                            if let Some((_, old)) = compact.map.remove(&key)
+                                && !indexes.is_empty()
+                            {
+                                refile(&indexes, &key, Some(compact.unpack(&key, &old)), None);
+                            }
                         }
                     }
                 }
@@ -442,220 +564,65 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
             }
         }
     }
+
+    /// Removes what a relist did not list (keys not in `seen`) and returns
+    /// each removed object (`None` for one of a compact store that no
+    /// longer decodes).
+    fn remove_unseen(&self, seen: &HashSet<String>) -> Vec<Option<Arc<K>>> {
+        let indexes = self.store.inner.indexes.read();
+        match self.store.compact() {
+            None => {
+                let mut gone = Vec::new();
+                self.store.inner.objects.retain(|key, obj| {
+                    let keep = seen.contains(key);
+                    if !keep {
+                        gone.push((key.clone(), obj.clone()));
+                    }
+                    keep
+                });
+                for (key, obj) in &gone {
+                    for index in indexes.iter() {
+                        index.update(key, Some(obj), None);
+                    }
+                }
+                gone.into_iter().map(|(_, obj)| Some(obj)).collect()
+            }
+            Some(compact) => {
+                let unseen: Vec<String> = compact
+                    .map
+                    .iter()
+                    .filter(|e| !seen.contains(e.key()))
+                    .map(|e| e.key().clone())
+                    .collect();
+                let mut gone = Vec::with_capacity(unseen.len());
+                for key in unseen {
+                    if let Some((key, slot)) = compact.map.remove(&key) {
+                        let obj = compact.unpack(&key, &slot);
+                        refile(&indexes, &key, Some(obj.clone()), None);
+                        gone.push(obj);
+                    }
+                }
+                gone
+            }
+        }
+    }
+}
+
+/// Refiles `key` in every index of a compact store, from its old object
+/// (`Some(None)` when that no longer decodes: then the key is unfiled from
+/// every value, as the old values are unknown) to `new`.
+fn refile<K>(indexes: &[Index<K>], key: &str, old: Option<Option<Arc<K>>>, new: Option<&K>) {
+    for index in indexes {
+        match &old {
+            Some(None) => {
+                index.forget(key);
+                index.update(key, None, new);
+            }
+            Some(Some(old)) => index.update(key, Some(old), new),
+            None => index.update(key, None, new),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    fn cm(name: &str, rv: &str) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ns".into()),
-                resource_version: Some(rv.into()),
-                ..ObjectMeta::default()
-            },
-            ..ConfigMap::default()
-        }
-    }
-
-    fn kinds(events: Vec<WatchEvent<ConfigMap>>) -> Vec<String> {
-        events
-            .into_iter()
-            .map(|e| match e {
-                WatchEvent::Added(o) => format!("+{}", o.name_any()),
-                WatchEvent::Modified(o) => format!("~{}", o.name_any()),
-                WatchEvent::Deleted(o) => format!("-{}", o.name_any()),
-                other => format!("{other:?}"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_relist_yields_only_the_differences() {
-        let store = Store::with_indexes(100, Vec::new());
-        let mut w = Writer::new(store.clone());
-        for e in [
-            Event::Init,
-            Event::InitApply(cm("a", "1")),
-            Event::InitApply(cm("b", "1")),
-            Event::InitDone,
-        ] {
-            w.apply(e);
-        }
-        assert!(store.is_ready());
-        assert_eq!(store.lists_completed(), 1);
-        assert_eq!(kinds(store.events()), ["+a", "+b"]);
-
-        // Relist: a unchanged, b changed, c new, (b's sibling) a2 never seen, old "a" kept.
-        w.apply(Event::Apply(cm("gone", "2")));
-        store.events();
-        for e in [
-            Event::Init,
-            Event::InitApply(cm("a", "1")),
-            Event::InitApply(cm("b", "3")),
-            Event::InitApply(cm("c", "3")),
-            Event::InitDone,
-        ] {
-            w.apply(e);
-        }
-        assert_eq!(kinds(store.events()), ["~b", "+c", "-gone"]);
-        assert_eq!(store.lists_completed(), 2);
-        let mut names: Vec<String> = store
-            .read()
-            .iter()
-            .map(|o| o.name_any().to_string())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["a", "b", "c"]);
-        assert_eq!(
-            store.get(Some("ns"), "b").unwrap().resource_version(),
-            Some("3")
-        );
-    }
-
-    #[test]
-    fn indexes_follow_every_write() {
-        let labelled = |name: &str, rv: &str, team: &str| {
-            let mut c = cm(name, rv);
-            c.metadata.labels = Some([("team".to_string(), team.to_string())].into());
-            c
-        };
-        let store = Store::with_indexes(100, vec![("team".into(), crate::index::by_label("team"))]);
-        let mut w = Writer::new(store.clone());
-        let names = |v: Option<Vec<Arc<ConfigMap>>>| {
-            let mut n: Vec<String> = v
-                .unwrap()
-                .iter()
-                .map(|o| o.name_any().to_string())
-                .collect();
-            n.sort();
-            n
-        };
-        for e in [
-            Event::Init,
-            Event::InitApply(labelled("a", "1", "x")),
-            Event::InitApply(labelled("b", "1", "x")),
-            Event::InitDone,
-        ] {
-            w.apply(e);
-        }
-        assert_eq!(names(store.by_index("team", "x")), ["a", "b"]);
-        w.apply(Event::Apply(labelled("b", "2", "y")));
-        assert_eq!(names(store.by_index("team", "x")), ["a"]);
-        assert_eq!(names(store.by_index("team", "y")), ["b"]);
-        w.apply(Event::Delete(labelled("a", "3", "x")));
-        assert!(names(store.by_index("team", "x")).is_empty());
-        for e in [
-            Event::Init,
-            Event::InitApply(labelled("c", "4", "y")),
-            Event::InitDone,
-        ] {
-            w.apply(e);
-        }
-        assert_eq!(
-            names(store.by_index("team", "y")),
-            ["c"],
-            "the relist removed b from its index"
-        );
-        assert!(store.by_index("nope", "y").is_none());
-    }
-
-    #[test]
-    fn an_index_added_later_covers_what_is_cached_and_what_follows() {
-        let labelled = |name: &str, rv: &str, team: &str| {
-            let mut c = cm(name, rv);
-            c.metadata.labels = Some([("team".to_string(), team.to_string())].into());
-            c
-        };
-        let store = Store::without_queue();
-        let emitted = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let sink = emitted.clone();
-        let mut w = Writer::emitting(store.clone(), Box::new(move |e| sink.lock().push(e)));
-        for e in [
-            Event::Init,
-            Event::InitApply(labelled("a", "1", "x")),
-            Event::InitApply(labelled("b", "1", "y")),
-            Event::InitDone,
-        ] {
-            w.apply(e);
-        }
-        assert!(store.add_index("team", crate::index::by_label("team")));
-        assert!(
-            !store.add_index("team", crate::index::by_namespace()),
-            "a name is added once"
-        );
-        assert!(store.has_index("team"));
-        let names = |v: Vec<Arc<ConfigMap>>| -> Vec<String> {
-            let mut n: Vec<String> = v.iter().map(|o| o.name_any().to_string()).collect();
-            n.sort();
-            n
-        };
-        assert_eq!(names(store.by_index("team", "x").unwrap()), ["a"]);
-        w.apply(Event::Apply(labelled("c", "2", "x")));
-        assert_eq!(names(store.by_index("team", "x").unwrap()), ["a", "c"]);
-        assert!(store.events().is_empty(), "no queue of its own");
-        assert_eq!(
-            kinds(std::mem::take(&mut *emitted.lock())),
-            ["+a", "+b", "+c"]
-        );
-    }
-
-    fn managed(name: &str, rv: &str) -> ConfigMap {
-        let mut c = cm(name, rv);
-        c.metadata.managed_fields = Some(vec![
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
-                manager: Some("m".into()),
-                ..Default::default()
-            },
-        ]);
-        c
-    }
-
-    #[test]
-    fn a_writer_drops_managed_fields_unless_told_to_keep_them() {
-        for keep in [false, true] {
-            let mut w = Writer::detached(100);
-            if keep {
-                w = w.keep_managed_fields();
-            }
-            let store = w.store();
-            for e in [
-                Event::Init,
-                Event::InitApply(managed("a", "1")),
-                Event::InitDone,
-                Event::Apply(managed("b", "2")),
-                Event::Delete(managed("a", "3")),
-            ] {
-                w.apply(e);
-            }
-            let b = store.get(Some("ns"), "b").unwrap();
-            assert_eq!(b.metadata.managed_fields.is_some(), keep, "keep: {keep}");
-            assert_eq!(b.metadata.resource_version.as_deref(), Some("2"));
-            let events = store.events();
-            assert_eq!(events.len(), 3);
-            for event in events {
-                let (WatchEvent::Added(o) | WatchEvent::Deleted(o)) = event else {
-                    panic!("unexpected {event:?}");
-                };
-                assert_eq!(o.metadata.managed_fields.is_some(), keep, "events too");
-            }
-        }
-    }
-
-    #[test]
-    fn watch_events_update_the_store() {
-        let store = Store::with_indexes(100, Vec::new());
-        let mut w = Writer::new(store.clone());
-        w.apply(Event::Init);
-        w.apply(Event::InitDone);
-        w.apply(Event::Apply(cm("x", "1")));
-        w.apply(Event::Apply(cm("x", "2")));
-        w.apply(Event::Delete(cm("x", "3")));
-        assert_eq!(kinds(store.events()), ["+x", "~x", "-x"]);
-        assert!(store.is_empty());
-    }
-}
+mod tests;
