@@ -159,8 +159,9 @@ where
         "the compact store reads as the default one"
     );
     for o in d.read() {
-        let ns = o.namespace();
-        assert_eq!(c.get(ns.as_deref(), &o.name_any()), Some(o.clone()));
+        let ns = o.meta().namespace.as_deref();
+        let name = o.meta().name.as_deref().unwrap_or_default();
+        assert_eq!(c.get(ns, name), Some(o.clone()));
     }
     assert_eq!(summary(&events), summary(&default_events));
     events
