@@ -87,7 +87,7 @@
 //! large caches read rarely (a node-wide Pod cache, an audit), not for a
 //! controller that reads its whole store often.
 
-mod compact;
+pub(crate) mod compact;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -100,9 +100,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::index::{Index, IndexFn};
-use crate::queue::{EventQueue, WatchEvent};
+use crate::queue::{Change, EventQueue, WatchEvent};
 use crate::watcher::Event;
-use compact::{Codec, CompactObjects};
+use compact::{Codec, CompactObjects, Packed, Slot};
 
 /// The key of an object in a store.
 pub fn object_key<K: Resource>(obj: &K) -> String {
@@ -355,6 +355,13 @@ impl<K> Store<K> {
         }
     }
 
+    /// Queues a compact store's change with its object still encoded.
+    fn push_encoded(&self, change: Change, object: Packed) {
+        if let Some(queue) = &self.inner.queue {
+            queue.push_encoded(change, object);
+        }
+    }
+
     /// Makes the store compact (see [`compact`](self#compact-stores)):
     /// from now on it holds its objects encoded, protobuf if `K` has a
     /// codec, JSON otherwise. Objects already cached are encoded at once
@@ -371,6 +378,9 @@ impl<K> Store<K> {
         for entry in self.inner.objects.iter() {
             let slot = compact.pack(entry.key(), entry.value());
             compact.map.insert(entry.key().clone(), slot);
+        }
+        if let Some(queue) = &self.inner.queue {
+            queue.decoding_with(compact.decoder());
         }
         // Only the writer sets it, so this is the first set.
         let _ = self.inner.compact.set(compact);
@@ -394,6 +404,9 @@ pub struct Writer<K> {
     /// Keys seen by the relist in progress.
     seen: Option<HashSet<String>>,
     emit: Emit<K>,
+    /// True when `emit` queues in the store's own queue: a compact store
+    /// then queues its changes' objects encoded (see [`crate::queue`]).
+    own_queue: bool,
     keep_managed_fields: bool,
 }
 
@@ -419,7 +432,9 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
     /// A writer that queues changes in the store's own queue.
     pub(crate) fn new(store: Store<K>) -> Self {
         let queue = store.clone();
-        Self::emitting(store, Box::new(move |e| queue.push_event(e)))
+        let mut writer = Self::emitting(store, Box::new(move |e| queue.push_event(e)));
+        writer.own_queue = true;
+        writer
     }
 
     /// A writer that hands each change to `emit`.
@@ -428,6 +443,7 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
             store,
             seen: None,
             emit,
+            own_queue: false,
             keep_managed_fields: false,
         }
     }
@@ -474,6 +490,8 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
     fn upsert(&mut self, key: String, mut obj: K) {
         self.lean(&mut obj);
         let obj = Arc::new(obj);
+        // What a compact store queues for its own queue instead of `obj`.
+        let mut encoded = None;
         // None: new; Some(true): a new version; Some(false): unchanged.
         let changed = {
             let indexes = self.store.inner.indexes.read();
@@ -486,7 +504,11 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                     old.map(|old| old.resource_version() != obj.resource_version())
                 }
                 Some(compact) => {
-                    let old = compact.map.insert(key.clone(), compact.pack(&key, &obj));
+                    let slot = compact.pack(&key, &obj);
+                    if let (Slot::Packed(packed), true) = (&slot, self.own_queue) {
+                        encoded = Some(packed.clone());
+                    }
+                    let old = compact.map.insert(key.clone(), slot);
                     if !indexes.is_empty() {
                         let old_obj = old.as_ref().map(|slot| compact.unpack(&key, slot));
                         refile(&indexes, &key, old_obj, Some(&obj));
@@ -496,13 +518,17 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                 }
             }
         };
-        let event = match changed {
-            None => Some(WatchEvent::Added(obj)),
-            Some(true) => Some(WatchEvent::Modified(obj)),
-            Some(false) => None,
+        let change = match changed {
+            None => Change::Added,
+            Some(true) => Change::Modified,
+            Some(false) => return,
         };
-        if let Some(event) = event {
-            (self.emit)(event);
+        match encoded {
+            Some(packed) => self.store.push_encoded(change, packed),
+            None => (self.emit)(match change {
+                Change::Added => WatchEvent::Added(obj),
+                _ => WatchEvent::Modified(obj),
+            }),
         }
     }
 
@@ -521,11 +547,13 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
             }
             Event::InitDone => {
                 if let Some(seen) = self.seen.take() {
-                    let gone = self.remove_unseen(&seen);
-                    // An object that no longer decodes (logged) has no
-                    // event to carry it.
-                    for obj in gone.into_iter().flatten() {
-                        (self.emit)(WatchEvent::Deleted(obj));
+                    for removed in self.remove_unseen(&seen) {
+                        match removed {
+                            Removed::Object(obj) => (self.emit)(WatchEvent::Deleted(obj)),
+                            Removed::Encoded(packed) => {
+                                self.store.push_encoded(Change::Deleted, packed)
+                            }
+                        }
                     }
                 }
                 self.store
@@ -541,6 +569,9 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                 if let Some(seen) = &mut self.seen {
                     seen.remove(&key);
                 }
+                let obj = Arc::new(obj);
+                // What a compact store queues for its own queue instead.
+                let mut encoded = None;
                 {
                     let indexes = self.store.inner.indexes.read();
                     match self.store.compact() {
@@ -557,18 +588,27 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                             {
                                 refile(&indexes, &key, Some(compact.unpack(&key, &old)), None);
                             }
+                            if self.own_queue
+                                && let Slot::Packed(packed) = compact.pack(&key, &obj)
+                            {
+                                encoded = Some(packed);
+                            }
                         }
                     }
                 }
-                (self.emit)(WatchEvent::Deleted(Arc::new(obj)));
+                match encoded {
+                    Some(packed) => self.store.push_encoded(Change::Deleted, packed),
+                    None => (self.emit)(WatchEvent::Deleted(obj)),
+                }
             }
         }
     }
 
     /// Removes what a relist did not list (keys not in `seen`) and returns
-    /// each removed object (`None` for one of a compact store that no
-    /// longer decodes).
-    fn remove_unseen(&self, seen: &HashSet<String>) -> Vec<Option<Arc<K>>> {
+    /// each removed object, for its `Deleted` event: encoded for a compact
+    /// store's own queue, else decoded (one of a compact store that no
+    /// longer decodes is left out, logged).
+    fn remove_unseen(&self, seen: &HashSet<String>) -> Vec<Removed<K>> {
         let indexes = self.store.inner.indexes.read();
         match self.store.compact() {
             None => {
@@ -585,7 +625,9 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                         index.update(key, Some(obj), None);
                     }
                 }
-                gone.into_iter().map(|(_, obj)| Some(obj)).collect()
+                gone.into_iter()
+                    .map(|(_, obj)| Removed::Object(obj))
+                    .collect()
             }
             Some(compact) => {
                 let unseen: Vec<String> = compact
@@ -596,16 +638,34 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                     .collect();
                 let mut gone = Vec::with_capacity(unseen.len());
                 for key in unseen {
-                    if let Some((key, slot)) = compact.map.remove(&key) {
-                        let obj = compact.unpack(&key, &slot);
-                        refile(&indexes, &key, Some(obj.clone()), None);
-                        gone.push(obj);
+                    let Some((key, slot)) = compact.map.remove(&key) else {
+                        continue;
+                    };
+                    let queue_encoded = self.own_queue && matches!(slot, Slot::Packed(_));
+                    // Decoded only for the indexes or a decoded event.
+                    let obj = (!indexes.is_empty() || !queue_encoded)
+                        .then(|| compact.unpack(&key, &slot));
+                    if !indexes.is_empty() {
+                        refile(&indexes, &key, obj.clone(), None);
+                    }
+                    match (slot, obj) {
+                        (Slot::Packed(packed), _) if queue_encoded => {
+                            gone.push(Removed::Encoded(packed))
+                        }
+                        (_, Some(Some(obj))) => gone.push(Removed::Object(obj)),
+                        _ => {}
                     }
                 }
                 gone
             }
         }
     }
+}
+
+/// An object a relist removed, as its `Deleted` event will carry it.
+enum Removed<K> {
+    Object(Arc<K>),
+    Encoded(Packed),
 }
 
 /// Refiles `key` in every index of a compact store, from its old object

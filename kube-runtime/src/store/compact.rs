@@ -76,6 +76,14 @@ pub(crate) enum Codec<K> {
     },
 }
 
+impl<K> Clone for Codec<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for Codec<K> {}
+
 impl<K> Codec<K> {
     /// Protobuf if `K` has a codec, JSON otherwise.
     pub(crate) fn of() -> Self
@@ -138,9 +146,10 @@ fn describe_json_error(e: serde_json::Error) -> String {
 }
 
 /// One object encoded: its resourceVersion, then its encoding, in one
-/// allocation.
+/// allocation, shared by the store and the events queued for its object.
+#[derive(Clone)]
 pub(crate) struct Packed {
-    bytes: Box<[u8]>,
+    bytes: Arc<[u8]>,
     /// The length of the resourceVersion at the start of `bytes`; `None`
     /// when the object had none.
     version_len: Option<u32>,
@@ -153,7 +162,7 @@ impl Packed {
         bytes.extend_from_slice(version.as_bytes());
         bytes.extend_from_slice(encoded);
         Self {
-            bytes: bytes.into_boxed_slice(),
+            bytes: bytes.into(),
             version_len: resource_version.map(|v| v.len() as u32),
         }
     }
@@ -259,6 +268,27 @@ impl<K> CompactObjects<K> {
     pub(crate) fn get(&self, key: &str) -> Option<Arc<K>> {
         let slot = self.map.get(key)?;
         self.unpack(key, &slot)
+    }
+
+    /// Decodes a packed object; what events queued encoded are decoded with.
+    pub(crate) fn decoder(&self) -> crate::queue::Decoder<K>
+    where
+        K: 'static,
+    {
+        let codec = self.codec;
+        Box::new(
+            move |packed: &Packed| match codec.decode(packed.encoded()) {
+                Ok(obj) => Some(obj),
+                Err(reason) => {
+                    tracing::error!(
+                        format = codec.format(),
+                        reason,
+                        "compact store: a queued event's object does not decode; dropping the event"
+                    );
+                    None
+                }
+            },
+        )
     }
 
     /// Every object that decodes, with its key.

@@ -465,17 +465,57 @@ mod compact {
     }
 
     #[test]
-    fn an_event_hands_out_the_object_written_not_a_decoded_copy() {
+    fn its_own_queue_holds_events_encoded_and_decodes_them_when_drained() {
         let store = store_of::<Pod>(true, Vec::new());
         let mut w = Writer::new(store.clone());
-        w.apply(Event::Apply(pod("p1", "1", "rs", "x")));
+        for e in [
+            Event::Init,
+            Event::InitApply(pod("p1", "1", "rs", "x")),
+            Event::InitApply(pod("p2", "1", "rs", "x")),
+            Event::InitDone,
+            Event::Apply(pod("p1", "2", "rs", "y")),
+            Event::Delete(pod("p1", "3", "rs", "y")),
+            Event::Init,
+            Event::InitDone, // p2 gone
+        ] {
+            w.apply(e);
+        }
+        let queue = store.inner.queue.as_ref().unwrap();
+        assert_eq!(queue.encoded(), 5, "no decoded object pinned by the queue");
         let events = store.events();
+        assert_eq!(
+            event_summary(&events),
+            [
+                "+p1@Some(\"1\")",
+                "+p2@Some(\"1\")",
+                "~p1@Some(\"2\")",
+                "-p1@Some(\"3\")",
+                "-p2@Some(\"1\")",
+            ]
+        );
+        let WatchEvent::Modified(p1) = &events[2] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(**p1, pod("p1", "2", "rs", "y"), "decoded whole");
+    }
+
+    #[test]
+    fn an_informers_writer_hands_out_the_object_written() {
+        let store = Store::<Pod>::without_queue();
+        store.make_compact();
+        let emitted = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = emitted.clone();
+        let mut w = Writer::emitting(store.clone(), Box::new(move |e| sink.lock().push(e)));
+        w.apply(Event::Apply(pod("p1", "1", "rs", "x")));
+        let events = std::mem::take(&mut *emitted.lock());
         let [WatchEvent::Added(written)] = &events[..] else {
             panic!("{events:?}")
         };
+        // Only the event holds the object written: the store has bytes.
+        assert_eq!(Arc::strong_count(written), 1);
         let read = store.get(Some("a"), "p1").unwrap();
         assert_eq!(*written, read);
-        assert!(!Arc::ptr_eq(written, &read));
+        assert!(!Arc::ptr_eq(written, &read), "a read decodes afresh");
     }
 
     #[test]
