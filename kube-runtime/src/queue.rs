@@ -130,32 +130,23 @@ impl<K> EventQueue<K> {
     /// Takes every queued event, oldest first, preceded by a `Desynced`
     /// marker if any were dropped since the last drain.
     pub fn drain(&self) -> Vec<WatchEvent<K>> {
+        self.drain_iter().collect()
+    }
+
+    /// As [`drain`](Self::drain), but the events are taken now and handed
+    /// out one by one: a compact store's encoded events are decoded as the
+    /// iterator reaches them, so a consumer that handles each and drops it
+    /// never holds them all decoded at once.
+    pub fn drain_iter(&self) -> DrainedEvents<'_, K> {
         let (events, dropped) = {
             let mut inner = self.inner.lock();
             (std::mem::take(&mut inner.0), std::mem::take(&mut inner.1))
         };
-        let mut out = Vec::with_capacity(events.len() + 1);
-        if dropped > 0 {
-            out.push(WatchEvent::Desynced { dropped });
+        DrainedEvents {
+            desynced: (dropped > 0).then_some(dropped),
+            events: events.into_iter(),
+            decoder: self.decoder.get(),
         }
-        for queued in events {
-            match queued {
-                Queued::Event(event) => out.push(event),
-                Queued::Encoded(change, packed) => {
-                    // An object that does not decode (logged) has no event.
-                    let Some(obj) = self.decoder.get().and_then(|d| d(&packed)) else {
-                        continue;
-                    };
-                    let obj = Arc::new(obj);
-                    out.push(match change {
-                        Change::Added => WatchEvent::Added(obj),
-                        Change::Modified => WatchEvent::Modified(obj),
-                        Change::Deleted => WatchEvent::Deleted(obj),
-                    });
-                }
-            }
-        }
-        out
     }
 
     /// Queued events whose object is still encoded.
@@ -177,6 +168,67 @@ impl<K> EventQueue<K> {
     /// True if nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The events taken by [`EventQueue::drain_iter`], oldest first.
+pub struct DrainedEvents<'a, K> {
+    desynced: Option<u64>,
+    events: std::collections::vec_deque::IntoIter<Queued<K>>,
+    decoder: Option<&'a Decoder<K>>,
+}
+
+impl<K> std::fmt::Debug for DrainedEvents<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainedEvents")
+            .field(
+                "left",
+                &(self.events.len() + usize::from(self.desynced.is_some())),
+            )
+            .finish()
+    }
+}
+
+impl<K> DrainedEvents<'_, K> {
+    /// No events.
+    pub(crate) fn empty() -> Self {
+        Self {
+            desynced: None,
+            events: VecDeque::new().into_iter(),
+            decoder: None,
+        }
+    }
+}
+
+impl<K> Iterator for DrainedEvents<'_, K> {
+    type Item = WatchEvent<K>;
+
+    fn next(&mut self) -> Option<WatchEvent<K>> {
+        if let Some(dropped) = self.desynced.take() {
+            return Some(WatchEvent::Desynced { dropped });
+        }
+        loop {
+            match self.events.next()? {
+                Queued::Event(event) => return Some(event),
+                Queued::Encoded(change, packed) => {
+                    // An object that does not decode (logged) has no event.
+                    let Some(obj) = self.decoder.and_then(|d| d(&packed)) else {
+                        continue;
+                    };
+                    let obj = Arc::new(obj);
+                    return Some(match change {
+                        Change::Added => WatchEvent::Added(obj),
+                        Change::Modified => WatchEvent::Modified(obj),
+                        Change::Deleted => WatchEvent::Deleted(obj),
+                    });
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.events.len() + usize::from(self.desynced.is_some());
+        (0, Some(n))
     }
 }
 
@@ -202,5 +254,28 @@ mod tests {
             .collect();
         assert_eq!(kept, [7, 8, 9]);
         assert!(q.drain().is_empty(), "the marker is reported once");
+    }
+
+    #[test]
+    fn drain_iter_takes_the_same_events_one_by_one() {
+        let q = EventQueue::new(2);
+        for i in 0..3 {
+            q.push(WatchEvent::Added(Arc::new(i)));
+        }
+        let mut drained = q.drain_iter();
+        assert!(q.is_empty(), "taken at once");
+        q.push(WatchEvent::Added(Arc::new(9)));
+        assert!(matches!(
+            drained.next(),
+            Some(WatchEvent::Desynced { dropped: 1 })
+        ));
+        let rest: Vec<i32> = drained
+            .map(|e| match e {
+                WatchEvent::Added(v) => *v,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(rest, [1, 2], "not what was queued after the drain");
+        assert_eq!(q.len(), 1);
     }
 }

@@ -93,8 +93,9 @@ impl ReflectorConfig {
     /// built-in kinds, JSON otherwise) and decoded on every read — a
     /// fraction of the memory for a decode per `read()`/`get()`. For
     /// large caches read rarely; see
-    /// [compact stores](crate::store#compact-stores). `events()` still
-    /// hands out the objects as they arrived, without decoding.
+    /// [compact stores](crate::store#compact-stores). The queue of
+    /// `events()` holds their objects encoded too (shared with the store)
+    /// and decodes them when drained.
     #[must_use]
     pub fn compact(mut self) -> Self {
         self.compact = true;
@@ -286,6 +287,17 @@ impl<K> Reflector<K> {
         match &self.feed {
             Feed::Own { .. } => self.store.events(),
             Feed::Shared { queue, .. } => queue.drain(),
+        }
+    }
+
+    /// As [`Reflector::events`], handing the events out one by one; with a
+    /// [compact](ReflectorConfig::compact) store each is decoded only when
+    /// reached (see [`Store::events_iter`]): the way to drain a compact
+    /// reflector's initial list without holding it all decoded.
+    pub fn events_iter(&self) -> crate::queue::DrainedEvents<'_, K> {
+        match &self.feed {
+            Feed::Own { .. } => self.store.events_iter(),
+            Feed::Shared { queue, .. } => queue.drain_iter(),
         }
     }
 

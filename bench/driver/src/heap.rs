@@ -355,7 +355,12 @@ fn get_micros<K: Resource>(store: &kube_runtime::Store<K>) -> Result<f64> {
     let keys: Vec<(Option<String>, String)> = store
         .read()
         .iter()
-        .map(|o| (o.meta().namespace.clone(), o.meta().name.clone().unwrap_or_default()))
+        .map(|o| {
+            (
+                o.meta().namespace.clone(),
+                o.meta().name.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     let start = std::time::Instant::now();
     for (namespace, name) in &keys {

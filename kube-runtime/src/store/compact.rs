@@ -1,46 +1,13 @@
-//! The compact store: objects held encoded, decoded when read.
+//! The representation of a compact store (see
+//! [compact stores](crate::store#compact-stores) for what it is for).
 //!
-//! # The trade-off
-//!
-//! A default store holds each object as the `Arc<K>` it was decoded into,
-//! so a read is an `Arc` clone. But k8s-openapi's types are built of inline
-//! `Option`s of large structs (a `Container` is 2,336 bytes before any of
-//! its strings, a `Volume` 3,280), so a decoded object holds many times what
-//! its encoding does: a Pod of two containers, eleven environment variables
-//! and three volumes holds about 20 KB of heap in ~140 allocations once
-//! `managedFields` are dropped and its lists shrunk (see [`crate::lean`]),
-//! while its protobuf encoding is under 3 KB.
-//!
-//! A compact store keeps each object as its encoding instead — protobuf
-//! for every built-in kind (the kinds `kube_protobuf::codec` knows, with
-//! the default `protobuf` feature), JSON for the rest (custom resources,
-//! dynamic objects) — in one allocation, after `managedFields` were dropped.
-//! Every read ([`Store::get`](crate::Store::get), `read`, `by_index`,
-//! `owned_by`) decodes and hands out a fresh `Arc<K>`; two reads of the
-//! same object give two equal, distinct `Arc`s. Measured with the benchmark
-//! driver's heap counter (`bench/driver heap`, glibc, 1,000 objects):
-//!
-//! | heap per cached object            | default   | compact  |
-//! |-----------------------------------|-----------|----------|
-//! | ConfigMap (1.5 KiB of data)       | 3,048 B   | 1,890 B  |
-//! | Pod (the benchmark's, see above)  | 20,224 B  | 2,773 B  |
-//!
-//! and a `get` of such a Pod costs ~10 µs (a protobuf decode) instead of
-//! ~50 ns. So pick it for large caches that are read rarely or a few objects
-//! at a time: a node-wide or cluster-wide Pod cache looked up by key, an
-//! audit that lists once in a while. Do not pick it for a controller that
-//! reads its whole store on every reconcile: each `read()` decodes every
-//! object, and the objects it hands out are not shared with anyone else's
-//! (so holding them all at once costs what the default store does, and
-//! more time).
-//!
-//! What is cheap and needed on every write stays uncompressed next to the
-//! bytes: the object's resourceVersion, so that a write tells `Modified`
-//! from unchanged without decoding the old object. The old object is
-//! decoded on a write only when the store has indexes (to unfile it from
-//! its old values). The objects of `Added` and `Modified` events are the
-//! ones just written, never decoded again; a `Deleted` event of an object
-//! a relist no longer lists is decoded from the store.
+//! Each object is one [`Packed`]: a single shared allocation holding the
+//! object's resourceVersion, then its encoding — protobuf for every kind
+//! `kube_protobuf::codec` knows (with the default `protobuf` feature), JSON
+//! (serde_json) for the rest. The resourceVersion is kept apart so that a
+//! write tells `Modified` from unchanged without decoding anything. An
+//! event queued in a reflector's own queue shares the `Packed` of the
+//! version it announces.
 //!
 //! Guarantees:
 //! - what a read hands out equals what a default store would hand out,
