@@ -91,8 +91,11 @@
 //! | per object | default store | compact store |
 //! |---|---|---|
 //! | ConfigMap (1 KiB of data, 1,585 bytes of JSON) | 2,693 B, 26.6 allocations | 1,272 B, 2.1 allocations |
-//! | Pod (2 containers, 11 env vars, 3 volumes; 8,187 bytes of JSON) | 28,292 B, 150 allocations | 2,407 B, 2.0 allocations |
-//! | `get` of such a Pod | GET_DEFAULT µs (an `Arc` clone) | GET_COMPACT µs (a protobuf decode) |
+//! | Pod (2 containers, 11 env vars, 3 volumes; 8,156 bytes of JSON) | 28,258 B, 149 allocations | 2,403 B, 2.0 allocations |
+//! | one `get` of such a Pod (mean over 10,000) | 0.45 µs (an `Arc` clone) | 19 µs (a protobuf decode) |
+//!
+//! (10,000 Pods and 200 ConfigMaps; the times on a shared two-core machine,
+//! with the counting allocator: an order of magnitude.)
 //!
 //! So choose it for large caches that are read rarely or a few objects at
 //! a time: a node-wide or cluster-wide Pod cache looked up by key, an audit
@@ -115,7 +118,12 @@
 //!   events' objects encoded — the bytes the store holds, shared — and
 //!   decodes them when drained: otherwise the initial list, which queues an
 //!   `Added` per object before the first `poll()` returns, would hold every
-//!   object decoded;
+//!   object decoded. Drain it with [`Store::events_iter`] (or
+//!   [`Reflector::events_iter`](crate::Reflector::events_iter)), which
+//!   decodes one event at a time, rather than `events()`, which decodes
+//!   the whole batch at once (measured: a compact reflector of 10,000 Pods
+//!   peaks at 47 MiB of RSS drained one by one, at 339 MiB drained whole,
+//!   more than a default store's 314 MiB);
 //! - bytes that do not decode (which the store never writes) are logged
 //!   without any of their content (it may be a Secret's) and the object is
 //!   treated as absent; `Debug` shows sizes, never bytes.
