@@ -110,7 +110,9 @@
 //!   same `Arc`);
 //! - a write never decodes the old object to tell `Modified` from
 //!   unchanged (the resourceVersion is kept beside the bytes); it decodes
-//!   it only when the store has indexes, to unfile it from its old values;
+//!   it only when the store has indexes, to unfile it from its old values.
+//!   A write of the version already held (a relist's unchanged objects) is
+//!   not even encoded: the store keeps what it has;
 //! - a shared informer's subscribers (and so controllers' triggers) get the
 //!   objects as they were written, never decoded again; a `Deleted` for an
 //!   object a relist no longer lists is decoded from the store;
@@ -558,6 +560,17 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                     old.map(|old| old.resource_version() != obj.resource_version())
                 }
                 Some(compact) => {
+                    let version = obj.meta().resource_version.as_deref();
+                    if version.is_some_and(|v| !v.is_empty())
+                        && compact
+                            .map
+                            .get(&key)
+                            .is_some_and(|old| old.resource_version() == version.map(str::as_bytes))
+                    {
+                        // The version held (a relist's unchanged object):
+                        // nothing to encode, refile or announce.
+                        return;
+                    }
                     let slot = compact.pack(&key, &obj);
                     if let (Slot::Packed(packed), true) = (&slot, self.own_queue) {
                         encoded = Some(packed.clone());
@@ -567,8 +580,7 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                         let old_obj = old.as_ref().map(|slot| compact.unpack(&key, slot));
                         refile(&indexes, &key, old_obj, Some(&obj));
                     }
-                    let version = obj.meta().resource_version.as_deref().map(str::as_bytes);
-                    old.map(|old| old.resource_version() != version)
+                    old.map(|old| old.resource_version() != version.map(str::as_bytes))
                 }
             }
         };

@@ -138,6 +138,12 @@ impl Packed {
         self.version_len.map(|n| &self.bytes[..n as usize])
     }
 
+    /// Where its bytes are (for tests that an object was not re-encoded).
+    #[cfg(test)]
+    pub(crate) fn address(&self) -> *const u8 {
+        self.bytes.as_ptr()
+    }
+
     fn encoded(&self) -> &[u8] {
         &self.bytes[self.version_len.unwrap_or(0) as usize..]
     }

@@ -717,4 +717,43 @@ mod compact {
             });
         assert_eq!(held, Some(true), "encoded, not kept whole");
     }
+
+    #[test]
+    fn a_relists_unchanged_object_is_not_encoded_again() {
+        let store = store_of::<Pod>(true, vec![("team".into(), crate::index::by_label("team"))]);
+        let mut w = Writer::new(store.clone());
+        let address = || match &*store.compact().unwrap().map.get("a/p1").unwrap() {
+            super::super::compact::Slot::Packed(p) => p.address(),
+            super::super::compact::Slot::Whole(_) => panic!("kept whole"),
+        };
+        w.apply(Event::Apply(pod("p1", "1", "rs", "x")));
+        let first = address();
+        for e in [
+            Event::Init,
+            Event::InitApply(pod("p1", "1", "rs", "x")),
+            Event::InitDone,
+        ] {
+            w.apply(e);
+        }
+        assert_eq!(address(), first, "the same bytes");
+        w.apply(Event::Apply(pod("p1", "2", "rs", "y")));
+        assert_ne!(address(), first, "a new version is encoded");
+        assert_eq!(store.by_index("team", "y").unwrap().len(), 1);
+        assert_eq!(kinds_of_pods(store.events()), ["+p1", "~p1"]);
+        // Without a resourceVersion nothing tells versions apart: each
+        // write is stored.
+        let mut unversioned = pod("p9", "", "rs", "x");
+        unversioned.metadata.resource_version = None;
+        w.apply(Event::Apply(unversioned.clone()));
+        unversioned.spec.as_mut().unwrap().containers[0].image = Some("other".into());
+        w.apply(Event::Apply(unversioned.clone()));
+        assert_eq!(*store.get(Some("a"), "p9").unwrap(), unversioned);
+    }
+
+    fn kinds_of_pods(events: Vec<WatchEvent<Pod>>) -> Vec<String> {
+        event_summary(&events)
+            .into_iter()
+            .map(|s| s.split('@').next().unwrap().to_string())
+            .collect()
+    }
 }
