@@ -91,6 +91,14 @@ impl<K> Index<K> {
         }
     }
 
+    /// Unfiles `key` from every value (when its old values are unknown).
+    pub(crate) fn forget(&self, key: &str) {
+        self.entries.retain(|_, keys| {
+            keys.remove(key);
+            !keys.is_empty()
+        });
+    }
+
     /// The keys filed under `value`.
     pub(crate) fn keys(&self, value: &str) -> Vec<String> {
         self.entries

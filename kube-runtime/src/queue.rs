@@ -7,11 +7,20 @@
 //! then treat the store (`read()`) as the truth, as after a relist. Events
 //! hold `Arc`s shared with the store, so a queued Added or Modified event
 //! costs a pointer, not a copy of the object.
+//!
+//! The queue of a [compact](crate::store#compact-stores) reflector's store
+//! holds its events' objects encoded instead — the very bytes the store
+//! holds, shared, or the encoding of a deleted object — and decodes them
+//! when drained: queued events then cost a pointer too, where decoded
+//! objects would hold as much as a default store (the initial list queues
+//! an `Added` for every object before the first `poll()` returns).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
+
+use crate::store::compact::Packed;
 
 /// A change to a reflector's cache, as its consumer sees it. Cloning it
 /// clones an `Arc`, whatever `K` is.
@@ -47,11 +56,40 @@ impl<K> Clone for WatchEvent<K> {
     }
 }
 
+/// Which change a queued encoded object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// What the queue holds of one event.
+enum Queued<K> {
+    Event(WatchEvent<K>),
+    /// A compact store's change, its object encoded until drained.
+    Encoded(Change, Packed),
+}
+
+/// Decodes the object of an encoded event (`None`, logged, if it does not).
+pub(crate) type Decoder<K> = Box<dyn Fn(&Packed) -> Option<K> + Send + Sync>;
+
 /// A bounded FIFO of [`WatchEvent`]s that drops its oldest on overflow.
-#[derive(Debug)]
 pub struct EventQueue<K> {
     capacity: usize,
-    inner: Mutex<(VecDeque<WatchEvent<K>>, u64)>,
+    inner: Mutex<(VecDeque<Queued<K>>, u64)>,
+    /// Set when the queue's store is made compact.
+    decoder: OnceLock<Decoder<K>>,
+}
+
+impl<K> std::fmt::Debug for EventQueue<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .field("encoded", &self.decoder.get().is_some())
+            .finish()
+    }
 }
 
 impl<K> EventQueue<K> {
@@ -60,32 +98,66 @@ impl<K> EventQueue<K> {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new((VecDeque::new(), 0)),
+            decoder: OnceLock::new(),
         }
     }
 
     /// Adds an event, dropping the oldest if full.
     pub fn push(&self, event: WatchEvent<K>) {
+        self.push_queued(Queued::Event(event));
+    }
+
+    /// Adds a change whose object stays encoded until drained (a compact
+    /// store's; see the module docs). Once [`decoding_with`](Self::decoding_with).
+    pub(crate) fn push_encoded(&self, change: Change, object: Packed) {
+        self.push_queued(Queued::Encoded(change, object));
+    }
+
+    /// Sets how encoded objects are decoded (the first call wins).
+    pub(crate) fn decoding_with(&self, decoder: Decoder<K>) {
+        let _ = self.decoder.set(decoder);
+    }
+
+    fn push_queued(&self, queued: Queued<K>) {
         let mut inner = self.inner.lock();
         if inner.0.len() >= self.capacity {
             inner.0.pop_front();
             inner.1 += 1;
         }
-        inner.0.push_back(event);
+        inner.0.push_back(queued);
     }
 
     /// Takes every queued event, oldest first, preceded by a `Desynced`
     /// marker if any were dropped since the last drain.
     pub fn drain(&self) -> Vec<WatchEvent<K>> {
+        self.drain_iter().collect()
+    }
+
+    /// As [`drain`](Self::drain), but the events are taken now and handed
+    /// out one by one: a compact store's encoded events are decoded as the
+    /// iterator reaches them, so a consumer that handles each and drops it
+    /// never holds them all decoded at once.
+    pub fn drain_iter(&self) -> DrainedEvents<'_, K> {
         let (events, dropped) = {
             let mut inner = self.inner.lock();
             (std::mem::take(&mut inner.0), std::mem::take(&mut inner.1))
         };
-        let mut out = Vec::with_capacity(events.len() + 1);
-        if dropped > 0 {
-            out.push(WatchEvent::Desynced { dropped });
+        DrainedEvents {
+            desynced: (dropped > 0).then_some(dropped),
+            events: events.into_iter(),
+            decoder: self.decoder.get(),
         }
-        out.extend(events);
-        out
+    }
+
+    /// Queued events whose object is still encoded.
+    #[cfg(test)]
+    pub(crate) fn encoded(&self) -> usize {
+        let inner = self.inner.lock();
+        inner
+            .0
+            .iter()
+            .filter(|q| matches!(q, Queued::Encoded(..)))
+            .count()
     }
 
     /// Queued events right now.
@@ -96,6 +168,67 @@ impl<K> EventQueue<K> {
     /// True if nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The events taken by [`EventQueue::drain_iter`], oldest first.
+pub struct DrainedEvents<'a, K> {
+    desynced: Option<u64>,
+    events: std::collections::vec_deque::IntoIter<Queued<K>>,
+    decoder: Option<&'a Decoder<K>>,
+}
+
+impl<K> std::fmt::Debug for DrainedEvents<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainedEvents")
+            .field(
+                "left",
+                &(self.events.len() + usize::from(self.desynced.is_some())),
+            )
+            .finish()
+    }
+}
+
+impl<K> DrainedEvents<'_, K> {
+    /// No events.
+    pub(crate) fn empty() -> Self {
+        Self {
+            desynced: None,
+            events: VecDeque::new().into_iter(),
+            decoder: None,
+        }
+    }
+}
+
+impl<K> Iterator for DrainedEvents<'_, K> {
+    type Item = WatchEvent<K>;
+
+    fn next(&mut self) -> Option<WatchEvent<K>> {
+        if let Some(dropped) = self.desynced.take() {
+            return Some(WatchEvent::Desynced { dropped });
+        }
+        loop {
+            match self.events.next()? {
+                Queued::Event(event) => return Some(event),
+                Queued::Encoded(change, packed) => {
+                    // An object that does not decode (logged) has no event.
+                    let Some(obj) = self.decoder.and_then(|d| d(&packed)) else {
+                        continue;
+                    };
+                    let obj = Arc::new(obj);
+                    return Some(match change {
+                        Change::Added => WatchEvent::Added(obj),
+                        Change::Modified => WatchEvent::Modified(obj),
+                        Change::Deleted => WatchEvent::Deleted(obj),
+                    });
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.events.len() + usize::from(self.desynced.is_some());
+        (0, Some(n))
     }
 }
 
@@ -121,5 +254,28 @@ mod tests {
             .collect();
         assert_eq!(kept, [7, 8, 9]);
         assert!(q.drain().is_empty(), "the marker is reported once");
+    }
+
+    #[test]
+    fn drain_iter_takes_the_same_events_one_by_one() {
+        let q = EventQueue::new(2);
+        for i in 0..3 {
+            q.push(WatchEvent::Added(Arc::new(i)));
+        }
+        let mut drained = q.drain_iter();
+        assert!(q.is_empty(), "taken at once");
+        q.push(WatchEvent::Added(Arc::new(9)));
+        assert!(matches!(
+            drained.next(),
+            Some(WatchEvent::Desynced { dropped: 1 })
+        ));
+        let rest: Vec<i32> = drained
+            .map(|e| match e {
+                WatchEvent::Added(v) => *v,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(rest, [1, 2], "not what was queued after the drain");
+        assert_eq!(q.len(), 1);
     }
 }

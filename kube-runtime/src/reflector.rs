@@ -16,7 +16,9 @@
 //!
 //! What the store holds of each object: everything but
 //! `metadata.managedFields`, unless [`ReflectorConfig::keep_managed_fields`]
-//! says otherwise (see [`crate::store`]). The objects `events()` hands out
+//! says otherwise (see [`crate::store`]); with [`ReflectorConfig::compact`],
+//! held encoded and decoded on every read (see
+//! [compact stores](crate::store#compact-stores)). The objects `events()` hands out
 //! are the stored ones. Unless it keeps them, a reflector's watch decodes
 //! protobuf answers without `managedFields` in the first place
 //! ([`Api::skip_managed_fields`]), whatever the `Api` it was given says.
@@ -60,6 +62,9 @@ pub struct ReflectorConfig {
     /// Store objects with their `metadata.managedFields` (default false:
     /// they are dropped before storing, see [`crate::store`]).
     pub keep_managed_fields: bool,
+    /// Hold objects encoded and decode them on every read (default false;
+    /// see [compact stores](crate::store#compact-stores)).
+    pub compact: bool,
 }
 
 impl Default for ReflectorConfig {
@@ -69,6 +74,7 @@ impl Default for ReflectorConfig {
             queue_capacity: 10_000,
             channel_capacity: 1024,
             keep_managed_fields: false,
+            compact: false,
         }
     }
 }
@@ -80,6 +86,19 @@ impl ReflectorConfig {
     #[must_use]
     pub fn keep_managed_fields(mut self) -> Self {
         self.keep_managed_fields = true;
+        self
+    }
+
+    /// Makes the store compact: each object held encoded (protobuf for
+    /// built-in kinds, JSON otherwise) and decoded on every read — a
+    /// fraction of the memory for a decode per `read()`/`get()`. For
+    /// large caches read rarely; see
+    /// [compact stores](crate::store#compact-stores). The queue of
+    /// `events()` holds their objects encoded too (shared with the store)
+    /// and decodes them when drained.
+    #[must_use]
+    pub fn compact(mut self) -> Self {
+        self.compact = true;
         self
     }
 
@@ -169,6 +188,9 @@ where
         let runtime =
             crate::runtime::require_runtime("Reflector::new (or with_config, with_indexes)");
         let store = Store::with_indexes(config.queue_capacity, indexes);
+        if config.compact {
+            store.make_compact();
+        }
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let keep_managed_fields = config.keep_managed_fields;
         let api = api.skip_managed_fields(config.skips_managed_fields_when_decoding());
@@ -265,6 +287,17 @@ impl<K> Reflector<K> {
         match &self.feed {
             Feed::Own { .. } => self.store.events(),
             Feed::Shared { queue, .. } => queue.drain(),
+        }
+    }
+
+    /// As [`Reflector::events`], handing the events out one by one; with a
+    /// [compact](ReflectorConfig::compact) store each is decoded only when
+    /// reached (see [`Store::events_iter`]): the way to drain a compact
+    /// reflector's initial list without holding it all decoded.
+    pub fn events_iter(&self) -> crate::queue::DrainedEvents<'_, K> {
+        match &self.feed {
+            Feed::Own { .. } => self.store.events_iter(),
+            Feed::Shared { queue, .. } => queue.drain_iter(),
         }
     }
 

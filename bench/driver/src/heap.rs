@@ -31,7 +31,15 @@
 //! [`Writer::keep_managed_fields`]), `json_stripped` (the stores' default),
 //! `protobuf` (the stores' default, decoded from protobuf with every field)
 //! and `protobuf_skip_managed_fields` (decoded as the caches' watches
-//! decode protobuf: `managedFields` skipped on the wire, never built). The
+//! decode protobuf: `managedFields` skipped on the wire, never built), and
+//! `compact` (decoded as `protobuf_skip_managed_fields`, stored by a compact
+//! store: [`Writer::compact`], each object held encoded — protobuf for a
+//! kind with a codec, JSON otherwise — and decoded on every read; its
+//! `objects_*` figures are each object's encoding alone, in a boxed slice).
+//! Every variant also reports `get_micros_per_object`: the mean wall time
+//! of one `Store::get`, over every cached object (with this allocator's
+//! counting, on a shared machine: an order of magnitude, not a benchmark).
+//! The
 //! protobuf pages are the captured objects re-encoded by `kube_protobuf`
 //! (each JSON page's items as one `…List` message in a `k8s\0` envelope,
 //! what the API server sends for `Accept: application/vnd.kubernetes.protobuf`),
@@ -47,6 +55,7 @@ use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube_client::{ObjectList, Resource};
 use kube_runtime::{Event, Writer};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -227,6 +236,8 @@ struct Variant {
     name: &'static str,
     encoding: Encoding,
     keep_managed_fields: bool,
+    /// A compact store ([`Writer::compact`]).
+    compact: bool,
 }
 
 /// The variants measured, in order.
@@ -236,21 +247,31 @@ fn variants() -> Vec<Variant> {
             name: "json",
             encoding: Encoding::Json,
             keep_managed_fields: true,
+            compact: false,
         },
         Variant {
             name: "json_stripped",
             encoding: Encoding::Json,
             keep_managed_fields: false,
+            compact: false,
         },
         Variant {
             name: "protobuf",
             encoding: Encoding::Protobuf,
             keep_managed_fields: false,
+            compact: false,
         },
         Variant {
             name: "protobuf_skip_managed_fields",
             encoding: Encoding::ProtobufSkippingManagedFields,
             keep_managed_fields: false,
+            compact: false,
+        },
+        Variant {
+            name: "compact",
+            encoding: Encoding::ProtobufSkippingManagedFields,
+            keep_managed_fields: false,
+            compact: true,
         },
     ]
 }
@@ -306,13 +327,49 @@ fn protobuf_pages<K: DeserializeOwned + 'static>(
 }
 
 /// A store's writer for `variant`.
-fn writer<K: Resource + Send + Sync + 'static>(variant: &Variant) -> Writer<K> {
-    let writer = Writer::detached(1);
+fn writer<K>(variant: &Variant) -> Writer<K>
+where
+    K: Resource + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let mut writer = Writer::detached(1);
     if variant.keep_managed_fields {
-        writer.keep_managed_fields()
-    } else {
-        writer
+        writer = writer.keep_managed_fields();
     }
+    if variant.compact {
+        writer = writer.compact();
+    }
+    writer
+}
+
+/// What a compact store holds of `obj` besides its key and version: its
+/// encoding (protobuf if the kind has a codec, else JSON).
+fn encoded<K: Serialize + 'static>(obj: &K) -> Result<Box<[u8]>> {
+    Ok(match kube_protobuf::codec::<K>() {
+        Some(codec) => (codec.encode)(obj).into_boxed_slice(),
+        None => serde_json::to_vec(obj)?.into_boxed_slice(),
+    })
+}
+
+/// The mean wall time of one `get`, over every object of `store`.
+fn get_micros<K: Resource>(store: &kube_runtime::Store<K>) -> Result<f64> {
+    let keys: Vec<(Option<String>, String)> = store
+        .read()
+        .iter()
+        .map(|o| {
+            (
+                o.meta().namespace.clone(),
+                o.meta().name.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for (namespace, name) in &keys {
+        ensure!(
+            store.get(namespace.as_deref(), name).is_some(),
+            "{name} not found"
+        );
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / keys.len().max(1) as f64)
 }
 
 /// Applies every page as one complete list (`Init` … `InitDone`); the
@@ -346,21 +403,30 @@ fn measure_variant<K>(
     objects: usize,
 ) -> Result<serde_json::Value>
 where
-    K: Resource + DeserializeOwned + Send + Sync + 'static,
+    K: Resource + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    // The objects alone: each in its Arc, in a vector of exact capacity.
+    // The objects alone: each in its Arc (or, for a compact store, each
+    // one's encoding), in a vector of exact capacity.
     let before = snapshot();
-    let mut held: Vec<Arc<K>> = Vec::with_capacity(objects);
+    let mut held: Vec<Arc<K>> = Vec::with_capacity(if variant.compact { 0 } else { objects });
+    let mut held_encoded: Vec<Box<[u8]>> =
+        Vec::with_capacity(if variant.compact { objects } else { 0 });
     let vector = snapshot();
     for page in pages {
         for mut obj in decode_page::<K>(variant.encoding, page)? {
             kube_runtime::lean::lean(&mut obj, variant.keep_managed_fields);
-            held.push(Arc::new(obj));
+            if variant.compact {
+                held_encoded.push(encoded(&obj)?);
+            } else {
+                held.push(Arc::new(obj));
+            }
         }
     }
     let alone = snapshot();
-    ensure!(held.len() == objects, "decoded {} of {objects}", held.len());
+    let decoded = held.len() + held_encoded.len();
+    ensure!(decoded == objects, "decoded {decoded} of {objects}");
     drop(held);
+    drop(held_encoded);
     let objects_bytes = alone.bytes - vector.bytes;
     let objects_blocks = alone.blocks - vector.blocks;
     ensure!(
@@ -383,6 +449,11 @@ where
     apply_list(&mut w, variant.encoding, pages)?;
     let peak = PEAK_BYTES.load(Relaxed);
     let steady = snapshot();
+    ensure!(
+        w.store().is_compact() == variant.compact,
+        "the store is not as asked"
+    );
+    let get_micros = get_micros(&w.store())?;
     drop(w);
 
     let live = full.bytes - before.bytes;
@@ -397,12 +468,13 @@ where
         "store_overhead_allocations_per_object": per(blocks - objects_blocks, objects),
         "relist_peak_ratio": (peak - before.bytes) as f64 / live.max(1) as f64,
         "after_relist_bytes_per_object": per(steady.bytes - before.bytes, objects),
+        "get_micros_per_object": get_micros,
     }))
 }
 
 fn measure_kind<K>(dir: &Path, pages: &[Vec<u8>]) -> Result<serde_json::Value>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let mut objects = 0;
     for page in pages {

@@ -126,6 +126,16 @@ impl<K> TriggerConfig<K> {
         self.informer.keep_managed_fields = true;
         self
     }
+
+    /// Caches objects encoded and decodes them on every read (see
+    /// [compact stores](crate::store#compact-stores)): for a kind with
+    /// many objects that the reconcile reads a few at a time. Triggers
+    /// still see the objects as they arrived.
+    #[must_use]
+    pub fn compact(mut self) -> Self {
+        self.informer.compact = true;
+        self
+    }
 }
 
 /// What a trigger asks of the controller.

@@ -26,6 +26,10 @@
 //!   decode protobuf answers without them
 //!   ([`Api::skip_managed_fields`](kube_client::Api::skip_managed_fields)):
 //!   what would be dropped is never built.
+//! - [`InformerConfig::compact`] holds the store's objects encoded and
+//!   decodes them on every read (see
+//!   [compact stores](crate::store#compact-stores)); it is part of the
+//!   identity too.
 //! - An optional [`Transform`] (e.g. [`strip_last_applied`]) changes each
 //!   object before it is stored or handed out (it still sees
 //!   `managedFields`, which an informer with a transform always decodes;
@@ -106,6 +110,10 @@ pub struct InformerConfig<K> {
     /// they are dropped before storing, see [`crate::store`]). Part of the
     /// identity.
     pub keep_managed_fields: bool,
+    /// Hold objects encoded and decode them on every read (default false;
+    /// see [compact stores](crate::store#compact-stores)). Part of the
+    /// identity.
+    pub compact: bool,
 }
 
 impl<K> Clone for InformerConfig<K> {
@@ -115,6 +123,7 @@ impl<K> Clone for InformerConfig<K> {
             transform: self.transform.clone(),
             subscriber_capacity: self.subscriber_capacity,
             keep_managed_fields: self.keep_managed_fields,
+            compact: self.compact,
         }
     }
 }
@@ -126,6 +135,7 @@ impl<K> Debug for InformerConfig<K> {
             .field("transform", &self.transform)
             .field("subscriber_capacity", &self.subscriber_capacity)
             .field("keep_managed_fields", &self.keep_managed_fields)
+            .field("compact", &self.compact)
             .finish()
     }
 }
@@ -151,6 +161,7 @@ impl<K> InformerConfig<K> {
             transform: None,
             subscriber_capacity: 10_000,
             keep_managed_fields: false,
+            compact: false,
         }
     }
 
@@ -159,6 +170,17 @@ impl<K> InformerConfig<K> {
     #[must_use]
     pub fn keep_managed_fields(mut self) -> Self {
         self.keep_managed_fields = true;
+        self
+    }
+
+    /// Makes the store compact: each object held encoded (protobuf for
+    /// built-in kinds, JSON otherwise) and decoded on every read (see
+    /// [compact stores](crate::store#compact-stores)). Subscribers still
+    /// get the objects as they arrived, without decoding. An informer with
+    /// a compact store is not the same informer as one without.
+    #[must_use]
+    pub fn compact(mut self) -> Self {
+        self.compact = true;
         self
     }
 
@@ -240,6 +262,9 @@ where
     pub(crate) fn start(key: InformerKey, api: Api<K>, config: InformerConfig<K>) -> Self {
         let runtime = crate::runtime::require_runtime("starting an informer");
         let store = Store::without_queue();
+        if config.compact {
+            store.make_compact();
+        }
         let hub = Arc::new(Hub::new());
         let api = api.skip_managed_fields(config.skips_managed_fields_when_decoding());
         let mut watcher = Watcher::new(api, config.watcher);

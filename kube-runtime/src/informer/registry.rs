@@ -15,7 +15,8 @@ use super::{Informer, InformerConfig, Shared};
 
 /// What makes two informers the same: the Rust type, the kind's group,
 /// version and plural, the namespace (`None` for all), both selectors, the
-/// transform's name, and whether `managedFields` are kept.
+/// transform's name, whether `managedFields` are kept, and whether the
+/// store is compact.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InformerKey {
     type_id: TypeId,
@@ -36,6 +37,8 @@ pub struct InformerKey {
     pub transform: Option<String>,
     /// Whether stored objects keep `metadata.managedFields`.
     pub keep_managed_fields: bool,
+    /// Whether the store holds its objects encoded.
+    pub compact: bool,
 }
 
 impl InformerKey {
@@ -56,6 +59,7 @@ impl InformerKey {
             field_selector: selector(&config.watcher.field_selector),
             transform: config.transform.as_ref().map(|t| t.name().to_string()),
             keep_managed_fields: config.keep_managed_fields,
+            compact: config.compact,
         }
     }
 }

@@ -201,7 +201,10 @@ pub(super) fn run_client(
         "--resource".into(),
         t.resource.name().into(),
     ];
-    let env = [("BENCH_ENCODING", t.variant.encoding.name())];
+    let env = [
+        ("BENCH_ENCODING", t.variant.encoding.name()),
+        ("BENCH_STORE", t.variant.store()),
+    ];
     let mut s = Session::spawn(&name, &bins.path(t.variant.kind.binary()), &args, &env, log)?;
 
     let first = s.expect_any(&["synced", "unavailable"], limit)?;

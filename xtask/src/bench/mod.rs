@@ -12,8 +12,9 @@
 //!    grows the set to N (only the missing objects are created) and
 //!    (`curve.rs`):
 //! 3. Runs each variant — a client (ours, kube-rs, client-go) with an
-//!    encoding (JSON, protobuf: `BENCH_ENCODING` in its environment) — K
-//!    times, each run in a fresh process (so its peak RSS is its own), the
+//!    encoding (JSON, protobuf: `BENCH_ENCODING` in its environment), and
+//!    `ours-compact`, ours on protobuf with a compact store (objects held
+//!    encoded, decoded on read: `BENCH_STORE=compact`) — K times, each run in a fresh process (so its peak RSS is its own), the
 //!    order rotating from run to run, one at a time. A client that cannot
 //!    speak the encoding says so and the variant is reported as not
 //!    available. A run has three phases, driven over the client's stdin and
@@ -197,11 +198,14 @@ impl Encoding {
     }
 }
 
-/// One line of the comparison: a client with an encoding.
+/// One line of the comparison: a client with an encoding (and, for ours,
+/// whether its store is compact).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Variant {
     pub(super) kind: Kind,
     pub(super) encoding: Encoding,
+    /// A compact store (`BENCH_STORE=compact`; ours only).
+    pub(super) compact: bool,
 }
 
 impl Variant {
@@ -210,27 +214,47 @@ impl Variant {
     pub(super) const KUBE_RS: Variant = Variant::new(Kind::KubeRs, Encoding::Json);
     pub(super) const CLIENT_GO_JSON: Variant = Variant::new(Kind::ClientGo, Encoding::Json);
     pub(super) const CLIENT_GO_PROTOBUF: Variant = Variant::new(Kind::ClientGo, Encoding::Protobuf);
+    /// Ours on protobuf with a compact store.
+    pub(super) const OURS_COMPACT: Variant = Variant {
+        kind: Kind::Ours,
+        encoding: Encoding::Protobuf,
+        compact: true,
+    };
 
     const fn new(kind: Kind, encoding: Encoding) -> Self {
-        Variant { kind, encoding }
+        Variant {
+            kind,
+            encoding,
+            compact: false,
+        }
     }
 
-    /// `ours-json`, `ours-protobuf`, `kube-rs` (JSON only), `client-go-json`, …
+    /// `ours-json`, `ours-protobuf`, `ours-compact`, `kube-rs` (JSON only),
+    /// `client-go-json`, …
     pub(super) fn name(self) -> String {
         match self.kind {
             Kind::KubeRs => self.kind.name().to_string(),
+            _ if self.compact => format!("{}-compact", self.kind.name()),
             _ => format!("{}-{}", self.kind.name(), self.encoding.name()),
         }
     }
 
+    /// `BENCH_STORE` for the client: `compact` or `default`.
+    pub(super) fn store(self) -> &'static str {
+        if self.compact { "compact" } else { "default" }
+    }
+
     /// The variants of `clients` × `encodings`; kube-rs only with JSON (it
-    /// has no other).
+    /// has no other); `ours-compact` with ours and protobuf.
     fn all(clients: &[Kind], encodings: &[Encoding]) -> Vec<Variant> {
         let mut v: Vec<Variant> = clients
             .iter()
             .flat_map(|&kind| encodings.iter().map(move |&e| Variant::new(kind, e)))
             .filter(|v| v.kind != Kind::KubeRs || v.encoding == Encoding::Json)
             .collect();
+        if v.contains(&Variant::OURS_PROTOBUF) {
+            v.push(Variant::OURS_COMPACT);
+        }
         v.sort();
         v.dedup();
         v

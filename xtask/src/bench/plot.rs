@@ -28,6 +28,7 @@ fn color(variant: &str) -> RGBColor {
     match variant {
         "ours-json" => RGBColor(31, 119, 180),
         "ours-protobuf" => RGBColor(23, 190, 207),
+        "ours-compact" => RGBColor(255, 127, 14),
         "kube-rs" => RGBColor(214, 39, 40),
         "client-go-json" => RGBColor(44, 160, 44),
         "client-go-protobuf" => RGBColor(148, 103, 189),

@@ -11,9 +11,10 @@ use super::curve::{Curve, Point};
 use super::*;
 
 /// The variants in the order of the table's columns.
-const COLUMNS: [Variant; 5] = [
+const COLUMNS: [Variant; 6] = [
     Variant::OURS_JSON,
     Variant::OURS_PROTOBUF,
+    Variant::OURS_COMPACT,
     Variant::KUBE_RS,
     Variant::CLIENT_GO_JSON,
     Variant::CLIENT_GO_PROTOBUF,
@@ -57,7 +58,11 @@ fn get(med: &Medians, v: Variant, key: &str) -> f64 {
 /// The targets at one size, for each of our variants that ran.
 fn targets_at(med: &Medians) -> Vec<TargetRow> {
     let mut rows = Vec::new();
-    for ours in [Variant::OURS_PROTOBUF, Variant::OURS_JSON] {
+    for ours in [
+        Variant::OURS_COMPACT,
+        Variant::OURS_PROTOBUF,
+        Variant::OURS_JSON,
+    ] {
         if !med.contains_key(&ours) {
             continue;
         }
