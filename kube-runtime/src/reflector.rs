@@ -95,7 +95,9 @@ impl ReflectorConfig {
     /// large caches read rarely; see
     /// [compact stores](crate::store#compact-stores). The queue of
     /// `events()` holds their objects encoded too (shared with the store)
-    /// and decodes them when drained.
+    /// and decodes them when drained. The channel in front of the store
+    /// still holds up to [`channel_capacity`](Self::channel_capacity)
+    /// decoded objects in flight.
     #[must_use]
     pub fn compact(mut self) -> Self {
         self.compact = true;

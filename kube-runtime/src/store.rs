@@ -127,6 +127,15 @@
 //!   the whole batch at once (measured: a compact reflector of 10,000 Pods
 //!   peaks at 47 MiB of RSS drained one by one, at 339 MiB drained whole,
 //!   more than a default store's 314 MiB);
+//! - the memory figures above hold for the store and its queue, plus the
+//!   reflector's channel: up to
+//!   [`ReflectorConfig::channel_capacity`](crate::ReflectorConfig::channel_capacity)
+//!   watch events (1,024 by default) wait there *decoded* between the
+//!   watcher and the store, so lower it for a very large compact cache;
+//! - [`Store::owned_by`] on a store without the
+//!   [`index::BY_OWNER_UID`](crate::index::BY_OWNER_UID) index decodes
+//!   every object to read its owner references: add that index to a
+//!   compact store you query by owner;
 //! - bytes that do not decode (which the store never writes) are logged
 //!   without any of their content (it may be a Secret's) and the object is
 //!   treated as absent; `Debug` shows sizes, never bytes.
@@ -317,7 +326,7 @@ impl<K> Store<K> {
     /// children of a controller's object): through the
     /// [`index::BY_OWNER_UID`](crate::index::BY_OWNER_UID) index if the
     /// store has it (the stores of a controller's owned kinds do), else by
-    /// scanning every object.
+    /// scanning every object (in a compact store, decoding every one).
     pub fn owned_by(&self, owner_uid: &str) -> Vec<Arc<K>>
     where
         K: Resource,
