@@ -228,6 +228,11 @@ where
     /// change (the informer's subscriber capacity bounds it), as a reflector
     /// of its own would. The first `poll()` returns once the store is ready
     /// (at once if it already is). No watch of its own; nothing to spawn.
+    ///
+    /// On a compact informer the store is compact but this queue is not:
+    /// it holds its events' objects decoded (the initial `Added` for every
+    /// cached object included) until drained. Drain it promptly, or
+    /// subscribe to the informer instead, for a large compact cache.
     pub fn from_informer(informer: &Informer<K>) -> Self {
         Self {
             store: informer.store(),
