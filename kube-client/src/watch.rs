@@ -240,37 +240,13 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
-    struct State<S> {
-        url: String,
-        chunks: S,
-        /// The start of a line split across chunks (no newline in it).
-        partial: BytesMut,
-        /// What is left of the last chunk read, not yet searched.
-        pending: Bytes,
-        done: bool,
-    }
-    let init = State {
-        url,
-        chunks,
-        partial: BytesMut::new(),
-        pending: Bytes::new(),
-        done: false,
-    };
-    futures::stream::unfold(init, move |mut st| async move {
+    futures::stream::unfold(Chunks::new(url, chunks), move |mut st| async move {
         loop {
             let newline = memchr::memchr(b'\n', &st.pending);
             let line_len = st.partial.len() + newline.unwrap_or(st.pending.len());
             if line_len > max_line {
                 // Not an event any server sends: stop reading here.
-                st.done = true;
-                st.partial = BytesMut::new();
-                st.pending = Bytes::new();
-                let err = Error::TooLarge {
-                    url: st.url.clone(),
-                    what,
-                    limit: max_line,
-                    setting: EVENT_SETTING,
-                };
+                let err = st.too_large(what, max_line);
                 return Some((Err(err), st));
             }
             if let Some(pos) = newline {
@@ -294,15 +270,10 @@ where
             if st.done {
                 return None;
             }
-            match st.chunks.next().await {
-                Some(Ok(chunk)) => st.pending = chunk,
-                Some(Err(e)) => {
-                    st.done = true;
-                    st.partial = BytesMut::new();
-                    return Some((Err(e.into()), st));
-                }
-                None => {
-                    st.done = true;
+            match st.refill().await {
+                Refill::Chunk => {}
+                Refill::Failed(e) => return Some((Err(e), st)),
+                Refill::Ended => {
                     let rest = st.partial.split().freeze();
                     if rest.is_empty()
                         || (!tail_is_line && rest.iter().all(u8::is_ascii_whitespace))
@@ -312,23 +283,100 @@ where
                     if tail_is_line {
                         return Some((Ok(rest), st));
                     }
-                    let message = format!(
+                    let error = st.cut_short(format!(
                         "stream ended in the middle of an event ({} bytes left)",
                         rest.len()
-                    );
-                    let url = st.url.clone();
-                    return Some((
-                        Err(Error::Transport {
-                            method: "GET".into(),
-                            url,
-                            message,
-                        }),
-                        st,
                     ));
+                    return Some((Err(error), st));
                 }
             }
         }
     })
+}
+
+/// A splitter's place in a body: what it has read of the thing (line or
+/// frame) it is assembling, and what is left of the last chunk. Shared by
+/// the JSON line splitter here and the protobuf frame splitter
+/// ([`frames`]).
+pub(crate) struct Chunks<S> {
+    pub(crate) url: String,
+    chunks: S,
+    /// The start of a line or frame split across chunks.
+    pub(crate) partial: BytesMut,
+    /// What is left of the last chunk read, not yet looked at.
+    pub(crate) pending: Bytes,
+    /// The body ended, failed or was given up: nothing more is read.
+    pub(crate) done: bool,
+}
+
+/// What [`Chunks::refill`] found.
+pub(crate) enum Refill {
+    /// A chunk, now in `pending`.
+    Chunk,
+    /// The transport failed: the stream ends with this error.
+    Failed(Error),
+    /// The body ended; `partial` holds what was left unfinished.
+    Ended,
+}
+
+impl<S, E> Chunks<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: Into<Error>,
+{
+    pub(crate) fn new(url: String, chunks: S) -> Self {
+        Self {
+            url,
+            chunks,
+            partial: BytesMut::new(),
+            pending: Bytes::new(),
+            done: false,
+        }
+    }
+
+    /// Reads the next chunk into `pending`. On a transport error or the
+    /// end of the body the splitter is `done`; on an error what it was
+    /// assembling is dropped.
+    pub(crate) async fn refill(&mut self) -> Refill {
+        match self.chunks.next().await {
+            Some(Ok(chunk)) => {
+                self.pending = chunk;
+                Refill::Chunk
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                self.partial = BytesMut::new();
+                Refill::Failed(e.into())
+            }
+            None => {
+                self.done = true;
+                Refill::Ended
+            }
+        }
+    }
+
+    /// Gives up on a line or frame over `limit` bytes: the error, with
+    /// nothing buffered kept and nothing more read.
+    pub(crate) fn too_large(&mut self, what: &'static str, limit: usize) -> Error {
+        self.done = true;
+        self.partial = BytesMut::new();
+        self.pending = Bytes::new();
+        Error::TooLarge {
+            url: self.url.clone(),
+            what,
+            limit,
+            setting: EVENT_SETTING,
+        }
+    }
+
+    /// The error of a body that ended in the middle of a line or frame.
+    pub(crate) fn cut_short(&self, message: String) -> Error {
+        Error::Transport {
+            method: "GET".into(),
+            url: self.url.clone(),
+            message,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,9 +22,9 @@
 //! next frame is read as usual.
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
-use super::EVENT_SETTING;
+use super::{Chunks, Refill};
 use crate::error::{Error, Result};
 
 /// Bytes of the length prefix of a frame.
@@ -46,14 +46,7 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
     E: Into<Error> + Send,
 {
-    let init = State {
-        url,
-        chunks,
-        partial: BytesMut::new(),
-        pending: Bytes::new(),
-        done: false,
-    };
-    futures::stream::unfold(init, move |mut st| async move {
+    futures::stream::unfold(Chunks::new(url, chunks), move |mut st| async move {
         if st.done {
             return None;
         }
@@ -62,7 +55,7 @@ where
                 && let Some(len) = announced(&st.pending)
             {
                 if len > max_frame_bytes {
-                    return Some(too_large(st, max_frame_bytes));
+                    return Some((Err(st.too_large("watch event", max_frame_bytes)), st));
                 }
                 if st.pending.len() >= PREFIX + len {
                     // The whole frame is in this chunk: a slice, no copy.
@@ -77,7 +70,7 @@ where
                 let wanted = match announced(&st.partial) {
                     None => PREFIX - st.partial.len(),
                     Some(len) if len > max_frame_bytes => {
-                        return Some(too_large(st, max_frame_bytes));
+                        return Some((Err(st.too_large("watch event", max_frame_bytes)), st));
                     }
                     Some(len) => PREFIX + len - st.partial.len(),
                 };
@@ -85,7 +78,7 @@ where
                 st.partial.extend_from_slice(&st.pending.split_to(take));
                 match announced(&st.partial) {
                     Some(len) if len > max_frame_bytes => {
-                        return Some(too_large(st, max_frame_bytes));
+                        return Some((Err(st.too_large("watch event", max_frame_bytes)), st));
                     }
                     Some(len) if st.partial.len() == PREFIX + len => {
                         st.partial.advance(PREFIX);
@@ -95,15 +88,10 @@ where
                     _ => continue,
                 }
             }
-            match st.chunks.next().await {
-                Some(Ok(chunk)) => st.pending = chunk,
-                Some(Err(e)) => {
-                    st.done = true;
-                    st.partial = BytesMut::new();
-                    return Some((Err(e.into()), st));
-                }
-                None => {
-                    st.done = true;
+            match st.refill().await {
+                Refill::Chunk => {}
+                Refill::Failed(e) => return Some((Err(e), st)),
+                Refill::Ended => {
                     if st.partial.is_empty() {
                         return None;
                     }
@@ -118,15 +106,8 @@ where
                         ),
                     };
                     st.partial = BytesMut::new();
-                    let url = st.url.clone();
-                    return Some((
-                        Err(Error::Transport {
-                            method: "GET".into(),
-                            url,
-                            message,
-                        }),
-                        st,
-                    ));
+                    let error = st.cut_short(message);
+                    return Some((Err(error), st));
                 }
             }
         }
@@ -139,36 +120,10 @@ fn announced(buf: &[u8]) -> Option<usize> {
     Some(u32::from_be_bytes(prefix) as usize)
 }
 
-/// Where the splitter is between two frames.
-struct State<S> {
-    url: String,
-    chunks: S,
-    /// The start of a frame split across chunks (empty otherwise).
-    partial: BytesMut,
-    /// What is left of the last chunk read, not yet looked at.
-    pending: Bytes,
-    done: bool,
-}
-
-/// Ends the stream: a frame announced over the limit is not read, and
-/// nothing buffered is kept.
-fn too_large<S>(mut st: State<S>, limit: usize) -> (Result<Bytes>, State<S>) {
-    st.done = true;
-    st.partial = BytesMut::new();
-    st.pending = Bytes::new();
-    let url = st.url.clone();
-    let err = Error::TooLarge {
-        url,
-        what: "watch event",
-        limit,
-        setting: EVENT_SETTING,
-    };
-    (Err(err), st)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut out = (payload.len() as u32).to_be_bytes().to_vec();
