@@ -20,8 +20,10 @@
 //!   makes a fresh work queue and worker pool and queues every cached
 //!   object — as after a fresh start, since the previous leader's work is
 //!   unknown. Before each step of the loop it checks the term on the local
-//!   clock ([`Term::is_current`]), so it starts nothing once the renew
-//!   deadline has passed, even if the election task has not run since.
+//!   clock ([`Term::is_current`]), and so does each reconcile before it
+//!   calls the user's function (a step waiting on the queue can start one
+//!   late), so it starts nothing once the renew deadline has passed, even
+//!   if the election task has not run since.
 //! - **A term's end stops its work at once.** When the term ends (renew
 //!   deadline passed, lease taken, or released) the controller drops the
 //!   term's worker pool: reconciles in flight are cancelled at their next
@@ -287,8 +289,19 @@ where
             queue.clone(),
             move |r: &ObjectRef<K>| store.get(r.namespace.as_deref(), &r.name),
             move |obj, ctx| {
-                let fut = (reconcile.lock())(obj, ctx);
-                CURRENT_TERM.scope(in_term.clone(), fut)
+                let (reconcile, term) = (reconcile.clone(), in_term.clone());
+                CURRENT_TERM.scope(in_term.clone(), async move {
+                    // The loop checks the term before each step, but while
+                    // it waits in one, a requeue timer can start a reconcile
+                    // after the renew deadline (before the election task
+                    // has ended the term): that reconcile never runs the
+                    // user's code, it waits for the term's end to cancel it.
+                    if !term.is_current() {
+                        std::future::pending::<()>().await;
+                    }
+                    let fut = (reconcile.lock())(obj, ctx);
+                    fut.await
+                })
             },
             move |obj, e: &E, ctx| policy(obj, e, ctx),
             self.ctx.clone(),
