@@ -14,14 +14,21 @@
 //!   returns) once the first complete list has been applied;
 //! - a relist is applied object by object: each new version replaces the
 //!   old one in place, and what the new list lacks is removed at its end.
-//!   The live heap stays at one copy of the data set plus what is in
-//!   flight (a page, or the reflector's channel), never two full copies.
-//!   The process's RSS can still rise during a relist: with glibc's malloc
-//!   each thread allocates from its own arena, so when the relist is decoded
-//!   on another tokio worker than the initial list was, the new objects take
-//!   fresh pages while the old ones free theirs in an arena that keeps them
-//!   (measured and explained in `docs/bench/relist-memory.md`; an application
-//!   that needs a flat relist sets `MALLOC_ARENA_MAX` or its own allocator).
+//!   An object listed at the resourceVersion the store holds is not
+//!   replaced: the store keeps the object it has (readers' `Arc`s stay the
+//!   store's) and drops the copy at once. The live heap stays at one copy
+//!   of the data set plus what is in flight (a page, or the reflector's
+//!   channel), never two full copies.
+//!   The process's RSS can still rise during a relist that changed many
+//!   objects: with glibc's malloc each thread allocates from its own arena,
+//!   so when the relist is decoded on another tokio worker than the initial
+//!   list was, the new versions take fresh pages while the old ones free
+//!   theirs in an arena that keeps them (measured and explained in
+//!   `docs/bench/relist-memory.md`; an application that needs a flat relist
+//!   whatever changed sets `MALLOC_ARENA_MAX` or its own allocator). Keeping
+//!   unchanged objects is what keeps the usual relist — after an API server
+//!   restart or a 410, most objects unchanged — flat: each dropped copy's
+//!   memory is reused by the next object decoded on that thread.
 //!   During a relist readers may see a mix of old and new objects; each
 //!   object is always one real version of itself;
 //! - objects are stored **without `metadata.managedFields`** unless the
@@ -553,7 +560,39 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
         crate::lean::lean(obj, self.keep_managed_fields);
     }
 
+    /// Whether the store holds `obj`'s key at `obj`'s resourceVersion
+    /// already (a relist's unchanged object). Such a write keeps the held
+    /// object: the store neither refiles nor announces it, and the new copy
+    /// is dropped at once, on the thread that just decoded it, so the next
+    /// object decoded there reuses its memory (a relist that replaced every
+    /// object would free the old ones into the malloc arena of the thread
+    /// that decoded the initial list and take new pages for the copies; see
+    /// `docs/bench/relist-memory.md`).
+    fn holds_version(&self, key: &str, obj: &K) -> bool {
+        let Some(version) = obj.meta().resource_version.as_deref() else {
+            return false;
+        };
+        if version.is_empty() {
+            return false;
+        }
+        match self.store.compact() {
+            None => self
+                .store
+                .inner
+                .objects
+                .get(key)
+                .is_some_and(|old| old.resource_version() == Some(version)),
+            Some(compact) => compact
+                .map
+                .get(key)
+                .is_some_and(|old| old.resource_version() == Some(version.as_bytes())),
+        }
+    }
+
     fn upsert(&mut self, key: String, mut obj: K) {
+        if self.holds_version(&key, &obj) {
+            return;
+        }
         self.lean(&mut obj);
         let obj = Arc::new(obj);
         // What a compact store queues for its own queue instead of `obj`.
@@ -571,16 +610,6 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
                 }
                 Some(compact) => {
                     let version = obj.meta().resource_version.as_deref();
-                    if version.is_some_and(|v| !v.is_empty())
-                        && compact
-                            .map
-                            .get(&key)
-                            .is_some_and(|old| old.resource_version() == version.map(str::as_bytes))
-                    {
-                        // The version held (a relist's unchanged object):
-                        // nothing to encode, refile or announce.
-                        return;
-                    }
                     let slot = compact.pack(&key, &obj);
                     if let (Slot::Packed(packed), true) = (&slot, self.own_queue) {
                         encoded = Some(packed.clone());

@@ -91,6 +91,44 @@ fn a_relist_yields_only_the_differences_in(compact: bool) {
 }
 
 #[test]
+fn a_relist_keeps_the_object_it_holds_at_the_same_version() {
+    let store = store_of(false, Vec::new());
+    let mut w = Writer::new(store.clone());
+    for e in [
+        Event::Init,
+        Event::InitApply(cm("a", "1")),
+        Event::InitApply(cm("b", "1")),
+        Event::InitDone,
+    ] {
+        w.apply(e);
+    }
+    let (a, b) = (
+        store.get(Some("ns"), "a").unwrap(),
+        store.get(Some("ns"), "b").unwrap(),
+    );
+    let mut changed = cm("a", "1");
+    changed.data = Some([("k".to_string(), "v".to_string())].into());
+    for e in [
+        Event::Init,
+        Event::InitApply(changed),
+        Event::InitApply(cm("b", "2")),
+        Event::InitDone,
+    ] {
+        w.apply(e);
+    }
+    // "a" at the version held: the held object stays (the copy is dropped).
+    let a_after = store.get(Some("ns"), "a").unwrap();
+    assert!(
+        Arc::ptr_eq(&a, &a_after),
+        "the same resourceVersion keeps the object held"
+    );
+    assert_eq!(a_after.data, None);
+    let b_after = store.get(Some("ns"), "b").unwrap();
+    assert!(!Arc::ptr_eq(&b, &b_after));
+    assert_eq!(b_after.resource_version(), Some("2"));
+}
+
+#[test]
 fn indexes_follow_every_write() {
     for compact in [false, true] {
         indexes_follow_every_write_in(compact);
