@@ -26,6 +26,15 @@
 //! Every request builder of this crate (`Api`, its subresources, discovery)
 //! goes through [`segment`]; a request built by hand for
 //! [`Client::request`](crate::Client::request) should too.
+//!
+//! Whatever built it, every request's URI is checked once more when the
+//! client sends it ([`check_request_uri`]): a path (not a full URL, whose
+//! host would otherwise be silently replaced by the cluster's), starting
+//! with `/`, with no `.` or `..` segment and no empty one, raw or
+//! percent-encoded, and no percent-encoded `/`. So a path pasted together
+//! by hand cannot address another object than it names either; the
+//! request is refused with [`Error::InvalidPathSegment`] (`what` is
+//! `"path"`) and nothing is sent.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -74,6 +83,67 @@ pub fn segment<'a>(what: &'static str, value: &'a str) -> Result<Cow<'a, str>, E
         }
     }
     Ok(Cow::Owned(out))
+}
+
+/// Checks the URI of a request about to be sent (see the module docs):
+/// only a path and query, the path absolute, without dot segments, empty
+/// segments (a trailing `/` is allowed) or an encoded `/`.
+///
+/// ```
+/// use kube_client::path::check_request_uri;
+/// let ok: http::Uri = "/api/v1/namespaces/default/pods?limit=1".parse().unwrap();
+/// assert!(check_request_uri(&ok).is_ok());
+/// for bad in ["/api/v1/namespaces/default/configmaps/..", "/api/v1/namespaces/%2E%2e",
+///             "/api//v1", "/api/v1/namespaces/a%2fb", "https://example.com/api/v1"] {
+///     assert!(check_request_uri(&bad.parse().unwrap()).is_err(), "{bad}");
+/// }
+/// ```
+pub fn check_request_uri(uri: &http::Uri) -> Result<(), Error> {
+    let refuse = |reason| {
+        Err(Error::InvalidPathSegment {
+            what: "path",
+            value: shown(&uri.to_string()),
+            reason,
+        })
+    };
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return refuse("must be a path, not a URL with a scheme or host");
+    }
+    let path = uri.path();
+    let Some(rest) = path.strip_prefix('/') else {
+        return refuse("must start with `/`");
+    };
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    for part in rest.split('/') {
+        let decoded_dots = decode_dots(part);
+        if part.is_empty() {
+            return refuse("may not contain an empty segment (`//`)");
+        }
+        if decoded_dots == "." || decoded_dots == ".." {
+            return refuse("may not contain a `.` or `..` segment");
+        }
+        if part
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+        {
+            return refuse("may not contain an encoded `/` (`%2F`)");
+        }
+    }
+    Ok(())
+}
+
+/// `part` with each `%2E`/`%2e` read as `.` (only what makes a dot segment
+/// matters here).
+fn decode_dots(part: &str) -> Cow<'_, str> {
+    if !part.contains('%') {
+        return Cow::Borrowed(part);
+    }
+    let lower = part.to_ascii_lowercase();
+    Cow::Owned(lower.replace("%2e", "."))
 }
 
 /// Bytes a path segment carries as they are.
@@ -126,6 +196,53 @@ mod tests {
         assert!(refused("name", "a/b").contains("`/`"));
         assert!(refused("plural", "%2e").contains("`%`"));
         assert!(refused("plural", "%2e").starts_with("invalid plural \"%2e\""));
+    }
+
+    fn uri_refused(uri: &str) -> String {
+        match check_request_uri(&uri.parse().expect("a URI")) {
+            Err(e @ Error::InvalidPathSegment { what: "path", .. }) => e.to_string(),
+            other => panic!("{uri:?} should be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_uris_that_would_address_something_else_are_refused() {
+        for (uri, reason) in [
+            ("/api/v1/namespaces/default/configmaps/..", "`..` segment"),
+            ("/api/v1/namespaces/default/configmaps/./x", "`..` segment"),
+            (
+                "/api/v1/namespaces/default/configmaps/%2E%2e",
+                "`..` segment",
+            ),
+            ("/api/v1/namespaces/%2e/configmaps", "`..` segment"),
+            ("/api/v1/namespaces/../configmaps?limit=1", "`..` segment"),
+            ("/api//v1", "empty segment"),
+            ("/api/v1/namespaces/a%2Fb/pods", "encoded `/`"),
+            ("/api/v1/namespaces/a%2fb/pods", "encoded `/`"),
+            ("https://example.com/api/v1", "scheme or host"),
+            ("//example.com/api/v1", "empty segment"),
+        ] {
+            let text = uri_refused(uri);
+            assert!(text.starts_with("invalid path "), "{text}");
+            assert!(text.contains(reason), "{uri}: {text}");
+        }
+    }
+
+    #[test]
+    fn request_uris_this_crate_builds_pass() {
+        for uri in [
+            "/",
+            "/version",
+            "/apis/",
+            "/api/v1/namespaces/default/pods/web-1/exec?command=ls&stdout=true",
+            "/api/v1/namespaces/default/configmaps/a%20b%3Fc",
+            "/api/v1/namespaces/default/configmaps/...",
+            "/api/v1/namespaces/default/configmaps/a.b%2e",
+            "/apis/apps/v1/namespaces/x/deployments/web/scale",
+            "/openapi/v3/apis/apps/v1?hash=ABC",
+        ] {
+            assert!(check_request_uri(&uri.parse().unwrap()).is_ok(), "{uri}");
+        }
     }
 
     #[test]

@@ -241,6 +241,48 @@ impl kube_client::Resource for SecretAsNumbers {
     }
 }
 
+/// A request built by hand for `Client::request` is checked when it is
+/// sent: a path that would address another object than it names is
+/// refused, the cluster unchanged; the same request built right succeeds.
+#[tokio::test]
+async fn hand_built_paths_that_address_something_else_are_refused() {
+    let ns = common::namespace("hostile-path").await;
+    let client = common::client();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("keep"))
+        .await
+        .unwrap();
+    let before = state(&ns).await;
+    let delete = |path: String| {
+        http::Request::delete(path)
+            .body(Vec::new())
+            .expect("a request")
+    };
+    for path in [
+        format!("/api/v1/namespaces/{ns}/configmaps/keep/.."),
+        format!("/api/v1/namespaces/{ns}/configmaps/keep/%2e%2E"),
+        format!("/api/v1/namespaces/{ns}/configmaps/x/../keep"),
+        format!("/api/v1/namespaces/{ns}/configmaps//keep"),
+        format!("/api/v1/namespaces/{ns}%2Fconfigmaps/keep"),
+        format!("https://127.0.0.1:1/api/v1/namespaces/{ns}/configmaps/keep"),
+    ] {
+        match client
+            .request::<serde_json::Value>(delete(path.clone()))
+            .await
+        {
+            Err(Error::InvalidPathSegment { what: "path", .. }) => {}
+            other => panic!("{path}: expected the path refused, got {other:?}"),
+        }
+    }
+    assert_eq!(state(&ns).await, before, "nothing was deleted");
+    let deleted: serde_json::Value = client
+        .request(delete(format!("/api/v1/namespaces/{ns}/configmaps/keep")))
+        .await
+        .unwrap();
+    assert_eq!(deleted["details"]["name"], "keep", "{deleted}");
+    assert!(state(&ns).await.0.is_empty());
+}
+
 #[tokio::test]
 async fn decoding_errors_never_carry_a_secrets_data() {
     use base64::Engine;

@@ -134,6 +134,7 @@ impl Client {
         req: &http::Request<Vec<u8>>,
         mode: Mode,
     ) -> Result<(reqwest::Response, String)> {
+        crate::path::check_request_uri(req.uri())?;
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let url = format!("{}{path}", self.inner.base);
         let shown_url = format!("{}{path}", self.inner.shown_base);
