@@ -6,7 +6,8 @@
 //! a fresh list holds (names, resourceVersions and data), the deleted
 //! objects are gone, and the changes were announced: `Deleted` for what the
 //! relist no longer listed (decoded from the store's bytes), `Modified`
-//! for what changed, `Added` for what was born meanwhile. Each test runs
+//! for what changed, `Added` for what was born meanwhile; a Reflector made
+//! `from_informer` on the compact informer sees the same. Each test runs
 //! its own control plane, since it stops servers.
 
 mod common;
@@ -262,6 +263,15 @@ async fn a_compact_informer_relists_after_a_restart_exactly() {
         initial.extend(describe(batch, &mut saw_gone));
     }
     assert_eq!(initial.len(), 10, "{initial:?}");
+    // A reflector on the informer once it is ready: its initial Addeds come
+    // from the compact store (see `Reflector::from_informer`).
+    let mut rf = Reflector::from_informer(&informer);
+    rf.poll().await.unwrap();
+    let rf_initial = describe(rf.events_iter(), &mut saw_gone);
+    assert_eq!(
+        rf_initial.iter().collect::<BTreeSet<_>>(),
+        initial.iter().collect::<BTreeSet<_>>()
+    );
 
     let (plane, expected) = force_a_relist(plane, &proxy, &direct).await;
     let mut seen = BTreeSet::new();
@@ -284,6 +294,20 @@ async fn a_compact_informer_relists_after_a_restart_exactly() {
         assert!(store.get(Some("default"), gone).is_none(), "{gone}");
     }
     assert_eq!(store.len(), 8);
+    let mut rf_seen = BTreeSet::new();
+    while !expected.is_subset(&rf_seen) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reflector's events so far: {rf_seen:?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), rf.poll()).await;
+        rf_seen.extend(describe(rf.events(), &mut saw_gone));
+    }
+    assert_eq!(
+        rf_seen, expected,
+        "the reflector saw what the subscriber did"
+    );
+    drop(rf);
     drop(sub);
     drop(informer);
     tokio::task::spawn_blocking(move || plane.stop())

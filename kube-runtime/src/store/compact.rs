@@ -25,8 +25,11 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use kube_client::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::queue::{Change, EventQueue, Queued, WatchEvent};
 
 /// How a compact store encodes its kind.
 pub(crate) enum Codec<K> {
@@ -86,6 +89,22 @@ impl<K> Codec<K> {
             #[cfg(feature = "protobuf")]
             Codec::Protobuf { encode, .. } => Ok(encode(obj)),
             Codec::Json { encode, .. } => encode(obj).map_err(describe_json_error),
+        }
+    }
+
+    /// The object of an event queued encoded; `None` (logged, without any
+    /// of its content) if it does not decode.
+    pub(crate) fn decode_queued(&self, packed: &Packed) -> Option<K> {
+        match self.decode(packed.encoded()) {
+            Ok(obj) => Some(obj),
+            Err(reason) => {
+                tracing::error!(
+                    format = self.format(),
+                    reason,
+                    "compact store: a queued event's object does not decode; dropping the event"
+                );
+                None
+            }
         }
     }
 
@@ -243,25 +262,55 @@ impl<K> CompactObjects<K> {
         self.unpack(key, &slot)
     }
 
-    /// Decodes a packed object; what events queued encoded are decoded with.
-    pub(crate) fn decoder(&self) -> crate::queue::Decoder<K>
+    /// What events queued encoded are decoded with.
+    pub(crate) fn codec(&self) -> Codec<K> {
+        self.codec
+    }
+
+    /// How a queue of this store's events holds `event`: the object of an
+    /// `Added` or `Modified` of the version the store holds shares the
+    /// store's bytes; any other (a `Deleted`, a version since replaced) is
+    /// encoded now; one that cannot be encoded, an error or a marker is
+    /// held as it is.
+    pub(crate) fn queued(&self, event: WatchEvent<K>) -> Queued<K>
     where
-        K: 'static,
+        K: Resource,
     {
-        let codec = self.codec;
-        Box::new(
-            move |packed: &Packed| match codec.decode(packed.encoded()) {
-                Ok(obj) => Some(obj),
-                Err(reason) => {
-                    tracing::error!(
-                        format = codec.format(),
-                        reason,
-                        "compact store: a queued event's object does not decode; dropping the event"
-                    );
-                    None
-                }
-            },
-        )
+        let (change, obj) = match event {
+            WatchEvent::Added(obj) => (Change::Added, obj),
+            WatchEvent::Modified(obj) => (Change::Modified, obj),
+            WatchEvent::Deleted(obj) => (Change::Deleted, obj),
+            other => return Queued::Event(other),
+        };
+        let key = crate::store::object_key(&*obj);
+        let version = obj.meta().resource_version.as_deref();
+        if let Some(version) = version.filter(|v| !v.is_empty())
+            && let Some(slot) = self.map.get(&key)
+            && let Slot::Packed(packed) = &*slot
+            && packed.resource_version() == Some(version.as_bytes())
+        {
+            return Queued::Encoded(change, packed.clone());
+        }
+        match self.pack(&key, &obj) {
+            Slot::Packed(packed) => Queued::Encoded(change, packed),
+            Slot::Whole(obj) => Queued::Event(change.event(obj)),
+        }
+    }
+
+    /// Queues an `Added` for every object held, encoded (the store's
+    /// bytes, shared), and makes `queue` decode them. True if there was
+    /// any.
+    pub(crate) fn queue_added(&self, queue: &EventQueue<K>) -> bool {
+        queue.decoding_with(self.codec);
+        let mut any = false;
+        for entry in self.map.iter() {
+            any = true;
+            match entry.value() {
+                Slot::Packed(packed) => queue.push_encoded(Change::Added, packed.clone()),
+                Slot::Whole(obj) => queue.push(WatchEvent::Added(obj.clone())),
+            }
+        }
+        any
     }
 
     /// Every object that decodes, with its key.
