@@ -16,7 +16,8 @@
 //! - decoding never panics: bytes that do not decode (which the store never
 //!   writes) are logged at `error` with the object's key and what was
 //!   wrong — never the bytes or a value from them, which may be a Secret's
-//!   data — and the object is treated as absent;
+//!   data (a JSON error is described as kube-client's errors describe one,
+//!   by [`safe_json_error`]) — and the object is treated as absent;
 //! - an object that cannot be encoded (a custom `Serialize` that fails) is
 //!   kept decoded, with a warning: never lost;
 //! - `Debug` of a compact store shows its size and format, never its bytes.
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use kube_client::Resource;
+use kube_client::error::safe_json_error;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -88,7 +90,7 @@ impl<K> Codec<K> {
         match self {
             #[cfg(feature = "protobuf")]
             Codec::Protobuf { encode, .. } => Ok(encode(obj)),
-            Codec::Json { encode, .. } => encode(obj).map_err(describe_json_error),
+            Codec::Json { encode, .. } => encode(obj).map_err(|e| safe_json_error(&e)),
         }
     }
 
@@ -116,19 +118,9 @@ impl<K> Codec<K> {
             // offset and a static reason, never a value.
             #[cfg(feature = "protobuf")]
             Codec::Protobuf { decode, .. } => decode(bytes).map_err(|e| e.to_string()),
-            Codec::Json { decode, .. } => decode(bytes).map_err(describe_json_error),
+            Codec::Json { decode, .. } => decode(bytes).map_err(|e| safe_json_error(&e)),
         }
     }
-}
-
-/// A serde_json error without its text, which may quote the input.
-fn describe_json_error(e: serde_json::Error) -> String {
-    format!(
-        "JSON {:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
 }
 
 /// One object encoded: its resourceVersion, then its encoding, in one
