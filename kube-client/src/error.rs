@@ -10,7 +10,9 @@
 //! No error quotes a body the server sent: a body may be a Secret. A
 //! `Status`'s message is kept (the server wrote it for humans); any other
 //! body is described by its size and content type, and a decoding failure
-//! by its kind and position.
+//! by its kind and position — with [`safe_json_error`], which code outside
+//! this crate that decodes JSON it must not quote (cached objects, say)
+//! uses too.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
@@ -254,12 +256,23 @@ pub(crate) fn media_type(content_type: Option<&str>) -> Option<String> {
     (!media.is_empty()).then_some(media)
 }
 
-/// What a serde_json error may say without quoting the input: serde's
-/// messages for wrong types, values, variants and fields include the
-/// offending text (`invalid type: string "…"`), so only the kind of
-/// failure and its position are kept — and "missing field", whose name
-/// comes from the Rust type, not from the body.
-pub(crate) fn safe_json_error(e: &serde_json::Error) -> String {
+/// A serde_json error described without quoting the input, for errors and
+/// logs about JSON that may hold secrets.
+///
+/// serde's messages for wrong types, values, variants and fields include
+/// the offending text (`invalid type: string "…"`), so only the kind of
+/// failure and its position are kept: `not valid JSON`, `JSON ended
+/// early`, `JSON does not match the expected type` or `I/O error`, then
+/// `at line L column C`. A missing field is named (`missing field `name``),
+/// since its name comes from the Rust type, not from the input.
+///
+/// ```
+/// let e = serde_json::from_str::<Vec<u32>>(r#"["hunter2"]"#).unwrap_err();
+/// assert!(e.to_string().contains("hunter2"), "serde_json quotes it");
+/// let said = kube_client::error::safe_json_error(&e);
+/// assert_eq!(said, "JSON does not match the expected type at line 1 column 10");
+/// ```
+pub fn safe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let text = e.to_string();
     let kind = match e.classify() {
@@ -329,4 +342,59 @@ pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_json_error;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Creds {
+        user: String,
+        token: u64,
+        kind: Kind,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    enum Kind {
+        Basic,
+    }
+
+    #[test]
+    fn json_errors_keep_their_kind_and_position_but_never_the_input() {
+        let cases = [
+            (
+                r#"{"user": "u", "token": "s3cr3t", "kind": "Basic"}"#,
+                "JSON does not match the expected type at line 1 column 31",
+            ),
+            (
+                r#"{"user": "u", "token": 1, "kind": "s3cr3t"}"#,
+                "JSON does not match the expected type at line 1 column 42",
+            ),
+            (
+                r#"{"user": "u", "token": 1, "kind": "Basic", "s3cr3t" ]"#,
+                "not valid JSON at line 1 column 53",
+            ),
+            (
+                r#"{"user": "s3cr3t"#,
+                "JSON ended early at line 1 column 16",
+            ),
+            (
+                r#"{"user": "u", "token": 1}"#,
+                "missing field `kind` at line 1 column 25",
+            ),
+        ];
+        for (input, expected) in cases {
+            let e = serde_json::from_str::<Creds>(input).unwrap_err();
+            let said = safe_json_error(&e);
+            assert_eq!(said, expected, "{input}");
+            assert!(!said.contains("s3cr3t"), "{said}");
+        }
+        let quoted = serde_json::from_str::<Creds>(cases[0].0).unwrap_err();
+        assert!(
+            quoted.to_string().contains("s3cr3t"),
+            "serde_json's own text quotes the input: {quoted}"
+        );
+    }
 }

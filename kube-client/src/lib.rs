@@ -29,7 +29,7 @@ pub mod client;
 pub mod codec;
 pub mod crd;
 pub mod discovery;
-mod error;
+pub mod error;
 pub mod object;
 pub mod params;
 pub mod path;

@@ -8,19 +8,23 @@
 //! hold `Arc`s shared with the store, so a queued Added or Modified event
 //! costs a pointer, not a copy of the object.
 //!
-//! The queue of a [compact](crate::store#compact-stores) reflector's store
-//! holds its events' objects encoded instead — the very bytes the store
-//! holds, shared, or the encoding of a deleted object — and decodes them
-//! when drained: queued events then cost a pointer too, where decoded
-//! objects would hold as much as a default store (the initial list queues
-//! an `Added` for every object before the first `poll()` returns).
+//! The queues of a [compact](crate::store#compact-stores) cache — a
+//! compact reflector's, one made with
+//! [`Reflector::from_informer`](crate::Reflector::from_informer) on a
+//! compact informer, and a compact informer's subscribers' initial
+//! `Added`s — hold their events' objects encoded instead — the very bytes
+//! the store holds, shared, or the encoding of an object the store no
+//! longer holds — and decode them when drained: queued events then cost a
+//! pointer too, where decoded objects would hold as much as a default store
+//! (the initial list queues an `Added` for every object before the first
+//! `poll()` returns).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::store::compact::Packed;
+use crate::store::compact::{Codec, Packed};
 
 /// A change to a reflector's cache, as its consumer sees it. Cloning it
 /// clones an `Arc`, whatever `K` is.
@@ -64,22 +68,45 @@ pub(crate) enum Change {
     Deleted,
 }
 
+impl Change {
+    /// The event of this change to `obj`.
+    pub(crate) fn event<K>(self, obj: Arc<K>) -> WatchEvent<K> {
+        match self {
+            Change::Added => WatchEvent::Added(obj),
+            Change::Modified => WatchEvent::Modified(obj),
+            Change::Deleted => WatchEvent::Deleted(obj),
+        }
+    }
+}
+
 /// What the queue holds of one event.
-enum Queued<K> {
+pub(crate) enum Queued<K> {
     Event(WatchEvent<K>),
     /// A compact store's change, its object encoded until drained.
     Encoded(Change, Packed),
 }
 
-/// Decodes the object of an encoded event (`None`, logged, if it does not).
-pub(crate) type Decoder<K> = Box<dyn Fn(&Packed) -> Option<K> + Send + Sync>;
+/// What [`EventQueue::take`] took: the events as they were queued (the
+/// encoded ones still encoded), and how many were dropped before them.
+pub(crate) struct Taken<K> {
+    pub(crate) dropped: u64,
+    pub(crate) events: VecDeque<Queued<K>>,
+}
+
+impl<K> Taken<K> {
+    /// True if nothing was queued nor dropped.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dropped == 0 && self.events.is_empty()
+    }
+}
 
 /// A bounded FIFO of [`WatchEvent`]s that drops its oldest on overflow.
 pub struct EventQueue<K> {
     capacity: usize,
     inner: Mutex<(VecDeque<Queued<K>>, u64)>,
-    /// Set when the queue's store is made compact.
-    decoder: OnceLock<Decoder<K>>,
+    /// How encoded events' objects are decoded: set when the queue's store
+    /// is compact.
+    decoder: OnceLock<Codec<K>>,
 }
 
 impl<K> std::fmt::Debug for EventQueue<K> {
@@ -114,11 +141,12 @@ impl<K> EventQueue<K> {
     }
 
     /// Sets how encoded objects are decoded (the first call wins).
-    pub(crate) fn decoding_with(&self, decoder: Decoder<K>) {
-        let _ = self.decoder.set(decoder);
+    pub(crate) fn decoding_with(&self, codec: Codec<K>) {
+        let _ = self.decoder.set(codec);
     }
 
-    fn push_queued(&self, queued: Queued<K>) {
+    /// Adds an event as it is to be held (see [`Store::queued_form`](crate::store::Store::queued_form)).
+    pub(crate) fn push_queued(&self, queued: Queued<K>) {
         let mut inner = self.inner.lock();
         if inner.0.len() >= self.capacity {
             inner.0.pop_front();
@@ -138,14 +166,21 @@ impl<K> EventQueue<K> {
     /// iterator reaches them, so a consumer that handles each and drops it
     /// never holds them all decoded at once.
     pub fn drain_iter(&self) -> DrainedEvents<'_, K> {
-        let (events, dropped) = {
-            let mut inner = self.inner.lock();
-            (std::mem::take(&mut inner.0), std::mem::take(&mut inner.1))
-        };
+        let Taken { dropped, events } = self.take();
         DrainedEvents {
             desynced: (dropped > 0).then_some(dropped),
             events: events.into_iter(),
             decoder: self.decoder.get(),
+        }
+    }
+
+    /// Takes every queued event as it is held, decoding nothing: for
+    /// moving them into another queue of the same store's events.
+    pub(crate) fn take(&self) -> Taken<K> {
+        let mut inner = self.inner.lock();
+        Taken {
+            events: std::mem::take(&mut inner.0),
+            dropped: std::mem::take(&mut inner.1),
         }
     }
 
@@ -175,7 +210,7 @@ impl<K> EventQueue<K> {
 pub struct DrainedEvents<'a, K> {
     desynced: Option<u64>,
     events: std::collections::vec_deque::IntoIter<Queued<K>>,
-    decoder: Option<&'a Decoder<K>>,
+    decoder: Option<&'a Codec<K>>,
 }
 
 impl<K> std::fmt::Debug for DrainedEvents<'_, K> {
@@ -212,15 +247,10 @@ impl<K> Iterator for DrainedEvents<'_, K> {
                 Queued::Event(event) => return Some(event),
                 Queued::Encoded(change, packed) => {
                     // An object that does not decode (logged) has no event.
-                    let Some(obj) = self.decoder.and_then(|d| d(&packed)) else {
+                    let Some(obj) = self.decoder.and_then(|d| d.decode_queued(&packed)) else {
                         continue;
                     };
-                    let obj = Arc::new(obj);
-                    return Some(match change {
-                        Change::Added => WatchEvent::Added(obj),
-                        Change::Modified => WatchEvent::Modified(obj),
-                        Change::Deleted => WatchEvent::Deleted(obj),
-                    });
+                    return Some(change.event(Arc::new(obj)));
                 }
             }
         }

@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::index::IndexFn;
 use crate::informer::{Informer, Subscription};
-use crate::queue::{EventQueue, WatchEvent};
+use crate::queue::{EventQueue, Queued, Taken, WatchEvent};
 use crate::store::{Store, Writer};
 use crate::watcher::{Event, Watcher, WatcherConfig};
 
@@ -229,18 +229,24 @@ where
     /// of its own would. The first `poll()` returns once the store is ready
     /// (at once if it already is). No watch of its own; nothing to spawn.
     ///
-    /// On a compact informer the store is compact but this queue is not:
-    /// it holds its events' objects decoded (the initial `Added` for every
-    /// cached object included) until drained. Drain it promptly, or
-    /// subscribe to the informer instead, for a large compact cache.
+    /// On a [compact](crate::informer::InformerConfig::compact) informer this queue holds
+    /// its events' objects encoded, as a compact reflector of its own does
+    /// (see [compact stores](crate::store#compact-stores)): the initial
+    /// `Added`s and every change of the version the store holds share the
+    /// store's bytes, a `Deleted` holds its object's encoding, and each is
+    /// decoded when drained — one at a time with
+    /// [`events_iter`](Reflector::events_iter).
     pub fn from_informer(informer: &Informer<K>) -> Self {
+        let store = informer.store();
+        let queue = EventQueue::new(informer.subscriber_capacity());
+        store.decode_events_in(&queue);
         Self {
-            store: informer.store(),
             feed: Feed::Shared {
                 subscription: informer.subscribe(),
-                queue: EventQueue::new(informer.subscriber_capacity()),
+                queue,
                 polled: false,
             },
+            store,
         }
     }
 }
@@ -312,6 +318,20 @@ impl<K> Reflector<K> {
     pub fn reader(&self) -> Store<K> {
         self.store.clone()
     }
+
+    /// How many events wait with their object encoded: in the
+    /// subscription of a reflector on an informer, then in its own queue.
+    #[cfg(test)]
+    fn held_encoded(&self) -> (usize, usize) {
+        match &self.feed {
+            Feed::Own { .. } => (0, 0),
+            Feed::Shared {
+                subscription,
+                queue,
+                ..
+            } => (subscription.queued_encoded(), queue.encoded()),
+        }
+    }
 }
 
 async fn recv_own<K>(rx: &mut mpsc::Receiver<Result<Event<K>, Error>>) -> Result<Event<K>, Error> {
@@ -361,14 +381,28 @@ async fn poll_own<K: Resource + Send + Sync + 'static>(
     result
 }
 
-/// Moves a batch into the reflector's queue; returns its first error.
-fn take<K>(queue: &EventQueue<K>, batch: Vec<WatchEvent<K>>) -> Option<Error> {
+/// Moves what a subscription had queued into the reflector's queue,
+/// without decoding what is encoded and with the objects of a compact
+/// store's changes encoded (see [`Store::queued_form`]); returns its first
+/// error.
+fn take<K: Resource>(store: &Store<K>, queue: &EventQueue<K>, taken: Taken<K>) -> Option<Error> {
+    if taken.dropped > 0 {
+        queue.push(WatchEvent::Desynced {
+            dropped: taken.dropped,
+        });
+    }
     let mut first_error = None;
-    for event in batch {
-        if let (WatchEvent::Error(e), None) = (&event, &first_error) {
-            first_error = Some((**e).clone());
-        }
-        queue.push(event);
+    for queued in taken.events {
+        let queued = match queued {
+            Queued::Event(event) => {
+                if let (WatchEvent::Error(e), None) = (&event, &first_error) {
+                    first_error = Some((**e).clone());
+                }
+                store.queued_form(event)
+            }
+            encoded @ Queued::Encoded(..) => encoded,
+        };
+        queue.push_queued(queued);
     }
     first_error
 }
@@ -376,14 +410,14 @@ fn take<K>(queue: &EventQueue<K>, batch: Vec<WatchEvent<K>>) -> Option<Error> {
 /// Moves a subscription's changes into the reflector's queue: on the first
 /// call until the store is ready (at once if it is), later until at least
 /// one arrived. The first error among them is returned (all stay queued).
-async fn poll_shared<K>(
+async fn poll_shared<K: Resource>(
     store: &Store<K>,
     subscription: &mut Subscription<K>,
     queue: &EventQueue<K>,
     first: bool,
 ) -> Result<(), Error> {
     if first && store.is_ready() {
-        return match take(queue, subscription.try_recv()) {
+        return match take(store, queue, subscription.try_recv_queued()) {
             Some(e) => Err(e),
             None => Ok(()),
         };
@@ -392,19 +426,19 @@ async fn poll_shared<K>(
         // Wake on each change (and error) until the list is complete.
         loop {
             let error = tokio::select! {
-                batch = subscription.recv() => take(queue, batch),
+                taken = subscription.recv_queued() => take(store, queue, taken),
                 () = store.wait_until_ready() => None,
             };
             if let Some(e) = error {
                 return Err(e);
             }
             if store.is_ready() {
-                take(queue, subscription.try_recv());
+                take(store, queue, subscription.try_recv_queued());
                 return Ok(());
             }
         }
     }
-    match take(queue, subscription.recv().await) {
+    match take(store, queue, subscription.recv_queued().await) {
         Some(e) => Err(e),
         None => Ok(()),
     }
@@ -413,6 +447,87 @@ async fn poll_shared<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::informer::InformerConfig;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn cm(name: &str, version: &str, data: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(version.into()),
+                ..ObjectMeta::default()
+            },
+            data: Some([("k".to_string(), data.to_string())].into()),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// What a reflector on an informer queues for a list of `a` and `b`,
+    /// then a change, a delete and a creation: the events (drained whole or
+    /// one by one) as `(change, object)`, and how many events were held
+    /// encoded in its subscription before the first `poll()` and in its
+    /// queue before the drain.
+    async fn from_informer_events(
+        config: InformerConfig<ConfigMap>,
+        one_by_one: bool,
+    ) -> (Vec<(char, ConfigMap)>, (usize, usize)) {
+        let (informer, mut feed) = Informer::fed_by_hand(config);
+        feed(Event::Init);
+        feed(Event::InitApply(cm("a", "1", "a1")));
+        feed(Event::InitApply(cm("b", "2", "b1")));
+        feed(Event::InitDone);
+        let mut rf = Reflector::from_informer(&informer);
+        let in_subscription = rf.held_encoded().0;
+        rf.poll().await.unwrap();
+        feed(Event::Apply(cm("a", "3", "a2")));
+        feed(Event::Delete(cm("b", "4", "b1")));
+        feed(Event::Apply(cm("c", "5", "c1")));
+        rf.poll().await.unwrap();
+        assert_eq!(rf.held_encoded().0, 0, "all moved to the reflector");
+        let in_queue = rf.held_encoded().1;
+        let events: Vec<WatchEvent<ConfigMap>> = if one_by_one {
+            rf.events_iter().collect()
+        } else {
+            rf.events()
+        };
+        let mut events: Vec<(char, ConfigMap)> = events
+            .into_iter()
+            .map(|e| match e {
+                WatchEvent::Added(o) => ('+', (*o).clone()),
+                WatchEvent::Modified(o) => ('~', (*o).clone()),
+                WatchEvent::Deleted(o) => ('-', (*o).clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The initial Addeds come in the store's order, which is none.
+        let initial = events.len().min(2);
+        events[..initial].sort_by(|x, y| x.1.metadata.name.cmp(&y.1.metadata.name));
+        (events, (in_subscription, in_queue))
+    }
+
+    #[tokio::test]
+    async fn a_reflector_on_a_compact_informer_queues_its_events_encoded() {
+        let (expected, held) = from_informer_events(InformerConfig::default(), false).await;
+        assert_eq!(held, (0, 0), "a default informer's are decoded");
+        let names: Vec<String> = expected
+            .iter()
+            .map(|(c, o)| format!("{c}{}", o.metadata.name.as_deref().unwrap()))
+            .collect();
+        assert_eq!(names, ["+a", "+b", "~a", "-b", "+c"]);
+        for one_by_one in [false, true] {
+            let compact = InformerConfig::default().compact();
+            let (events, held) = from_informer_events(compact, one_by_one).await;
+            assert_eq!(
+                held,
+                (2, 5),
+                "the initial Addeds wait encoded in the subscription, then \
+                 every event in the reflector's queue"
+            );
+            assert_eq!(events, expected, "decoded when drained, equal objects");
+        }
+    }
 
     #[test]
     fn the_watch_skips_managed_fields_unless_the_store_keeps_them() {

@@ -122,13 +122,19 @@
 //!   A write of the version already held (a relist's unchanged objects) is
 //!   not even encoded: the store keeps what it has;
 //! - a shared informer's subscribers (and so controllers' triggers) get the
-//!   objects as they were written, never decoded again; a `Deleted` for an
-//!   object a relist no longer lists is decoded from the store;
-//! - a standalone reflector's own queue ([`Store::events`]) holds its
-//!   events' objects encoded — the bytes the store holds, shared — and
-//!   decodes them when drained: otherwise the initial list, which queues an
-//!   `Added` per object before the first `poll()` returns, would hold every
-//!   object decoded. Drain it with [`Store::events_iter`] (or
+//!   changes' objects as they were written, never decoded again; a
+//!   `Deleted` for an object a relist no longer lists is decoded from the
+//!   store; the `Added` for each object already cached when one subscribes
+//!   waits in its queue encoded (the store's bytes, shared) and is decoded
+//!   when taken;
+//! - a standalone reflector's own queue ([`Store::events`]), and the queue
+//!   of a reflector made with
+//!   [`Reflector::from_informer`](crate::Reflector::from_informer) on a
+//!   compact informer, hold their events' objects encoded — the bytes the
+//!   store holds, shared, or a deleted object's encoding — and decode them
+//!   when drained: otherwise the initial list, which queues an `Added` per
+//!   object before the first `poll()` returns, would hold every object
+//!   decoded. Drain it with [`Store::events_iter`] (or
 //!   [`Reflector::events_iter`](crate::Reflector::events_iter)), which
 //!   decodes one event at a time, rather than `events()`, which decodes
 //!   the whole batch at once (measured: a compact reflector of 10,000 Pods
@@ -148,6 +154,7 @@
 //!   treated as absent; `Debug` shows sizes, never bytes.
 
 pub(crate) mod compact;
+mod queueing;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -394,46 +401,6 @@ impl<K> Store<K> {
         let _ = rx.wait_for(|ready| *ready).await;
     }
 
-    /// Takes the queued events (see [`crate::queue`]). Always empty for
-    /// the store of a shared informer: subscribe to the informer instead.
-    pub fn events(&self) -> Vec<WatchEvent<K>> {
-        self.inner
-            .queue
-            .as_ref()
-            .map(EventQueue::drain)
-            .unwrap_or_default()
-    }
-
-    /// As [`Store::events`], handing the events out one by one: for a
-    /// [compact](self#compact-stores) store each is decoded only when the
-    /// iterator reaches it, so a consumer that handles each and drops it
-    /// never holds a large batch (e.g. the initial list's `Added`s) decoded
-    /// at once. For a default store it is `events()` as an iterator.
-    pub fn events_iter(&self) -> crate::queue::DrainedEvents<'_, K> {
-        match &self.inner.queue {
-            Some(queue) => queue.drain_iter(),
-            None => crate::queue::DrainedEvents::empty(),
-        }
-    }
-
-    /// Events waiting in the queue (0 for a shared informer's store).
-    pub fn queued_events(&self) -> usize {
-        self.inner.queue.as_ref().map_or(0, EventQueue::len)
-    }
-
-    pub(crate) fn push_event(&self, event: WatchEvent<K>) {
-        if let Some(queue) = &self.inner.queue {
-            queue.push(event);
-        }
-    }
-
-    /// Queues a compact store's change with its object still encoded.
-    fn push_encoded(&self, change: Change, object: Packed) {
-        if let Some(queue) = &self.inner.queue {
-            queue.push_encoded(change, object);
-        }
-    }
-
     /// Makes the store compact (see [`compact`](self#compact-stores)):
     /// from now on it holds its objects encoded, protobuf if `K` has a
     /// codec, JSON otherwise. Objects already cached are encoded at once
@@ -452,7 +419,7 @@ impl<K> Store<K> {
             compact.map.insert(entry.key().clone(), slot);
         }
         if let Some(queue) = &self.inner.queue {
-            queue.decoding_with(compact.decoder());
+            queue.decoding_with(compact.codec());
         }
         // Only the writer sets it, so this is the first set.
         let _ = self.inner.compact.set(compact);

@@ -176,8 +176,10 @@ impl<K> InformerConfig<K> {
     /// Makes the store compact: each object held encoded (protobuf for
     /// built-in kinds, JSON otherwise) and decoded on every read (see
     /// [compact stores](crate::store#compact-stores)). Subscribers still
-    /// get the objects as they arrived, without decoding. An informer with
-    /// a compact store is not the same informer as one without.
+    /// get the changes' objects as they arrived, without decoding; the
+    /// `Added` for each object already cached when one subscribes waits in
+    /// its queue encoded and is decoded when taken. An informer with a
+    /// compact store is not the same informer as one without.
     #[must_use]
     pub fn compact(mut self) -> Self {
         self.compact = true;
@@ -259,20 +261,45 @@ where
         Self::start(key, api, config)
     }
 
-    pub(crate) fn start(key: InformerKey, api: Api<K>, config: InformerConfig<K>) -> Self {
-        let runtime = crate::runtime::require_runtime("starting an informer");
+    /// The store, the fan-out, and the writer that fills the one and
+    /// feeds the other.
+    fn parts(config: &InformerConfig<K>) -> (Store<K>, Arc<Hub<K>>, Writer<K>) {
         let store = Store::without_queue();
         if config.compact {
             store.make_compact();
         }
         let hub = Arc::new(Hub::new());
+        let emit_hub = hub.clone();
+        let writer = Writer::emitting(store.clone(), Box::new(move |e| emit_hub.broadcast(e)))
+            .keeping_managed_fields(config.keep_managed_fields);
+        (store, hub, writer)
+    }
+
+    /// An informer without a watch, for unit tests: `feed` applies each
+    /// event to its store and hands it to its subscribers, as the watch
+    /// task of a real one does.
+    #[cfg(test)]
+    pub(crate) fn fed_by_hand(config: InformerConfig<K>) -> (Self, impl FnMut(Event<K>)) {
+        let (store, hub, mut writer) = Self::parts(&config);
+        let feed_hub = hub.clone();
+        let feed = move |event| feed_hub.applying(|| writer.apply(event));
+        let shared = Shared {
+            key: InformerKey::unnamed::<K>(),
+            store,
+            hub,
+            subscriber_capacity: config.subscriber_capacity.max(1),
+            task: tokio::spawn(async {}),
+        };
+        (Self::from_shared(Arc::new(shared)), feed)
+    }
+
+    pub(crate) fn start(key: InformerKey, api: Api<K>, config: InformerConfig<K>) -> Self {
+        let runtime = crate::runtime::require_runtime("starting an informer");
+        let (store, hub, mut writer) = Self::parts(&config);
         let api = api.skip_managed_fields(config.skips_managed_fields_when_decoding());
         let mut watcher = Watcher::new(api, config.watcher);
         let transform = config.transform;
         let task_hub = hub.clone();
-        let emit_hub = hub.clone();
-        let mut writer = Writer::emitting(store.clone(), Box::new(move |e| emit_hub.broadcast(e)))
-            .keeping_managed_fields(config.keep_managed_fields);
         let task = runtime.spawn(async move {
             loop {
                 match watcher.next().await {

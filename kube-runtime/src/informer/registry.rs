@@ -42,6 +42,24 @@ pub struct InformerKey {
 }
 
 impl InformerKey {
+    /// A key naming no resource (for informers fed by hand in unit tests).
+    #[cfg(test)]
+    pub(crate) fn unnamed<K: 'static>() -> Self {
+        Self {
+            type_id: TypeId::of::<K>(),
+            type_name: std::any::type_name::<K>(),
+            group: String::new(),
+            version: String::new(),
+            plural: String::new(),
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+            transform: None,
+            keep_managed_fields: false,
+            compact: false,
+        }
+    }
+
     /// The key of an informer over `api` with `config`.
     pub fn of<K: 'static>(api: &Api<K>, config: &InformerConfig<K>) -> Self {
         let resource = api.resource();

@@ -4,6 +4,9 @@
 //! A new subscriber first gets an `Added` for every object already in the
 //! store (as client-go does for a handler added to a running informer), then
 //! every change after those, with nothing missed or doubled in between.
+//! For a [compact](crate::store#compact-stores) store those `Added`s wait
+//! in the queue encoded (the store's bytes, shared) and are decoded when
+//! taken.
 //! The informer's task applies each change to the store, then pushes it into
 //! one bounded queue per subscriber and wakes that subscriber. Pushing never
 //! waits: a subscriber whose queue is full loses its oldest change and its
@@ -20,7 +23,7 @@ use futures::Stream;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::queue::{EventQueue, WatchEvent};
+use crate::queue::{EventQueue, Taken, WatchEvent};
 use crate::store::Store;
 
 use super::Informer;
@@ -81,11 +84,8 @@ impl<K> Hub<K> {
             notify: Notify::new(),
         });
         let _guard = self.apply.lock();
-        let existing = store.read();
-        if !existing.is_empty() {
-            for obj in existing {
-                sub.queue.push(WatchEvent::Added(obj));
-            }
+        // A compact store's objects are queued encoded, decoded when taken.
+        if store.queue_added(&sub.queue) {
             sub.notify.notify_one();
         }
         self.subscribers.lock().push(Arc::downgrade(&sub));
@@ -149,6 +149,30 @@ impl<K> Subscription<K> {
     /// Takes whatever is queued now, without waiting.
     pub fn try_recv(&mut self) -> Vec<WatchEvent<K>> {
         self.queue.queue.drain()
+    }
+
+    /// As [`recv`](Self::recv), the events as they are queued: those of a
+    /// compact store's objects may be encoded (for a queue of the same
+    /// store's events to take over without decoding them).
+    pub(crate) async fn recv_queued(&mut self) -> Taken<K> {
+        loop {
+            let taken = self.queue.queue.take();
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.queue.notify.notified().await;
+        }
+    }
+
+    /// As [`try_recv`](Self::try_recv), the events as they are queued.
+    pub(crate) fn try_recv_queued(&mut self) -> Taken<K> {
+        self.queue.queue.take()
+    }
+
+    /// Queued events whose object is still encoded.
+    #[cfg(test)]
+    pub(crate) fn queued_encoded(&self) -> usize {
+        self.queue.queue.encoded()
     }
 
     /// Changes waiting to be taken.

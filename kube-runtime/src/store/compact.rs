@@ -16,7 +16,8 @@
 //! - decoding never panics: bytes that do not decode (which the store never
 //!   writes) are logged at `error` with the object's key and what was
 //!   wrong — never the bytes or a value from them, which may be a Secret's
-//!   data — and the object is treated as absent;
+//!   data (a JSON error is described as kube-client's errors describe one,
+//!   by [`safe_json_error`]) — and the object is treated as absent;
 //! - an object that cannot be encoded (a custom `Serialize` that fails) is
 //!   kept decoded, with a warning: never lost;
 //! - `Debug` of a compact store shows its size and format, never its bytes.
@@ -25,8 +26,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use kube_client::Resource;
+use kube_client::error::safe_json_error;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::queue::{Change, EventQueue, Queued, WatchEvent};
 
 /// How a compact store encodes its kind.
 pub(crate) enum Codec<K> {
@@ -85,7 +90,23 @@ impl<K> Codec<K> {
         match self {
             #[cfg(feature = "protobuf")]
             Codec::Protobuf { encode, .. } => Ok(encode(obj)),
-            Codec::Json { encode, .. } => encode(obj).map_err(describe_json_error),
+            Codec::Json { encode, .. } => encode(obj).map_err(|e| safe_json_error(&e)),
+        }
+    }
+
+    /// The object of an event queued encoded; `None` (logged, without any
+    /// of its content) if it does not decode.
+    pub(crate) fn decode_queued(&self, packed: &Packed) -> Option<K> {
+        match self.decode(packed.encoded()) {
+            Ok(obj) => Some(obj),
+            Err(reason) => {
+                tracing::error!(
+                    format = self.format(),
+                    reason,
+                    "compact store: a queued event's object does not decode; dropping the event"
+                );
+                None
+            }
         }
     }
 
@@ -97,19 +118,9 @@ impl<K> Codec<K> {
             // offset and a static reason, never a value.
             #[cfg(feature = "protobuf")]
             Codec::Protobuf { decode, .. } => decode(bytes).map_err(|e| e.to_string()),
-            Codec::Json { decode, .. } => decode(bytes).map_err(describe_json_error),
+            Codec::Json { decode, .. } => decode(bytes).map_err(|e| safe_json_error(&e)),
         }
     }
-}
-
-/// A serde_json error without its text, which may quote the input.
-fn describe_json_error(e: serde_json::Error) -> String {
-    format!(
-        "JSON {:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
 }
 
 /// One object encoded: its resourceVersion, then its encoding, in one
@@ -243,25 +254,55 @@ impl<K> CompactObjects<K> {
         self.unpack(key, &slot)
     }
 
-    /// Decodes a packed object; what events queued encoded are decoded with.
-    pub(crate) fn decoder(&self) -> crate::queue::Decoder<K>
+    /// What events queued encoded are decoded with.
+    pub(crate) fn codec(&self) -> Codec<K> {
+        self.codec
+    }
+
+    /// How a queue of this store's events holds `event`: the object of an
+    /// `Added` or `Modified` of the version the store holds shares the
+    /// store's bytes; any other (a `Deleted`, a version since replaced) is
+    /// encoded now; one that cannot be encoded, an error or a marker is
+    /// held as it is.
+    pub(crate) fn queued(&self, event: WatchEvent<K>) -> Queued<K>
     where
-        K: 'static,
+        K: Resource,
     {
-        let codec = self.codec;
-        Box::new(
-            move |packed: &Packed| match codec.decode(packed.encoded()) {
-                Ok(obj) => Some(obj),
-                Err(reason) => {
-                    tracing::error!(
-                        format = codec.format(),
-                        reason,
-                        "compact store: a queued event's object does not decode; dropping the event"
-                    );
-                    None
-                }
-            },
-        )
+        let (change, obj) = match event {
+            WatchEvent::Added(obj) => (Change::Added, obj),
+            WatchEvent::Modified(obj) => (Change::Modified, obj),
+            WatchEvent::Deleted(obj) => (Change::Deleted, obj),
+            other => return Queued::Event(other),
+        };
+        let key = crate::store::object_key(&*obj);
+        let version = obj.meta().resource_version.as_deref();
+        if let Some(version) = version.filter(|v| !v.is_empty())
+            && let Some(slot) = self.map.get(&key)
+            && let Slot::Packed(packed) = &*slot
+            && packed.resource_version() == Some(version.as_bytes())
+        {
+            return Queued::Encoded(change, packed.clone());
+        }
+        match self.pack(&key, &obj) {
+            Slot::Packed(packed) => Queued::Encoded(change, packed),
+            Slot::Whole(obj) => Queued::Event(change.event(obj)),
+        }
+    }
+
+    /// Queues an `Added` for every object held, encoded (the store's
+    /// bytes, shared), and makes `queue` decode them. True if there was
+    /// any.
+    pub(crate) fn queue_added(&self, queue: &EventQueue<K>) -> bool {
+        queue.decoding_with(self.codec);
+        let mut any = false;
+        for entry in self.map.iter() {
+            any = true;
+            match entry.value() {
+                Slot::Packed(packed) => queue.push_encoded(Change::Added, packed.clone()),
+                Slot::Whole(obj) => queue.push(WatchEvent::Added(obj.clone())),
+            }
+        }
+        any
     }
 
     /// Every object that decodes, with its key.

@@ -729,13 +729,19 @@ mod compact {
         let mut obj = DynamicObject::new("d", &kube_client::ApiResource::of::<Secret>());
         obj.metadata.namespace = Some("ns".into());
         w.apply(Event::Apply(obj));
-        // serde_json's own message would quote the string it did not expect.
-        store
-            .compact()
-            .unwrap()
-            .corrupt("ns/d", br#"{"metadata":"s3cr3t-value"}"#);
+        let corrupt = br#"{"metadata":"s3cr3t-value"}"#;
+        let quoted = serde_json::from_slice::<DynamicObject>(corrupt).unwrap_err();
+        assert!(
+            quoted.to_string().contains("s3cr3t"),
+            "serde_json's own message quotes the string it did not expect: {quoted}"
+        );
+        store.compact().unwrap().corrupt("ns/d", corrupt);
         let logs = logs_of(|| assert!(store.get(Some("ns"), "d").is_none()));
-        assert!(logs.contains("JSON Data error"), "{logs}");
+        // What kube-client's errors say of JSON: its kind and position.
+        assert!(
+            logs.contains("JSON does not match the expected type at line 1 column"),
+            "{logs}"
+        );
         assert!(!logs.contains("s3cr3t"), "{logs}");
     }
 
