@@ -94,6 +94,8 @@ struct Issuer {
     /// a new one (rotation).
     refresh_tokens: Mutex<HashMap<String, String>>,
     refreshes: Mutex<HashMap<String, u64>>,
+    /// Token endpoint requests per refresh token presented.
+    token_requests: Mutex<HashMap<String, u64>>,
     next: AtomicU64,
 }
 
@@ -113,6 +115,15 @@ impl Issuer {
             .lock()
             .unwrap()
             .get(sub)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn token_requests(&self, refresh_token: &str) -> u64 {
+        self.token_requests
+            .lock()
+            .unwrap()
+            .get(refresh_token)
             .copied()
             .unwrap_or(0)
     }
@@ -170,6 +181,12 @@ impl Issuer {
             return (400, r#"{"error":"unsupported_grant_type"}"#.into());
         }
         let presented = form.get("refresh_token").cloned().unwrap_or_default();
+        *self
+            .token_requests
+            .lock()
+            .unwrap()
+            .entry(presented.clone())
+            .or_default() += 1;
         if presented == RT_WITHOUT_ID_TOKEN {
             return (
                 200,
@@ -320,6 +337,7 @@ fn start_env() -> Env {
             key: SigningKey::generate("test-key"),
             refresh_tokens: Mutex::new(HashMap::new()),
             refreshes: Mutex::new(HashMap::new()),
+            token_requests: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
         });
         let served = issuer.clone();
@@ -507,14 +525,30 @@ async fn a_refused_refresh_is_a_typed_error_without_secrets() {
     let expired = issuer.key.id_token(&issuer.url, "dave", now_secs() - 3600);
     let shown = |e: &Error| format!("{e} {e:?}");
 
-    // A refresh token the issuer does not know: 400 invalid_grant.
+    // A refresh token the issuer does not know: 400 invalid_grant. Four
+    // concurrent requests share the one failed refresh: two token requests
+    // (client credentials as HTTP Basic, then in the form, as Go's oauth2
+    // tries them).
     let unknown = "rt-SECRET-unknown".to_string();
     let client = Client::try_from(config(&[
         ("id-token", expired.clone()),
-        ("refresh-token", unknown),
+        ("refresh-token", unknown.clone()),
     ]))
     .unwrap();
+    let failures = futures::future::join_all((0..4).map(|_| whoami(&client))).await;
+    assert_eq!(
+        issuer.token_requests(&unknown),
+        2,
+        "one refresh for 4 requests"
+    );
+    let texts: Vec<String> = failures
+        .iter()
+        .map(|r| r.as_ref().unwrap_err().to_string())
+        .collect();
+    assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
+    // A later request tries again.
     let e = whoami(&client).await.unwrap_err();
+    assert_eq!(issuer.token_requests(&unknown), 4);
     match &e {
         Error::OidcRefresh {
             user,

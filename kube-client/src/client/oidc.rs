@@ -16,8 +16,9 @@
 //! - The ID token is used while it is valid; a request that finds it
 //!   expired or missing (or a retry after a 401 that dropped it) refreshes
 //!   first. Concurrent requests share one refresh: they queue on one lock,
-//!   and those behind the refresher find the fresh token when they get it.
-//!   A failed refresh is not remembered: the next request tries again.
+//!   and those behind the refresher find the fresh token — or the
+//!   refresher's error — when they get it. A failure is not cached beyond
+//!   that: a later request tries again.
 //! - The issuer is reached over HTTPS only (`idp-issuer-url` and the
 //!   `token_endpoint` must be `https://` URLs), verified against
 //!   `idp-certificate-authority(-data)` when the kubeconfig has one, and
@@ -35,6 +36,7 @@
 //! - A rotated `refresh_token` in the answer replaces the old one. Tokens
 //!   are kept in memory, not written back to the kubeconfig file.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -119,7 +121,18 @@ pub enum OidcRefreshError {
 /// about the issuer.
 #[derive(Default)]
 pub(crate) struct Refresher {
-    issuer: tokio::sync::Mutex<Option<Issuer>>,
+    /// How many refreshes have finished, either way: a caller that saw this
+    /// change while it waited for the lock takes the outcome of the refresh
+    /// it waited for instead of trying again.
+    finished: AtomicU64,
+    state: tokio::sync::Mutex<RefreshState>,
+}
+
+#[derive(Default)]
+struct RefreshState {
+    issuer: Option<Issuer>,
+    /// How the last refresh failed, if it did.
+    last_failure: Option<OidcRefreshError>,
 }
 
 /// An HTTP client for the issuer and its token endpoint, once discovered.
@@ -149,35 +162,55 @@ impl Client {
         {
             return Ok(credential(token));
         }
-        let mut issuer = self.inner.oidc.issuer.lock().await;
-        // Whoever held the lock before may have refreshed already.
+        let refresher = &self.inner.oidc;
+        let failed = |failure| Error::OidcRefresh {
+            user: oidc.user().to_string(),
+            failure,
+        };
+        let seen = refresher.finished.load(Ordering::SeqCst);
+        let mut state = refresher.state.lock().await;
+        // Whoever held the lock before may have refreshed already...
         if let Some(token) = oidc
             .valid_id_token(SystemTime::now())
             .map_err(config_error)?
         {
             return Ok(credential(token));
         }
-        let failed = |failure| Error::OidcRefresh {
-            user: oidc.user().to_string(),
-            failure,
-        };
-        let state = match &mut *issuer {
-            Some(state) => state,
-            slot @ None => slot.insert(Issuer {
-                http: issuer_http(oidc, &self.inner.user_agent).map_err(failed)?,
-                token_endpoint: None,
-            }),
-        };
-        let outcome = refresh(state, oidc).await;
-        if outcome.is_err() {
-            // Discover again next time: the issuer may have moved.
-            state.token_endpoint = None;
+        // ... or failed to, while this caller waited: share that outcome.
+        if refresher.finished.load(Ordering::SeqCst) != seen
+            && let Some(failure) = &state.last_failure
+        {
+            return Err(failed(failure.clone()));
         }
+        let outcome = refresh_once(&mut state.issuer, oidc, &self.inner.user_agent).await;
+        state.last_failure = outcome.as_ref().err().cloned();
+        refresher.finished.fetch_add(1, Ordering::SeqCst);
         let (id_token, refresh_token) = outcome.map_err(failed)?;
         tracing::debug!(user = oidc.user(), "refreshed the oidc id-token");
         oidc.store_refreshed(id_token.clone(), refresh_token);
         Ok(credential(id_token))
     }
+}
+
+/// One refresh, with the issuer's HTTP client made on first use.
+async fn refresh_once(
+    issuer: &mut Option<Issuer>,
+    oidc: &OidcAuth,
+    user_agent: &str,
+) -> std::result::Result<(SecretString, Option<SecretString>), OidcRefreshError> {
+    let issuer = match issuer {
+        Some(issuer) => issuer,
+        slot @ None => slot.insert(Issuer {
+            http: issuer_http(oidc, user_agent)?,
+            token_endpoint: None,
+        }),
+    };
+    let outcome = refresh(issuer, oidc).await;
+    if outcome.is_err() {
+        // Discover again next time: the issuer may have moved.
+        issuer.token_endpoint = None;
+    }
+    outcome
 }
 
 fn credential(token: SecretString) -> Credential {
