@@ -29,6 +29,11 @@ const CLIENT_ID: &str = "kube-oidc-test";
 const CLIENT_SECRET: &str = "client-SECRET-7f3a";
 /// A refresh token the issuer answers without an `id_token`.
 const RT_WITHOUT_ID_TOKEN: &str = "rt-SECRET-no-id-token";
+/// A refresh token the issuer answers with 300 KiB, without a
+/// `Content-Length` (the body ends when the connection closes).
+const RT_HUGE_ANSWER: &str = "rt-SECRET-huge-answer";
+/// Answers at least this long are sent without `Content-Length`.
+const UNANNOUNCED: usize = 100 * 1024;
 
 fn b64url(bytes: impl AsRef<[u8]>) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -187,6 +192,13 @@ impl Issuer {
             .unwrap()
             .entry(presented.clone())
             .or_default() += 1;
+        if presented == RT_HUGE_ANSWER {
+            let padding = "x".repeat(300 * 1024);
+            return (
+                200,
+                format!(r#"{{"token_type":"Bearer","padding":"{padding}"}}"#),
+            );
+        }
         if presented == RT_WITHOUT_ID_TOKEN {
             return (
                 200,
@@ -272,9 +284,13 @@ async fn serve(
                 .answer(method, path, &head, &String::from_utf8_lossy(&body))
                 .await;
             let reason = if code == 200 { "OK" } else { "Error" };
+            let length = if json.len() < UNANNOUNCED {
+                format!("content-length: {}\r\n", json.len())
+            } else {
+                String::new()
+            };
             let response = format!(
-                "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
-                json.len()
+                "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n{json}"
             );
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
@@ -613,6 +629,27 @@ async fn a_refused_refresh_is_a_typed_error_without_secrets() {
         "{e:?}"
     );
     assert!(!shown(&e).contains("SECRET"), "{}", shown(&e));
+}
+
+#[tokio::test]
+async fn an_issuer_answer_over_the_cap_is_not_read() {
+    let client =
+        Client::try_from(config(&[("refresh-token", RT_HUGE_ANSWER.to_string())])).unwrap();
+    let e = whoami(&client).await.unwrap_err();
+    match &e {
+        Error::OidcRefresh {
+            failure: OidcRefreshError::TokenEndpoint { problem, .. },
+            ..
+        } => assert_eq!(
+            problem,
+            &format!(
+                "the answer is over the {}-byte limit",
+                kube_client::client::oidc::MAX_ISSUER_ANSWER_BYTES
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(!e.to_string().contains("SECRET"), "{e}");
 }
 
 #[tokio::test]
