@@ -60,9 +60,14 @@ fn describe_auth(auth: &Auth) -> String {
             exec.api_version(),
             exec.interactive_mode()
         ),
-        Auth::Oidc { provider, .. } => format!(
-            "oidc id-token [redacted] (issuer {})",
-            provider.issuer_url.as_deref().unwrap_or("unknown")
+        Auth::Oidc(oidc) => format!(
+            "oidc id-token [redacted] (issuer {}{})",
+            oidc.provider().issuer_url.as_deref().unwrap_or("unknown"),
+            if oidc.can_refresh() {
+                ", refreshable"
+            } else {
+                ""
+            }
         ),
     }
 }

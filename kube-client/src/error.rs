@@ -71,6 +71,16 @@ pub enum Error {
         #[source]
         source: std::sync::Arc<kube_config::Error>,
     },
+    /// Refreshing the ID token of an `oidc` user at its issuer failed (see
+    /// [`crate::client::oidc`]).
+    #[error("refreshing the oidc id-token of user `{user}`: {failure}")]
+    OidcRefresh {
+        /// The kubeconfig user.
+        user: String,
+        /// Which step failed, and how.
+        #[source]
+        failure: crate::client::OidcRefreshError,
+    },
     /// A body could not be decoded into the expected type. The message says
     /// where decoding failed (line and column) and which kind of failure it
     /// was, but never quotes the body: a body can be a Secret.

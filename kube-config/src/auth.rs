@@ -13,8 +13,11 @@
 //!   certificate alone > `exec` > `auth-provider`. As in client-go, an exec
 //!   plugin is not run when the user already has a token, basic auth or a
 //!   client certificate.
-//! - `auth-provider: oidc` uses its `id-token` as the bearer token and keeps
-//!   the settings a later refresh needs; every other provider is an error.
+//! - `auth-provider: oidc` uses its `id-token` as the bearer token while it
+//!   is valid and keeps what refreshing it needs (see [`crate::OidcAuth`];
+//!   kube-client's `Client` does the refresh); a user with no `id-token`
+//!   needs `refresh-token`, `client-id` and `idp-issuer-url`. Every other
+//!   provider is an error.
 //! - [`Auth::current_credential`] (or, in async code,
 //!   [`Auth::current_credential_async`]) is the one call a client makes per
 //!   request; it re-reads token files and runs or re-uses exec plugins.
@@ -30,7 +33,8 @@ use base64::Engine;
 
 use crate::exec::ExecProvider;
 use crate::kubeconfig::NamedAuthInfo;
-use crate::pem::ClientIdentity;
+use crate::oidc::{OidcAuth, OidcProvider};
+use crate::pem::{ClientIdentity, parse_cert_bundle};
 use crate::token::{TokenFile, TokenSource};
 use crate::{Error, FileList, SecretString};
 
@@ -52,30 +56,9 @@ pub enum Auth {
     Bearer(TokenSource),
     /// A client-go credential plugin.
     Exec(ExecProvider),
-    /// The legacy `oidc` auth-provider.
-    Oidc {
-        /// The ID token, sent as the bearer token.
-        id_token: SecretString,
-        /// The provider settings, kept for a later refresh.
-        provider: OidcProvider,
-    },
-}
-
-/// The settings of an `oidc` auth-provider, kept for refreshing the ID token
-/// (this crate does not refresh it).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OidcProvider {
-    /// `client-id`.
-    pub client_id: Option<String>,
-    /// `client-secret`.
-    pub client_secret: Option<SecretString>,
-    /// `idp-issuer-url`.
-    pub issuer_url: Option<String>,
-    /// `refresh-token`.
-    pub refresh_token: Option<SecretString>,
-    /// Every other setting (e.g. `idp-certificate-authority-data`,
-    /// `extra-scopes`), values hidden from `Debug`.
-    pub other: BTreeMap<String, SecretString>,
+    /// The legacy `oidc` auth-provider: its ID token is the bearer token,
+    /// refreshed when it expires (see [`OidcAuth`]).
+    Oidc(OidcAuth),
 }
 
 /// Basic authentication credentials.
@@ -122,7 +105,10 @@ impl Auth {
     /// Cheap when cached; re-reads a changed token file; runs the exec plugin
     /// when it has no unexpired credential, blocking the thread until it is
     /// done (so in async code use
-    /// [`current_credential_async`](Self::current_credential_async)).
+    /// [`current_credential_async`](Self::current_credential_async)). An
+    /// `oidc` ID token that is expired or missing is an
+    /// [`Error::OidcExpired`] here: refreshing it takes HTTP, which
+    /// kube-client's `Client` does.
     pub fn current_credential(&self) -> Result<Option<Credential>, Error> {
         match self {
             Auth::Exec(provider) => Ok(Some(provider.credential()?)),
@@ -156,20 +142,30 @@ impl Auth {
                 ..Credential::default()
             }),
             Auth::Exec(provider) => Some(provider.credential()?),
-            Auth::Oidc { id_token, .. } => Some(Credential {
-                token: Some(id_token.clone()),
-                ..Credential::default()
-            }),
+            Auth::Oidc(oidc) => match oidc.valid_id_token(SystemTime::now())? {
+                Some(token) => Some(Credential {
+                    expires_at: crate::oidc::jwt_expiry(token.expose()).ok().flatten(),
+                    token: Some(token),
+                    ..Credential::default()
+                }),
+                None => {
+                    return Err(oidc.expired_error(
+                        "refreshing it takes HTTP, which kube-config does not do (kube-client's Client does)",
+                    ));
+                }
+            },
         })
     }
 
     /// Drops cached credentials so the next call fetches new ones (re-reads a
-    /// token file, re-runs an exec plugin). Call after a 401.
+    /// token file, re-runs an exec plugin, refreshes an `oidc` ID token when
+    /// it can be refreshed). Call after a 401.
     pub fn invalidate(&self) {
         match self {
             Auth::Bearer(source) => source.invalidate(),
             Auth::Exec(provider) => provider.invalidate(),
-            Auth::None | Auth::Basic { .. } | Auth::Oidc { .. } => {}
+            Auth::Oidc(oidc) => oidc.invalidate_rejected(None),
+            Auth::None | Auth::Basic { .. } => {}
         }
     }
 
@@ -177,10 +173,12 @@ impl Auth {
     /// `rejected` (the credential a request used), but keeps an exec
     /// credential that is no longer the one rejected: when many requests get
     /// a 401 at once, the first drops the credential and later ones do not
-    /// throw away the fresh one its retry fetched, so the plugin runs once.
+    /// throw away the fresh one its retry fetched, so the plugin runs once
+    /// (and an `oidc` ID token is refreshed once).
     pub fn invalidate_rejected(&self, rejected: Option<&Credential>) {
         match (self, rejected) {
             (Auth::Exec(provider), Some(rejected)) => provider.invalidate_if_cached(rejected),
+            (Auth::Oidc(oidc), Some(rejected)) => oidc.invalidate_rejected(rejected.token.as_ref()),
             _ => self.invalidate(),
         }
     }
@@ -194,7 +192,7 @@ impl Auth {
             Auth::Bearer(TokenSource::Static(_)) => "token",
             Auth::Bearer(TokenSource::File(_)) => "token-file",
             Auth::Exec(_) => "exec",
-            Auth::Oidc { .. } => "oidc",
+            Auth::Oidc(_) => "oidc",
         }
     }
 }
@@ -371,9 +369,7 @@ pub(crate) fn resolve_user(
                 provider: provider.name.clone(),
             });
         }
-        oidc(&provider.config).ok_or_else(|| {
-            invalid("auth-provider `oidc` has no id-token (refreshing is not supported; log in with a tool that writes id-token, or use an exec plugin)")
-        })?
+        oidc(name, &file, &owner, &provider.config)?
     } else {
         Auth::None
     };
@@ -396,12 +392,47 @@ pub(crate) fn resolve_user(
     })
 }
 
-fn oidc(config: &BTreeMap<String, String>) -> Option<Auth> {
-    let id_token = config.get("id-token").filter(|t| !t.is_empty())?;
+/// The `oidc` auth-provider of user `name` (described as `owner` in errors).
+fn oidc(
+    name: &str,
+    file: &FileList,
+    owner: &str,
+    config: &BTreeMap<String, String>,
+) -> Result<Auth, Error> {
+    let nonempty = |key: &str| config.get(key).filter(|v| !v.is_empty());
+    let id_token = nonempty("id-token").map(|t| SecretString::new(t.as_str()));
     let mut provider = OidcProvider::default();
+    let what = "idp certificate authority";
+    provider.issuer_root_certs = match (
+        nonempty("idp-certificate-authority-data"),
+        nonempty("idp-certificate-authority"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidUser {
+                user: name.to_owned(),
+                file: file.clone(),
+                reason: "auth-provider `oidc` sets both idp-certificate-authority and idp-certificate-authority-data".to_owned(),
+            });
+        }
+        (Some(data), None) => {
+            let pem = decode_data(data, "idp-certificate-authority-data", owner)?;
+            let origin = format!("idp-certificate-authority-data of {owner}");
+            Some(parse_cert_bundle(&pem, what, &origin)?)
+        }
+        (None, Some(path)) => {
+            let origin = format!("idp-certificate-authority of {owner}");
+            let pem = read_named_file(path, origin.clone())?;
+            Some(parse_cert_bundle(
+                &pem,
+                what,
+                &format!("file {path} ({origin})"),
+            )?)
+        }
+        (None, None) => None,
+    };
     for (k, v) in config {
         match k.as_str() {
-            "id-token" => {}
+            "id-token" | "idp-certificate-authority" | "idp-certificate-authority-data" => {}
             "client-id" => provider.client_id = Some(v.clone()),
             "client-secret" => provider.client_secret = Some(SecretString::new(v.as_str())),
             "idp-issuer-url" => provider.issuer_url = Some(v.clone()),
@@ -413,10 +444,15 @@ fn oidc(config: &BTreeMap<String, String>) -> Option<Auth> {
             }
         }
     }
-    Some(Auth::Oidc {
-        id_token: SecretString::new(id_token.as_str()),
-        provider,
-    })
+    let auth = OidcAuth::new(name, file.clone(), provider, id_token);
+    if auth.id_token().is_none() && !auth.can_refresh() {
+        return Err(Error::InvalidUser {
+            user: name.to_owned(),
+            file: file.clone(),
+            reason: "auth-provider `oidc` has no id-token, and no refresh-token, client-id and idp-issuer-url to get one with".to_owned(),
+        });
+    }
+    Ok(Auth::Oidc(auth))
 }
 
 #[cfg(test)]
@@ -496,43 +532,173 @@ mod tests {
         assert!(r.impersonate.is_none());
     }
 
+    /// A JWT (unsigned: only its claims matter here) expiring at `exp`.
+    fn jwt(exp: u64) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"ES256"}"#),
+            b64(&format!(r#"{{"exp":{exp},"sub":"SECRET-sub"}}"#))
+        )
+    }
+
+    fn far_future() -> u64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600
+    }
+
     #[test]
     fn oidc_and_unsupported() {
-        let r = resolve(
-            "{auth-provider: {name: oidc, config: {id-token: idt, refresh-token: rt, client-id: cid, client-secret: cs, idp-issuer-url: 'https://issuer', extra-scopes: groups}}}",
-        )
+        let idt = jwt(far_future());
+        let r = resolve(&format!(
+            "{{auth-provider: {{name: oidc, config: {{id-token: '{idt}', refresh-token: rt, client-id: cid, client-secret: cs, idp-issuer-url: 'https://issuer', extra-scopes: groups}}}}}}"
+        ))
         .expect("oidc");
-        let Auth::Oidc { id_token, provider } = &r.auth else {
+        let Auth::Oidc(oidc) = &r.auth else {
             panic!("not oidc: {:?}", r.auth);
         };
-        assert_eq!(id_token.expose(), "idt");
+        let provider = oidc.provider();
+        assert_eq!(oidc.id_token().unwrap().expose(), idt);
         assert_eq!(provider.client_id.as_deref(), Some("cid"));
         assert_eq!(provider.issuer_url.as_deref(), Some("https://issuer"));
-        assert_eq!(
-            provider.refresh_token.as_ref().map(|s| s.expose()),
-            Some("rt")
-        );
+        assert_eq!(oidc.refresh_token().unwrap().expose(), "rt");
         assert_eq!(
             provider.client_secret.as_ref().map(|s| s.expose()),
             Some("cs")
         );
         assert!(provider.other.contains_key("extra-scopes"));
+        assert!(provider.issuer_root_certs.is_none());
         let cred = r.auth.current_credential().expect("cred").expect("some");
         assert_eq!(
             cred.authorization_header().expect("hdr").expose(),
-            "Bearer idt"
+            format!("Bearer {idt}")
         );
+        assert!(cred.expires_at.is_some());
         let dbg = format!("{:?}", r.auth);
-        for s in ["idt", "\"rt\"", "\"cs\""] {
+        for s in [idt.as_str(), "\"rt\"", "\"cs\""] {
             assert!(!dbg.contains(s), "{dbg}");
         }
-        assert_eq!(
-            err("{auth-provider: {name: oidc, config: {refresh-token: rt}}}"),
-            "user `u` in /k/config: auth-provider `oidc` has no id-token (refreshing is not supported; log in with a tool that writes id-token, or use an exec plugin)"
-        );
         assert_eq!(
             err("{auth-provider: {name: gcp}}"),
             "user `u` in /k/config uses auth-provider `gcp`, which is not supported; use an exec plugin"
         );
+    }
+
+    #[test]
+    fn oidc_without_id_token_needs_refresh_settings() {
+        // Refresh settings without an id-token: accepted; the first request
+        // refreshes (kube-config alone says it cannot).
+        let r = resolve(
+            "{auth-provider: {name: oidc, config: {refresh-token: rt, client-id: cid, idp-issuer-url: 'https://issuer'}}}",
+        )
+        .expect("refresh settings suffice");
+        let Auth::Oidc(oidc) = &r.auth else {
+            panic!("not oidc");
+        };
+        assert!(oidc.id_token().is_none() && oidc.can_refresh());
+        let e = r.auth.current_credential().unwrap_err();
+        assert!(matches!(e, Error::OidcExpired { .. }), "{e:?}");
+        assert!(e.to_string().contains("kube-client"), "{e}");
+
+        let missing = "user `u` in /k/config: auth-provider `oidc` has no id-token, and no refresh-token, client-id and idp-issuer-url to get one with";
+        for config in [
+            "{refresh-token: rt}",
+            "{refresh-token: rt, client-id: cid}",
+            "{client-id: cid, idp-issuer-url: 'https://i'}",
+            "{id-token: '', refresh-token: rt, idp-issuer-url: 'https://i'}",
+        ] {
+            assert_eq!(
+                err(&format!(
+                    "{{auth-provider: {{name: oidc, config: {config}}}}}"
+                )),
+                missing,
+                "{config}"
+            );
+        }
+
+        // An expired id-token without refresh settings: resolving works (as
+        // in client-go), using it is a typed error.
+        let r = resolve(&format!(
+            "{{auth-provider: {{name: oidc, config: {{id-token: '{}'}}}}}}",
+            jwt(1000)
+        ))
+        .unwrap();
+        let e = r.auth.current_credential().unwrap_err();
+        assert!(matches!(e, Error::OidcExpired { .. }), "{e:?}");
+        // A garbage id-token: a typed error naming the problem, not the token.
+        let r =
+            resolve("{auth-provider: {name: oidc, config: {id-token: SECRET-garbage}}}").unwrap();
+        let e = r.auth.current_credential().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the oidc id-token of user `u` in /k/config is not usable: not a JWT (expected 3 dot-separated parts, found 1)"
+        );
+    }
+
+    #[test]
+    fn oidc_issuer_certificate_authority() {
+        let ca = rcgen_free_ca_pem();
+        let data = base64::engine::general_purpose::STANDARD.encode(&ca);
+        let r = resolve(&format!(
+            "{{auth-provider: {{name: oidc, config: {{refresh-token: rt, client-id: c, idp-issuer-url: 'https://i', idp-certificate-authority-data: '{data}'}}}}}}"
+        ))
+        .unwrap();
+        let Auth::Oidc(oidc) = &r.auth else {
+            panic!("not oidc");
+        };
+        assert_eq!(
+            oidc.provider().issuer_root_certs.as_ref().map(Vec::len),
+            Some(1)
+        );
+        assert!(oidc.provider().other.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, &ca).unwrap();
+        let r = resolve(&format!(
+            "{{auth-provider: {{name: oidc, config: {{id-token: x, idp-certificate-authority: '{}'}}}}}}",
+            path.display()
+        ))
+        .unwrap();
+        let Auth::Oidc(oidc) = &r.auth else {
+            panic!("not oidc");
+        };
+        assert!(oidc.provider().issuer_root_certs.is_some());
+
+        let e = err(&format!(
+            "{{auth-provider: {{name: oidc, config: {{id-token: x, idp-certificate-authority: /nonexistent/ca, idp-certificate-authority-data: '{data}'}}}}}}"
+        ));
+        assert!(e.contains("both idp-certificate-authority"), "{e}");
+        let e = err(
+            "{auth-provider: {name: oidc, config: {id-token: x, idp-certificate-authority-data: '!!'}}}",
+        );
+        assert!(
+            e.starts_with("idp-certificate-authority-data of user `u`"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{{auth-provider: {{name: oidc, config: {{id-token: x, idp-certificate-authority-data: '{}'}}}}}}",
+            base64::engine::general_purpose::STANDARD.encode("not pem")
+        ));
+        assert!(e.contains("idp certificate authority"), "{e}");
+        let e = err(
+            "{auth-provider: {name: oidc, config: {id-token: x, idp-certificate-authority: /nonexistent/ca}}}",
+        );
+        assert!(e.contains("/nonexistent/ca"), "{e}");
+    }
+
+    /// A syntactically valid self-signed certificate in PEM (its content does
+    /// not matter here, only that it parses as a CERTIFICATE block).
+    fn rcgen_free_ca_pem() -> String {
+        // A small DER SEQUENCE wrapped as PEM: parse_cert_bundle only splits
+        // PEM blocks, it does not parse X.509.
+        let der = [0x30u8, 0x03, 0x02, 0x01, 0x01];
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
     }
 }

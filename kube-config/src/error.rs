@@ -262,6 +262,30 @@ pub enum Error {
         provider: String,
     },
 
+    /// The `id-token` of an `oidc` auth-provider is not a JWT whose expiry
+    /// can be read (the token itself is never shown).
+    #[error("the oidc id-token of user `{user}` in {file} is not usable: {problem}")]
+    OidcIdToken {
+        /// The user name.
+        user: String,
+        /// The file that defined the user.
+        file: FileList,
+        /// What is wrong with it.
+        problem: crate::oidc::JwtError,
+    },
+
+    /// The `id-token` of an `oidc` auth-provider is expired or missing and
+    /// cannot be refreshed here.
+    #[error("the oidc id-token of user `{user}` in {file} is expired or missing, and {reason}")]
+    OidcExpired {
+        /// The user name.
+        user: String,
+        /// The file that defined the user.
+        file: FileList,
+        /// Why it cannot be refreshed.
+        reason: &'static str,
+    },
+
     /// The exec plugin's command does not exist.
     #[error("exec plugin `{command}` of user `{user}` was not found{}", hint(.install_hint))]
     ExecNotFound {

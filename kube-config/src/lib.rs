@@ -101,6 +101,7 @@ mod exec;
 mod incluster;
 mod kubeconfig;
 mod loader;
+mod oidc;
 mod pem;
 mod redact;
 mod secret;
@@ -108,7 +109,7 @@ mod select;
 mod time;
 mod token;
 
-pub use auth::{Auth, BasicAuth, Credential, Impersonation, OidcProvider};
+pub use auth::{Auth, BasicAuth, Credential, Impersonation};
 pub use config::Config;
 pub use error::{Error, FileList};
 pub use exec::{
@@ -121,6 +122,7 @@ pub use kubeconfig::{
     NamedAuthInfo, NamedCluster, NamedContext, NamedExtension,
 };
 pub use loader::KubeconfigLoader;
+pub use oidc::{JwtError, OIDC_EXPIRY_MARGIN, OidcAuth, OidcProvider, jwt_expiry};
 pub use pem::{ClientIdentity, KeyFormat};
 pub use redact::{REDACTED, redact_url};
 pub use secret::{SecretBytes, SecretString};

@@ -134,6 +134,23 @@ impl ControlPlane {
     /// from [`Binaries::kube_controller_manager`] (an error if that is
     /// `None`), returning once its `/healthz` answers.
     pub fn start_with(binaries: &Binaries, options: ControlPlaneOptions) -> Result<Self> {
+        Self::start_with_apiserver_args(binaries, options, &[])
+    }
+
+    /// [`ControlPlane::start_with`], giving kube-apiserver `extra_args`
+    /// after its own flags (a repeated flag's last value wins), e.g. the
+    /// `--oidc-*` flags of a test that brings its own OpenID Connect
+    /// issuer. They are kept for [`ControlPlane::start_apiserver`]. A flag
+    /// kube-apiserver refuses fails the start with the tail of its log.
+    ///
+    /// The control plane's own flags (ports, certificates, etcd, RBAC) are
+    /// what the other guarantees of this module rest on: arguments that
+    /// change them void those guarantees.
+    pub fn start_with_apiserver_args(
+        binaries: &Binaries,
+        options: ControlPlaneOptions,
+        extra_args: &[String],
+    ) -> Result<Self> {
         let controller_manager_binary = match (
             options.controller_manager,
             &binaries.kube_controller_manager,
@@ -219,7 +236,7 @@ impl ControlPlane {
 
         let port = free_port()?;
         let server = format!("https://127.0.0.1:{port}");
-        let apiserver_args: Vec<String> = vec![
+        let mut apiserver_args: Vec<String> = vec![
             "--advertise-address=127.0.0.1".into(),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={port}"),
@@ -246,6 +263,7 @@ impl ControlPlane {
             format!("--kubelet-client-key={kubelet_client_key}"),
             "--v=1".into(),
         ];
+        apiserver_args.extend(extra_args.iter().cloned());
         let access = Access {
             server,
             ca_pem: certs.ca_pem.clone(),

@@ -214,6 +214,39 @@ fn a_server_that_fails_to_start_is_reported_with_its_log_in_bounded_time() {
 }
 
 #[test]
+fn extra_apiserver_args_reach_kube_apiserver() {
+    // A flag kube-apiserver does not know makes it exit at once: proof that
+    // the argument reached it, and that the failure names it.
+    let (binaries, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();
+    let started = Instant::now();
+    let err = ControlPlane::start_with_apiserver_args(
+        &binaries,
+        Default::default(),
+        &["--kube-testenv-no-such-flag=1".to_string()],
+    )
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            kube_testenv::Error::Start {
+                binary: "kube-apiserver",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("kube-testenv-no-such-flag"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_asset_is_named() {
     let err = kube_testenv::Error::MissingAsset {
         var: "KUBEBUILDER_ASSETS",

@@ -5,7 +5,8 @@
 //! 1. the optional client-side rate limit (QPS and burst, off by default);
 //! 2. credentials: the current bearer token or basic credentials (a token
 //!    file is re-read when it changes, an exec plugin re-run before its
-//!    credential expires) and impersonation headers;
+//!    credential expires, an `oidc` ID token refreshed when it expires) and
+//!    impersonation headers;
 //! 3. the HTTP request over reqwest + rustls (HTTP/2 when the server offers
 //!    it), under a total timeout — except watches and log follows, which
 //!    only have a connect timeout, so a long watch is never cut by us;
@@ -13,7 +14,9 @@
 //!    `Retry-After`, and for idempotent methods also 503 and 504, are
 //!    retried with capped exponential backoff, honouring `Retry-After` (a
 //!    POST or PATCH is never resent after an answer that may mean it ran);
-//!    a 401 drops cached credentials and retries once with fresh ones;
+//!    a 401 drops cached credentials and retries once with fresh ones
+//!    (re-reading a token file, re-running an exec plugin, refreshing an
+//!    `oidc` ID token, see [`oidc`]);
 //! 5. the answer, read under a limit (see `body` and
 //!    [`ClientBuilder::max_body_bytes`]): 2xx is decoded, anything else
 //!    becomes a typed [`Error`] carrying the server's `Status`.
@@ -24,6 +27,7 @@
 //! appear in spans, logs, observations or `Debug`.
 
 mod body;
+pub mod oidc;
 mod pipeline;
 mod ratelimit;
 mod retry;
@@ -45,6 +49,7 @@ pub use ratelimit::RateLimit;
 pub use retry::RetryPolicy;
 
 pub use observer::{RequestAttempt, RequestObserver};
+pub use oidc::OidcRefreshError;
 
 use crate::error::{Error, Result};
 
@@ -83,6 +88,8 @@ struct Inner {
     /// The API group/versions (`apps/v1`) whose server refused a protobuf
     /// body with 415: later writes to them send JSON at once.
     protobuf_bodies_refused: RwLock<HashSet<String>>,
+    /// The one-refresh-at-a-time lock of an `oidc` user (see [`oidc`]).
+    oidc: oidc::Refresher,
 }
 
 impl std::fmt::Debug for Client {
@@ -317,6 +324,7 @@ impl ClientBuilder {
                 max_event_bytes: self.max_event_bytes,
                 protobuf: self.protobuf,
                 protobuf_bodies_refused: RwLock::new(HashSet::new()),
+                oidc: oidc::Refresher::default(),
                 config: self.config,
             }),
         })

@@ -251,14 +251,20 @@ impl Client {
     }
 
     fn can_refresh(&self) -> bool {
-        matches!(
-            self.inner.config.auth,
+        match &self.inner.config.auth {
             kube_config::Auth::Exec(_)
-                | kube_config::Auth::Bearer(kube_config::TokenSource::File(_))
-        )
+            | kube_config::Auth::Bearer(kube_config::TokenSource::File(_)) => true,
+            kube_config::Auth::Oidc(oidc) => oidc.can_refresh(),
+            _ => false,
+        }
     }
 
     async fn credential(&self) -> Result<Option<kube_config::Credential>> {
+        // An oidc ID token is refreshed over HTTP, which kube-config does
+        // not do: the client does it (one refresh for concurrent requests).
+        if let kube_config::Auth::Oidc(oidc) = &self.inner.config.auth {
+            return self.oidc_credential(oidc).await.map(Some);
+        }
         // An exec plugin runs on a thread of its own; concurrent requests
         // await one shared run without blocking the async threads.
         self.inner

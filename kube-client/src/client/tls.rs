@@ -106,7 +106,7 @@ pub(crate) fn client_config(
 
 /// The platform's trusted roots, read once per process (an unreadable or
 /// unparsable certificate among them is skipped, as Go does).
-fn system_roots() -> Arc<rustls::RootCertStore> {
+pub(crate) fn system_roots() -> Arc<rustls::RootCertStore> {
     static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
     ROOTS
         .get_or_init(|| {
