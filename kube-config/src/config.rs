@@ -157,6 +157,24 @@ impl Config {
         self
     }
 
+    /// This configuration with writing refreshed `oidc` tokens back to the
+    /// kubeconfig file switched on (the default, as in client-go) or off.
+    /// Only [`Auth::Oidc`] is affected; its tokens are no longer shared
+    /// with clones of `self` (see [`OidcAuth::with_token_persisting`](crate::OidcAuth::with_token_persisting)).
+    ///
+    /// ```
+    /// # fn f(config: kube_config::Config) {
+    /// // Keep refreshed ID and refresh tokens in memory only.
+    /// let config = config.with_oidc_token_persisting(false);
+    /// # }
+    /// ```
+    pub fn with_oidc_token_persisting(mut self, persist: bool) -> Config {
+        if let Auth::Oidc(oidc) = &self.auth {
+            self.auth = Auth::Oidc(oidc.with_token_persisting(persist));
+        }
+        self
+    }
+
     /// The kubeconfig from `KUBECONFIG` or `~/.kube/config`, with options
     /// (never in-cluster).
     pub fn from_default_kubeconfig(options: &KubeconfigOptions) -> Result<Config, Error> {

@@ -274,6 +274,18 @@ pub enum Error {
         problem: crate::oidc::JwtError,
     },
 
+    /// Refreshed `oidc` tokens could not be written back to the kubeconfig
+    /// file the user was read from.
+    #[error("cannot write the refreshed oidc tokens of user `{user}` to {}: {error}", .path.display())]
+    OidcPersist {
+        /// The user name.
+        user: String,
+        /// The kubeconfig file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+
     /// The `id-token` of an `oidc` auth-provider is expired or missing and
     /// cannot be refreshed here.
     #[error("the oidc id-token of user `{user}` in {file} is expired or missing, and {reason}")]

@@ -102,6 +102,7 @@ mod incluster;
 mod kubeconfig;
 mod loader;
 mod oidc;
+mod oidc_persist;
 mod pem;
 mod redact;
 mod secret;
@@ -123,6 +124,7 @@ pub use kubeconfig::{
 };
 pub use loader::KubeconfigLoader;
 pub use oidc::{JwtError, OIDC_EXPIRY_MARGIN, OidcAuth, OidcProvider, jwt_expiry};
+pub use oidc_persist::OidcTokensPersisted;
 pub use pem::{ClientIdentity, KeyFormat};
 pub use redact::{REDACTED, redact_url};
 pub use secret::{SecretBytes, SecretString};

@@ -28,13 +28,21 @@
 //!   is done by kube-client's `Client`, which stores the answer with
 //!   [`OidcAuth::store_refreshed`]. Clones of an [`OidcAuth`] share their
 //!   tokens, so every clone of a `Config` sees a refresh.
-//! - Refreshed tokens are kept in memory only: they are **not** written back
-//!   to the kubeconfig file (client-go's persister does that). A process
-//!   that starts again refreshes again, with the refresh token of the file
-//!   (which an issuer that rotates refresh tokens may no longer accept).
+//! - Refreshed tokens are written back to the kubeconfig file the user was
+//!   read from ([`OidcAuth::persist_refreshed`], which kube-client's
+//!   `Client` calls after each refresh), as client-go's persister does, so a
+//!   process that starts again finds a valid ID token and the refresh token
+//!   the issuer rotated to. Only the user's `id-token` and `refresh-token`
+//!   change; comments in the file are lost (see [`OidcTokensPersisted`](crate::OidcTokensPersisted) for
+//!   how the file is replaced). Persisting is on by default; switch it off
+//!   with [`OidcAuth::with_token_persisting`] or
+//!   [`Config::with_oidc_token_persisting`](crate::Config::with_oidc_token_persisting).
+//!   A user not read from a file (a kubeconfig string, in-cluster) keeps
+//!   its tokens in memory only.
 //! - Tokens and the client secret appear in no `Debug` output or error.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -136,6 +144,10 @@ pub struct OidcAuth {
 struct Inner {
     user: String,
     file: FileList,
+    /// The file that defined the user (absolute), when it was one file.
+    source_file: Option<PathBuf>,
+    /// Whether refreshed tokens are written back to `source_file`.
+    persist: bool,
     provider: OidcProvider,
     tokens: Mutex<Tokens>,
 }
@@ -149,6 +161,9 @@ struct Tokens {
 impl OidcAuth {
     /// The provider of user `user` (from `file`) with ID token `id_token`,
     /// if it has one. The refresh token starts as `provider.refresh_token`.
+    /// When `file` names exactly one file, refreshed tokens are written
+    /// back to it (see [`persist_refreshed`](Self::persist_refreshed)); a
+    /// relative path is made absolute now, against the working directory.
     pub fn new(
         user: impl Into<String>,
         file: FileList,
@@ -159,14 +174,49 @@ impl OidcAuth {
             id_token: id_token.filter(|t| !t.is_empty()),
             refresh_token: provider.refresh_token.clone().filter(|t| !t.is_empty()),
         };
+        let source_file = match file.0.as_slice() {
+            [one] => Some(std::path::absolute(one).unwrap_or_else(|_| one.clone())),
+            _ => None,
+        };
         Self {
             inner: Arc::new(Inner {
                 user: user.into(),
                 file,
+                source_file,
+                persist: true,
                 provider,
                 tokens: Mutex::new(tokens),
             }),
         }
+    }
+
+    /// This provider with persisting refreshed tokens switched on (the
+    /// default, when the user was read from a file) or off. The result
+    /// starts with the current tokens but no longer shares them with
+    /// `self` and its clones.
+    pub fn with_token_persisting(&self, persist: bool) -> Self {
+        let tokens = self.tokens();
+        Self {
+            inner: Arc::new(Inner {
+                user: self.inner.user.clone(),
+                file: self.inner.file.clone(),
+                source_file: self.inner.source_file.clone(),
+                persist,
+                provider: self.inner.provider.clone(),
+                tokens: Mutex::new(Tokens {
+                    id_token: tokens.id_token.clone(),
+                    refresh_token: tokens.refresh_token.clone(),
+                }),
+            }),
+        }
+    }
+
+    /// The kubeconfig file refreshed tokens are written back to: `None`
+    /// when persisting is switched off or the user was not read from a
+    /// file.
+    pub fn persist_file(&self) -> Option<&Path> {
+        let inner = &self.inner;
+        inner.source_file.as_deref().filter(|_| inner.persist)
     }
 
     fn tokens(&self) -> MutexGuard<'_, Tokens> {
