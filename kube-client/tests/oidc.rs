@@ -9,7 +9,8 @@
 //! refresh token replaces the old one; a token the server rejects (401) is
 //! refreshed once and the request retried; a refused refresh, an answer
 //! without `id_token` and an issuer whose certificate is not trusted are
-//! typed errors that do not quote the tokens or the client secret.
+//! typed errors that do not quote the tokens or the client secret; the
+//! refreshed tokens are written back to the kubeconfig file ([`persist`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "oidc/persist.rs"]
+mod persist;
 
 const CLIENT_ID: &str = "kube-oidc-test";
 const CLIENT_SECRET: &str = "client-SECRET-7f3a";
@@ -428,6 +432,12 @@ fn wait_until_oidc_is_accepted(env: &Env) {
 /// `oidc` auth-provider settings (plus client id, secret, issuer and CA,
 /// unless `provider` sets them).
 fn config(provider: &[(&str, String)]) -> Config {
+    let kc = Kubeconfig::from_yaml(&kubeconfig(provider).to_string()).unwrap();
+    Config::from_kubeconfig(&kc, &Default::default()).unwrap()
+}
+
+/// The kubeconfig of [`config`].
+fn kubeconfig(provider: &[(&str, String)]) -> serde_json::Value {
     let env = env();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let mut settings: HashMap<&str, String> = HashMap::from([
@@ -439,7 +449,7 @@ fn config(provider: &[(&str, String)]) -> Config {
     for (k, v) in provider {
         settings.insert(k, v.clone());
     }
-    let kubeconfig = serde_json::json!({
+    serde_json::json!({
         "apiVersion": "v1", "kind": "Config", "current-context": "oidc",
         "clusters": [{"name": "c", "cluster": {
             "server": env.plane.access().server,
@@ -447,9 +457,7 @@ fn config(provider: &[(&str, String)]) -> Config {
         }}],
         "users": [{"name": "oidc-user", "user": {"auth-provider": {"name": "oidc", "config": settings}}}],
         "contexts": [{"name": "oidc", "context": {"cluster": "c", "user": "oidc-user"}}],
-    });
-    let kc = Kubeconfig::from_yaml(&kubeconfig.to_string()).unwrap();
-    Config::from_kubeconfig(&kc, &Default::default()).unwrap()
+    })
 }
 
 /// Who the API server says the client is (a SelfSubjectReview).

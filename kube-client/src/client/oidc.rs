@@ -33,8 +33,19 @@
 //!   `id_token` in the answer, ...). Neither errors nor logs contain the
 //!   tokens, the client secret or the issuer's answer bodies; of an OAuth
 //!   error answer only its `error` code is kept (e.g. `invalid_grant`).
-//! - A rotated `refresh_token` in the answer replaces the old one. Tokens
-//!   are kept in memory, not written back to the kubeconfig file.
+//! - A rotated `refresh_token` in the answer replaces the old one.
+//! - After each refresh, the new `id-token` (and a rotated `refresh-token`)
+//!   are written back to the kubeconfig file the user was read from, as
+//!   client-go does (see [`OidcAuth::persist_refreshed`]: only those two
+//!   keys of that user change, the file is replaced atomically with its
+//!   permissions, comments are lost). The write runs on a blocking thread
+//!   while the refresh lock is still held, so refreshes of one `Client`
+//!   write in order. Writing failing does not fail the request: the tokens
+//!   are used from memory and a warning names the file and the error.
+//!   Switch it off with
+//!   [`Config::with_oidc_token_persisting(false)`](kube_config::Config::with_oidc_token_persisting); users
+//!   not read from a file (a kubeconfig string, in-cluster) are never
+//!   written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -187,7 +198,23 @@ impl Client {
         refresher.finished.fetch_add(1, Ordering::SeqCst);
         let (id_token, refresh_token) = outcome.map_err(failed)?;
         tracing::debug!(user = oidc.user(), "refreshed the oidc id-token");
-        oidc.store_refreshed(id_token.clone(), refresh_token);
+        oidc.store_refreshed(id_token.clone(), refresh_token.clone());
+        if oidc.persist_file().is_some() {
+            // Still under the lock, so that writes land in refresh order;
+            // on a blocking thread, not the executor's. A failure is logged
+            // there and does not fail the refresh.
+            let (persisting, id) = (oidc.clone(), id_token.clone());
+            let written = tokio::task::spawn_blocking(move || {
+                persisting.persist_refreshed(&id, refresh_token.as_ref());
+            })
+            .await;
+            if written.is_err() {
+                tracing::warn!(
+                    user = oidc.user(),
+                    "writing the refreshed oidc tokens back to the kubeconfig did not finish"
+                );
+            }
+        }
         Ok(credential(id_token))
     }
 }
