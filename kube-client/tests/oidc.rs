@@ -10,7 +10,7 @@
 //! refreshed once and the request retried; a refused refresh, an answer
 //! without `id_token` and an issuer whose certificate is not trusted are
 //! typed errors that do not quote the tokens or the client secret; the
-//! refreshed tokens are written back to the kubeconfig file ([`persist`]).
+//! refreshed tokens are written back to the kubeconfig file (module `persist`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

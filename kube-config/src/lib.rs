@@ -34,6 +34,12 @@
 //! Async clients call [`Auth::current_credential_async`], which awaits an
 //! exec plugin without blocking a thread.
 //!
+//! The one write this crate does: after a client refreshed an
+//! `auth-provider: oidc` ID token, [`OidcAuth::persist_refreshed`] writes
+//! the new tokens back into the kubeconfig file the user came from, as
+//! client-go does (on by default; [`Config::with_oidc_token_persisting`]
+//! switches it off).
+//!
 //! # Exec plugin limits
 //!
 //! An exec plugin is an outside program, so its run is bounded (details in

@@ -68,10 +68,24 @@ pub enum OidcTokensPersisted {
 
 impl OidcAuth {
     /// Writes a refresh's new `id_token`, and `refresh_token` if the issuer
-    /// rotated it, into the kubeconfig file the user was read from (see the
-    /// [module docs](crate::OidcAuth) and [`Self::persist_file`]). Blocks on
-    /// file I/O (a small file): call it from a blocking context. Never
-    /// fails: what went wrong is logged and returned.
+    /// rotated it, into the kubeconfig file the user was read from
+    /// ([`persist_file`](Self::persist_file)), as client-go's persister
+    /// does. Blocks on file I/O (a small file): call it from a blocking
+    /// context. Never fails: what went wrong is logged and returned.
+    ///
+    /// - The file is read again, and only the user's
+    ///   `auth-provider.config` keys `id-token` and `refresh-token` change;
+    ///   every other key and entry is kept, in its order. Comments and
+    ///   formatting are lost: the file is written back as YAML (as
+    ///   client-go's rewrite also loses them).
+    /// - The file is replaced atomically (a temporary file in its
+    ///   directory, synced, renamed over it) and keeps its permissions; a
+    ///   symbolic link is followed and stays a link. A file this process
+    ///   may not write is left alone.
+    /// - A file that no longer has the user, or no longer as `oidc`, is
+    ///   left unchanged (logged at debug level); a read, parse or write
+    ///   failure is logged as a warning naming the file and the error.
+    ///   Neither ever shows a token.
     pub fn persist_refreshed(
         &self,
         id_token: &SecretString,
