@@ -33,9 +33,10 @@
 //!   `Client` calls after each refresh), as client-go's persister does, so a
 //!   process that starts again finds a valid ID token and the refresh token
 //!   the issuer rotated to. Only the user's `id-token` and `refresh-token`
-//!   change; comments in the file are lost (see [`OidcTokensPersisted`](crate::OidcTokensPersisted) for
-//!   how the file is replaced). Persisting is on by default; switch it off
-//!   with [`OidcAuth::with_token_persisting`] or
+//!   change; comments in the file are lost (see
+//!   [`OidcAuth::persist_refreshed`] for how the file is replaced).
+//!   Persisting is on by default; switch it off with
+//!   [`OidcAuth::with_token_persisting`] or
 //!   [`Config::with_oidc_token_persisting`](crate::Config::with_oidc_token_persisting).
 //!   A user not read from a file (a kubeconfig string, in-cluster) keeps
 //!   its tokens in memory only.

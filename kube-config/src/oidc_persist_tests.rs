@@ -460,3 +460,56 @@ fn a_deleted_file_is_a_logged_warning() {
     );
     assert!(!path.exists(), "not created again");
 }
+
+#[test]
+fn concurrent_writers_never_leave_a_partial_file() {
+    let (dir, path) = kubeconfig_file(KUBECONFIG);
+    // Separate providers, as separate processes would have.
+    let writers: Vec<OidcAuth> = (0..6).map(|_| oidc_of(&path, "alice")).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reads = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let doc = yaml(&text);
+                let id = doc["users"][0]["user"]["auth-provider"]["config"]["id-token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                assert!(
+                    id == "idt-SECRET-alice-old" || id.starts_with("idt-SECRET-w"),
+                    "{id}"
+                );
+                assert_eq!(doc["users"][2]["name"], "carol", "{text}");
+                reads += 1;
+            }
+            reads
+        });
+        let handles: Vec<_> = writers
+            .iter()
+            .enumerate()
+            .map(|(w, oidc)| {
+                scope.spawn(move || {
+                    for i in 0..20 {
+                        let id = secret(&format!("idt-SECRET-w{w}-{i}"));
+                        let outcome = oidc.persist_refreshed(&id, None);
+                        assert!(
+                            matches!(outcome, OidcTokensPersisted::Written(_)),
+                            "{outcome:?}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0);
+    assert_eq!(names_in(dir.path()), ["config"], "no temporary file left");
+    let last = oidc_of(&path, "alice").id_token().unwrap();
+    assert!(last.expose().ends_with("-19"), "a last write wins whole");
+}

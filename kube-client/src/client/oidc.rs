@@ -43,9 +43,10 @@
 //!   write in order. Writing failing does not fail the request: the tokens
 //!   are used from memory and a warning names the file and the error.
 //!   Switch it off with
-//!   [`Config::with_oidc_token_persisting(false)`](kube_config::Config::with_oidc_token_persisting); users
-//!   not read from a file (a kubeconfig string, in-cluster) are never
-//!   written.
+//!   [`Config::with_oidc_token_persisting(false)`][persisting]; users not
+//!   read from a file (a kubeconfig string, in-cluster) are never written.
+//!
+//! [persisting]: kube_config::Config::with_oidc_token_persisting
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
