@@ -15,7 +15,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{cm, fast};
+use common::{cm, fast, own_control_plane, restart_apiserver};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -24,23 +24,6 @@ use kube_runtime::informer::{Informer, InformerConfig};
 use kube_runtime::{Reflector, Store, WatchEvent};
 use kube_testenv::ControlPlane;
 use serde_json::json;
-
-async fn own_control_plane() -> ControlPlane {
-    let (binaries, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();
-    tokio::task::spawn_blocking(move || ControlPlane::start(&binaries).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn restart_apiserver(plane: ControlPlane) -> ControlPlane {
-    tokio::task::spawn_blocking(move || {
-        plane.stop_apiserver();
-        plane.start_apiserver().unwrap();
-        plane
-    })
-    .await
-    .unwrap()
-}
 
 /// `name → (resourceVersion, data["k"])`: what is compared between a
 /// store and the server.

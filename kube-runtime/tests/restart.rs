@@ -8,29 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cm, fast};
+use common::{cm, fast, own_control_plane, restart_apiserver};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_client::params::{DeleteParams, PostParams};
 use kube_client::{Api, Client, ResourceExt};
 use kube_runtime::{Reflector, WatchEvent};
-use kube_testenv::ControlPlane;
-
-async fn own_control_plane() -> ControlPlane {
-    let (binaries, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();
-    tokio::task::spawn_blocking(move || ControlPlane::start(&binaries).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn restart_apiserver(plane: ControlPlane) -> ControlPlane {
-    tokio::task::spawn_blocking(move || {
-        plane.stop_apiserver();
-        plane.start_apiserver().unwrap();
-        plane
-    })
-    .await
-    .unwrap()
-}
 
 #[tokio::test]
 async fn the_reflector_resumes_after_an_apiserver_restart() {

@@ -22,6 +22,25 @@ use kube_client::params::ListParams;
 use kube_client::{Api, Client, Resource, ResourceExt};
 use kube_runtime::Store;
 
+/// A control plane of the test's own, for tests that stop its servers.
+pub async fn own_control_plane() -> kube_testenv::ControlPlane {
+    let (binaries, _) = kube_testenv::binaries::ensure(|_| {}).unwrap();
+    tokio::task::spawn_blocking(move || kube_testenv::ControlPlane::start(&binaries).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Stops and starts `plane`'s kube-apiserver (etcd keeps running).
+pub async fn restart_apiserver(plane: kube_testenv::ControlPlane) -> kube_testenv::ControlPlane {
+    tokio::task::spawn_blocking(move || {
+        plane.stop_apiserver();
+        plane.start_apiserver().unwrap();
+        plane
+    })
+    .await
+    .unwrap()
+}
+
 /// Each change as `+name`, `~name`, `-name` or `desynced N` (errors left
 /// out), for comparing what a reflector or informer saw with what was done.
 pub fn describe(events: Vec<WatchEvent<ConfigMap>>) -> Vec<String> {
