@@ -597,10 +597,7 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
         };
         match encoded {
             Some(packed) => self.store.push_encoded(change, packed),
-            None => (self.emit)(match change {
-                Change::Added => WatchEvent::Added(obj),
-                _ => WatchEvent::Modified(obj),
-            }),
+            None => (self.emit)(change.event(obj)),
         }
     }
 
